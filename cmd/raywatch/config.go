@@ -1,0 +1,174 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is raywatch's whole configuration. Every field has a flag and a
+// RAYWATCH_* environment variable (the flag wins); secrets come only from
+// the environment or a file, never from a flag that ps would show.
+type Config struct {
+	Listen   string
+	DataDir  string
+	RulesDir string
+	Dataset  string
+	TLSCert  string
+	TLSKey   string
+	LogLevel string
+	// MaxBodyBytes and MaxDecompressedBytes bound one intake request.
+	MaxBodyBytes         int64
+	MaxDecompressedBytes int64
+	ShutdownTimeout      time.Duration
+
+	// IntakeKeys maps intake names to keys, from RAYWATCH_INTAKE_KEY
+	// (intake "default"), RAYWATCH_INTAKE_KEYS (name=key,...) or
+	// RAYWATCH_INTAKE_KEYS_FILE (one name=key a line).
+	IntakeKeys map[string]string
+}
+
+// getenv is os.Getenv, replaceable in tests.
+var getenv = os.Getenv
+
+func envOr(name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// serveFlags registers the serve flags on fs, with defaults taken from the
+// environment.
+func (c *Config) serveFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", envOr("RAYWATCH_LISTEN", "127.0.0.1:8080"), "address to listen on (RAYWATCH_LISTEN)")
+	c.commonFlags(fs)
+	fs.StringVar(&c.TLSCert, "tls-cert", envOr("RAYWATCH_TLS_CERT", ""), "TLS certificate file; Logpush requires HTTPS (RAYWATCH_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", envOr("RAYWATCH_TLS_KEY", ""), "TLS private key file (RAYWATCH_TLS_KEY)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", envInt("RAYWATCH_MAX_BODY_BYTES", 64<<20), "largest request body accepted, as sent (RAYWATCH_MAX_BODY_BYTES)")
+	fs.Int64Var(&c.MaxDecompressedBytes, "max-decompressed-bytes", envInt("RAYWATCH_MAX_DECOMPRESSED_BYTES", 256<<20), "largest batch accepted once gunzipped; keep Logpush's max_upload_bytes below it (RAYWATCH_MAX_DECOMPRESSED_BYTES)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("RAYWATCH_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGTERM waits for batches in progress (RAYWATCH_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("RAYWATCH_LOG_LEVEL", "info"), "debug, info, warn or error (RAYWATCH_LOG_LEVEL)")
+}
+
+// commonFlags are shared by serve and scan.
+func (c *Config) commonFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", envOr("RAYWATCH_DATA_DIR", "./raywatch-data"), "folder for the alert store and the generated intake key (RAYWATCH_DATA_DIR)")
+	fs.StringVar(&c.RulesDir, "rules-dir", envOr("RAYWATCH_RULES_DIR", ""), "folder of Sigma rules loaded on top of the built-in ones (RAYWATCH_RULES_DIR)")
+	fs.StringVar(&c.Dataset, "dataset", envOr("RAYWATCH_DATASET", "auto"), "Logpush dataset of the records, or auto to recognise it (RAYWATCH_DATASET)")
+}
+
+func envInt(name string, def int64) int64 {
+	v := getenv(name)
+	if v == "" {
+		return def
+	}
+	var n int64
+	if _, err := fmt.Sscan(v, &n); err != nil {
+		fmt.Fprintf(os.Stderr, "raywatch: ignoring %s=%q: not an integer\n", name, v)
+		return def
+	}
+	return n
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	v := getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "raywatch: ignoring %s=%q: %v\n", name, v, err)
+		return def
+	}
+	return d
+}
+
+// Validate checks the configuration before anything starts.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is empty"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.MaxBodyBytes <= 0 || c.MaxDecompressedBytes <= 0 {
+		errs = append(errs, errors.New("--max-body-bytes and --max-decompressed-bytes must be positive"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if err := validDataset(c.Dataset); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RulesDir != "" {
+		if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("--rules-dir %q is not a readable folder", c.RulesDir))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseIntakeKeys reads the intake keys from the environment. It returns an
+// empty map when none is configured.
+func parseIntakeKeys() (map[string]string, error) {
+	keys := map[string]string{}
+	if k := getenv("RAYWATCH_INTAKE_KEY"); k != "" {
+		keys["default"] = k
+	}
+	add := func(src, list string, sep string) error {
+		for _, item := range strings.Split(list, sep) {
+			item = strings.TrimSpace(item)
+			if item == "" || strings.HasPrefix(item, "#") {
+				continue
+			}
+			name, key, ok := strings.Cut(item, "=")
+			name, key = strings.TrimSpace(name), strings.TrimSpace(key)
+			if !ok || name == "" || key == "" {
+				// Never echo the item: it may hold a key.
+				return fmt.Errorf("%s: an entry is not of the form name=key", src)
+			}
+			if _, dup := keys[name]; dup {
+				return fmt.Errorf("%s: intake %q is defined twice", src, name)
+			}
+			keys[name] = key
+		}
+		return nil
+	}
+	if v := getenv("RAYWATCH_INTAKE_KEYS"); v != "" {
+		if err := add("RAYWATCH_INTAKE_KEYS", v, ","); err != nil {
+			return nil, err
+		}
+	}
+	if f := getenv("RAYWATCH_INTAKE_KEYS_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("RAYWATCH_INTAKE_KEYS_FILE: %w", err)
+		}
+		if err := add(f, string(b), "\n"); err != nil {
+			return nil, err
+		}
+	}
+	seen := map[string]string{}
+	for name, key := range keys {
+		if other, dup := seen[key]; dup {
+			return nil, fmt.Errorf("intakes %q and %q share a key; each intake needs its own", other, name)
+		}
+		seen[key] = name
+	}
+	return keys, nil
+}
+
+// keyFile is where a generated intake key is kept.
+func keyFile(dataDir string) string { return filepath.Join(dataDir, "intake-key") }

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/raywatch/raywatch/engine"
+	"github.com/raywatch/raywatch/normalize"
+	"github.com/raywatch/raywatch/rules"
+	"github.com/raywatch/raywatch/store"
+	"github.com/raywatch/raywatch/web"
+)
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	var cfg Config
+	fs := flag.NewFlagSet("raywatch serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.serveFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "raywatch serve: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	keys, err := parseIntakeKeys()
+	if err != nil {
+		return err
+	}
+	cfg.IntakeKeys = keys
+	log := newLogger(stderr, cfg.LogLevel)
+	return serve(ctx, cfg, log, stderr)
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serve runs raywatch until ctx is cancelled, then drains and returns nil.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data folder: %w", err)
+	}
+	if len(cfg.IntakeKeys) == 0 {
+		key, err := loadOrCreateKey(cfg.DataDir, stderr)
+		if err != nil {
+			return err
+		}
+		cfg.IntakeKeys = map[string]string{"default": key}
+	}
+	eng, err := loadEngine(cfg.RulesDir, log)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "alerts.db"), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub()
+	hub := web.NewHub()
+	hubDone := make(chan struct{})
+	go func() { hub.Run(hubCtx); close(hubDone) }()
+
+	p := &pipeline{
+		detector: detector{norm: normalize.New(normalize.Options{}), eng: eng, dataset: cfg.Dataset},
+		store:    st,
+		hub:      hub,
+		log:      log,
+	}
+	srv, err := web.New(web.Options{
+		IntakeKeys:           cfg.IntakeKeys,
+		Ingester:             p,
+		Alerts:               alertSource{st},
+		Rules:                eng,
+		Hub:                  hub,
+		Logger:               log,
+		MaxBodyBytes:         cfg.MaxBodyBytes,
+		MaxDecompressedBytes: cfg.MaxDecompressedBytes,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	serveErr := make(chan error, 1)
+	go func() {
+		if cfg.TLSCert != "" {
+			serveErr <- hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			serveErr <- hs.Serve(ln)
+		}
+	}()
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	srv.SetReady(true)
+	names := make([]string, 0, len(cfg.IntakeKeys))
+	for n := range cfg.IntakeKeys {
+		names = append(names, n)
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/",
+		"rules", len(eng.Rules()), "intakes", strings.Join(names, ","), "data_dir", cfg.DataDir)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing batches in progress")
+	srv.SetReady(false)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	stopHub()
+	<-hubDone
+	srv.Wait()
+	if err := st.Close(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// loadEngine compiles the built-in rules plus those of rulesDir. A broken
+// drop-in file is logged with its file and line and skipped.
+func loadEngine(rulesDir string, log *slog.Logger) (*engine.Engine, error) {
+	rs, problems, err := loadRules(rulesDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range problems {
+		log.Error("rule skipped", "file", p.File, "line", p.Line, "err", p.Err)
+	}
+	return engine.New(rs)
+}
+
+// loadRules returns the built-in rules with those of rulesDir on top.
+func loadRules(rulesDir string) ([]rules.Rule, []*rules.LoadError, error) {
+	rs, err := rules.Builtin()
+	if err != nil {
+		return nil, nil, err
+	}
+	if rulesDir == "" {
+		return rs, nil, nil
+	}
+	extra, problems, err := rules.LoadDir(rulesDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rules.Merge(rs, extra), problems, nil
+}
+
+// loadOrCreateKey returns the intake key kept in the data folder, creating
+// it (and printing it once, with the Logpush destination to use) on first
+// start.
+func loadOrCreateKey(dataDir string, out io.Writer) (string, error) {
+	path := keyFile(dataDir)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key := strings.TrimSpace(string(b))
+		if key == "" {
+			return "", fmt.Errorf("intake key file %s is empty; delete it to generate a new key", path)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read intake key: %w", err)
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("generate intake key: %w", err)
+	}
+	key := hex.EncodeToString(raw)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("save intake key: %w", err)
+	}
+	if _, err := f.WriteString(key + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("save intake key: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("save intake key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("save intake key: %w", err)
+	}
+	fmt.Fprintf(out, `
+raywatch generated an intake key for intake "default" and saved it in %s.
+It is shown only this once (set RAYWATCH_INTAKE_KEY to choose your own).
+
+  intake key:        %s
+  destination_conf:  https://YOUR-RAYWATCH-HOST/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=%s
+
+Use that destination_conf in a Cloudflare Logpush http_requests job (Logpush
+needs HTTPS: start raywatch with --tls-cert/--tls-key or put it behind a TLS proxy).
+
+`, path, key, key)
+	return key, nil
+}

@@ -1,0 +1,465 @@
+package normalize
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/valyala/fastjson"
+)
+
+func normalize(tb testing.TB, record string) *Event {
+	tb.Helper()
+	ev, err := New(Options{}).Normalize("http_requests", []byte(record))
+	if err != nil {
+		tb.Fatalf("Normalize(%s) error: %v", record, err)
+	}
+	return ev
+}
+
+// pick returns the named Flat fields that are present.
+func pick(ev *Event, names ...string) map[string]any {
+	m := make(map[string]any)
+	for _, n := range names {
+		if v, ok := ev.Flat[n]; ok {
+			m[n] = v
+		}
+	}
+	return m
+}
+
+func TestTimestampFormats(t *testing.T) {
+	const ms = "2022-07-20T01:47:51.671000Z"
+	const s = "2022-07-20T01:47:51Z"
+	tests := []struct {
+		in   string // JSON value of EdgeStartTimestamp
+		want string
+	}{
+		{`1658281671671000000`, ms},
+		{`"1658281671671000000"`, ms},
+		{`1658281671671000`, ms},
+		{`1658281671671`, ms},
+		{`"1658281671671"`, ms},
+		{`"2022-07-20T01:47:51.671Z"`, ms},
+		{`"2022-07-20T01:47:51.671000000Z"`, ms},
+		{`"2022-07-20T03:47:51.671+02:00"`, ms},
+		{`1658281671`, s},
+		{`"1658281671"`, s},
+		{`"2022-07-20T01:47:51Z"`, s},
+		{`1658281671000000000`, s},
+		{`1658281671.671`, ms},
+		// R10: float seconds, microseconds rounded half to even (values from
+		// Python's datetime.fromtimestamp).
+		{`1658281671671000500`, "2022-07-20T01:47:51.671000Z"},
+		{`1658281671671001500`, "2022-07-20T01:47:51.671002Z"},
+		{`1658281671999999600`, "2022-07-20T01:47:52Z"},
+		{`"2022-07-20T01:47:51.671001500Z"`, "2022-07-20T01:47:51.671002Z"},
+	}
+	for _, tt := range tests {
+		ev := normalize(t, `{"RayID":"r","EdgeStartTimestamp":`+tt.in+`,"EdgeEndTimestamp":`+tt.in+`}`)
+		want := map[string]any{"event.start": tt.want, "event.end": tt.want, "@timestamp": tt.want}
+		if diff := cmp.Diff(want, pick(ev, "event.start", "event.end", "@timestamp")); diff != "" {
+			t.Errorf("EdgeStartTimestamp %s (-want +got):\n%s", tt.in, diff)
+		}
+		wantTime, _ := time.Parse(time.RFC3339Nano, tt.want)
+		if d := ev.Time.Sub(wantTime); d < -time.Microsecond || d > time.Microsecond || ev.Time.Location() != time.UTC {
+			t.Errorf("EdgeStartTimestamp %s: Time = %v; want %v UTC", tt.in, ev.Time, wantTime)
+		}
+	}
+}
+
+func TestTimestampErrors(t *testing.T) {
+	for _, in := range []string{`true`, `"yesterday"`, `{}`, `99999999999999999999999`} {
+		_, err := New(Options{}).Normalize("http_requests", []byte(`{"EdgeStartTimestamp":`+in+`}`))
+		if err == nil || !strings.Contains(err.Error(), `field "EdgeStartTimestamp"`) {
+			t.Errorf("EdgeStartTimestamp %s: error = %v; want one naming the field", in, err)
+		}
+	}
+	// Empty and null timestamps are absent, not errors.
+	for _, in := range []string{`""`, `null`} {
+		ev := normalize(t, `{"EdgeStartTimestamp":`+in+`}`)
+		if got := pick(ev, "event.start", "@timestamp"); len(got) != 0 || !ev.Time.IsZero() {
+			t.Errorf("EdgeStartTimestamp %s: got %v, Time %v; want nothing", in, got, ev.Time)
+		}
+	}
+}
+
+func TestExactNumbers(t *testing.T) {
+	ev := normalize(t, `{"EdgeStartTimestamp":1658281671671000123,"EdgeEndTimestamp":"1658281702371000001",
+		"OriginResponseTime":9007199254740993,"ZoneID":12345678901234567890,"EdgeResponseBytes":279,
+		"EdgeResponseCompressionRatio":1.50,"ClientSrcPort":0}`)
+	want := map[string]any{
+		"cloudflare.EdgeStartTimestamp":           "1658281671671000123",
+		"cloudflare.EdgeEndTimestamp":             "1658281702371000001",
+		"cloudflare.OriginResponseTime":           json.Number("9007199254740993"),
+		"cloudflare.ZoneID":                       json.Number("12345678901234567890"),
+		"cloudflare.EdgeResponseBytes":            json.Number("279"),
+		"cloudflare.EdgeResponseCompressionRatio": json.Number("1.50"),
+		"http.response.bytes":                     json.Number("279"),
+		"source.port":                             json.Number("0"),
+	}
+	got := pick(ev, "cloudflare.EdgeStartTimestamp", "cloudflare.EdgeEndTimestamp", "cloudflare.OriginResponseTime",
+		"cloudflare.ZoneID", "cloudflare.EdgeResponseBytes", "cloudflare.EdgeResponseCompressionRatio",
+		"http.response.bytes", "source.port")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("numbers (-want +got):\n%s", diff)
+	}
+	data, err := json.Marshal(ev.Doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"ZoneID":12345678901234567890`) {
+		t.Errorf("json.Marshal(Doc) = %s; want ZoneID with every digit", data)
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	tests := []struct {
+		record string
+		want   map[string]any
+	}{
+		{`{"ClientIP":"34.142.121.18"}`, map[string]any{
+			"source.ip": "34.142.121.18", "source.address": "34.142.121.18",
+			"related.ip": []any{"34.142.121.18"}, "cloudflare.ClientIP": "34.142.121.18"}},
+		{`{"ClientIP":"2001:db8::1"}`, map[string]any{
+			"source.ip": "2001:db8::1", "source.address": "2001:db8::1",
+			"related.ip": []any{"2001:db8::1"}, "cloudflare.ClientIP": "2001:db8::1"}},
+		{`{"ClientIP":"::ffff:1.2.3.4"}`, map[string]any{
+			"source.ip": "::ffff:1.2.3.4", "source.address": "::ffff:1.2.3.4",
+			"related.ip": []any{"::ffff:1.2.3.4"}, "cloudflare.ClientIP": "::ffff:1.2.3.4"}},
+		{`{"ClientIP":"not-an-ip"}`, map[string]any{"cloudflare.ClientIP": "not-an-ip"}},
+		{`{"ClientIP":"1.2.3.999"}`, map[string]any{"cloudflare.ClientIP": "1.2.3.999"}},
+		{`{"ClientIP":12}`, map[string]any{"cloudflare.ClientIP": "12"}},
+		{`{"ClientIP":""}`, map[string]any{"cloudflare.ClientIP": ""}},
+		{`{"ClientIP":"1.1.1.1","clientIP":"2.2.2.2"}`, map[string]any{
+			"source.ip": "2.2.2.2", "source.address": "2.2.2.2",
+			"related.ip": []any{"2.2.2.2"}, "cloudflare.ClientIP": "1.1.1.1"}},
+		{`{"ClientIP":"1.1.1.1","clientIP":"bad"}`, map[string]any{
+			"source.ip": "1.1.1.1", "source.address": "1.1.1.1",
+			"related.ip": []any{"1.1.1.1"}, "cloudflare.ClientIP": "1.1.1.1"}},
+	}
+	for _, tt := range tests {
+		got := pick(normalize(t, tt.record), "source.ip", "source.address", "related.ip", "cloudflare.ClientIP")
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("Normalize(%s) (-want +got):\n%s", tt.record, diff)
+		}
+	}
+}
+
+func TestURL(t *testing.T) {
+	tests := []struct {
+		record string
+		want   map[string]any
+	}{
+		{`{"ClientRequestURI":"/a/b?x=1&y=%27"}`, map[string]any{
+			"url.path": "/a/b?x=1&y=%27", "url.original": "/a/b?x=1&y=%27", "url.query": "x=1&y=%27"}},
+		{`{"ClientRequestURI":"/a?"}`, map[string]any{"url.path": "/a?", "url.original": "/a?"}},
+		{`{"ClientRequestURI":"/a?b?c"}`, map[string]any{"url.path": "/a?b?c", "url.original": "/a?b?c", "url.query": "b?c"}},
+		{`{"ClientRequestURI":"/a"}`, map[string]any{"url.path": "/a", "url.original": "/a"}},
+		{`{"ClientRequestPath":"/p","ClientRequestURI":"/p?q=1"}`, map[string]any{
+			"url.path": "/p", "url.original": "/p?q=1", "url.query": "q=1"}},
+		{`{"ClientRequestPath":"","ClientRequestURI":"/u"}`, map[string]any{"url.path": "/u", "url.original": "/u"}},
+		{`{"ClientRequestPath":"/p"}`, map[string]any{"url.path": "/p"}},
+		{`{"ClientRequestPath":"","ClientRequestURI":""}`, map[string]any{"url.path": "", "url.original": ""}},
+	}
+	for _, tt := range tests {
+		ev := normalize(t, tt.record)
+		got := pick(ev, "url.path", "url.original", "url.query", "url.domain")
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("Normalize(%s) (-want +got):\n%s", tt.record, diff)
+		}
+	}
+}
+
+// TestDocAndFlat checks a whole document: empty values dropped from Doc but
+// kept in Flat, 0 and false kept, nested objects, lists in keyword fields,
+// undeclared fields dropped and the GraphQL style keys.
+func TestDocAndFlat(t *testing.T) {
+	ev := normalize(t, `{
+		"RayID": "72d807ffeba5753d",
+		"ClientRequestUserAgent": "",
+		"ClientSrcPort": 0,
+		"WorkerSubrequest": false,
+		"WAFRuleID": null,
+		"RequestHeaders": {"x-a": "1", "x-b": "", "x-n": null, "x-o": {"k": 2, "e": {}}},
+		"Cookies": {},
+		"BotTags": ["bing", ""],
+		"FirewallMatchesActions": ["block", 1, true, {"b": 1, "a": "x"}],
+		"SecurityActions": [],
+		"JA4": "undeclared",
+		"datetime": "2023-02-24T16:32:58Z",
+		"action": "block",
+		"clientAsn": 0,
+		"ClientASN": 13335,
+		"ruleId": "r1",
+		"rulesetId": "rs1"
+	}`)
+	want := &Event{
+		Dataset: "http_requests",
+		Key:     "72d807ffeba5753d",
+		Time:    time.Date(2023, 2, 24, 16, 32, 58, 0, time.UTC),
+		Doc: map[string]any{
+			"@timestamp": "2023-02-24T16:32:58Z",
+			"cloudflare": map[string]any{
+				"RayID":                  "72d807ffeba5753d",
+				"ClientSrcPort":          json.Number("0"),
+				"ClientASN":              json.Number("13335"),
+				"WorkerSubrequest":       false,
+				"RequestHeaders":         map[string]any{"x-a": "1", "x-o": map[string]any{"k": json.Number("2"), "e": map[string]any{}}},
+				"Cookies":                map[string]any{},
+				"BotTags":                []any{"bing"},
+				"FirewallMatchesActions": []any{"block", "1", "true", `{"a":"x","b":1}`},
+				"SecurityActions":        []any{},
+			},
+			"event": map[string]any{
+				"action":   "block",
+				"category": []any{"web"},
+				"type":     []any{"access"},
+				"dataset":  "http_requests",
+			},
+			"observer": map[string]any{"vendor": "Cloudflare", "type": "proxy"},
+			"rule":     map[string]any{"id": "r1", "ruleset": "rs1"},
+			"source": map[string]any{
+				"port": json.Number("0"),
+				"as":   map[string]any{"number": json.Number("13335")},
+			},
+		},
+		Flat: map[string]any{
+			"@timestamp":                        "2023-02-24T16:32:58Z",
+			"cloudflare.RayID":                  "72d807ffeba5753d",
+			"cloudflare.ClientRequestUserAgent": "",
+			"cloudflare.ClientSrcPort":          json.Number("0"),
+			"cloudflare.ClientASN":              json.Number("13335"),
+			"cloudflare.WorkerSubrequest":       false,
+			"cloudflare.RequestHeaders.x-a":     "1",
+			"cloudflare.RequestHeaders.x-b":     "",
+			"cloudflare.RequestHeaders.x-o.k":   json.Number("2"),
+			"cloudflare.BotTags":                []any{"bing"},
+			"cloudflare.FirewallMatchesActions": []any{"block", "1", "true", `{"a":"x","b":1}`},
+			"cloudflare.SecurityActions":        []any{},
+			"user_agent.original":               "",
+			"event.action":                      "block",
+			"event.category":                    []any{"web"},
+			"event.type":                        []any{"access"},
+			"event.dataset":                     "http_requests",
+			"observer.vendor":                   "Cloudflare",
+			"observer.type":                     "proxy",
+			"rule.id":                           "r1",
+			"rule.ruleset":                      "rs1",
+			"source.port":                       json.Number("0"),
+			"source.as.number":                  json.Number("13335"),
+		},
+	}
+	if diff := cmp.Diff(want, ev); diff != "" {
+		t.Errorf("Normalize (-want +got):\n%s", diff)
+	}
+	if s, ok := ev.String("user_agent.original"); !ok || s != "" {
+		t.Errorf(`String("user_agent.original") = %q, %v; want "", true`, s, ok)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		dataset, record string
+		want            string // regexp
+		is              error
+	}{
+		{"http_requests", `{"EdgeResponseStatus":"200"}`, `^field "EdgeResponseStatus": want number, got string$`, nil},
+		{"http_requests", `{"ClientSrcPort":true}`, `^field "ClientSrcPort": want number, got bool$`, nil},
+		{"http_requests", `{"WorkerSubrequest":"yes"}`, `^field "WorkerSubrequest": want bool, got string$`, nil},
+		{"http_requests", `{"Cookies":"a=b"}`, `^field "Cookies": want object or array, got string$`, nil},
+		{"http_requests", `{"clientAsn":"AS13335"}`, `^field "clientAsn": want number, got string$`, nil},
+		{"http_requests", `{"EdgeResponseBytes":NaN}`, `^field "EdgeResponseBytes": invalid number "NaN"$`, nil},
+		{"http_requests", `{"RequestHeaders":{"a":{"b":1-2}}}`, `^field "RequestHeaders.a.b": invalid number "1-2"$`, nil},
+		{"http_requests", `{"RayID":"x"`, `^not JSON: `, nil},
+		{"http_requests", ``, `^not JSON: `, nil},
+		{"http_requests", `{"a":1} {"b":2}`, `^not JSON: `, nil},
+		{"http_requests", `[{"RayID":"x"}]`, `^not a JSON object: got array$`, nil},
+		{"http_requests", `"RayID"`, `^not a JSON object: got string$`, nil},
+		{"firewall_events", `{}`, `^dataset "firewall_events": unsupported dataset$`, ErrUnsupportedDataset},
+		{"bogus", `{}`, `^dataset "bogus": unknown dataset$`, ErrUnknownDataset},
+		{"auto", `{"foo":1}`, `unknown dataset$`, ErrUnknownDataset},
+		{"", `{"Datetime":1,"Kind":"firewall","RuleID":"x","RayID":"r"}`, `firewall_events.*unsupported dataset$`, ErrUnsupportedDataset},
+	}
+	for _, tt := range tests {
+		_, err := New(Options{}).Normalize(tt.dataset, []byte(tt.record))
+		if err == nil || !regexp.MustCompile(tt.want).MatchString(err.Error()) {
+			t.Errorf("Normalize(%q, %s) error = %v; want match for %s", tt.dataset, tt.record, err, tt.want)
+			continue
+		}
+		if tt.is != nil && !errors.Is(err, tt.is) {
+			t.Errorf("Normalize(%q, %s) error = %v; want errors.Is %v", tt.dataset, tt.record, err, tt.is)
+		}
+	}
+
+	n := New(Options{MaxRecordBytes: 10})
+	if _, err := n.Normalize("http_requests", []byte(`{"RayID":"0123456789"}`)); err == nil {
+		t.Errorf("Normalize of a record over MaxRecordBytes succeeded")
+	}
+}
+
+func TestDatasets(t *testing.T) {
+	for _, ds := range Datasets {
+		_, err := New(Options{}).Normalize(ds, []byte(`{}`))
+		if ds == "http_requests" {
+			if err != nil {
+				t.Errorf("Normalize(%q, {}) error: %v", ds, err)
+			}
+		} else if !errors.Is(err, ErrUnsupportedDataset) {
+			t.Errorf("Normalize(%q, {}) error = %v; want ErrUnsupportedDataset", ds, err)
+		}
+	}
+}
+
+func TestKey(t *testing.T) {
+	a := normalize(t, `{"ClientIP":"1.2.3.4"}`)
+	b := normalize(t, " \t{\"ClientIP\":\"1.2.3.4\"}\r\n")
+	c := normalize(t, `{"ClientIP":"1.2.3.5"}`)
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(a.Key) {
+		t.Errorf("Key = %q; want 32 hex digits", a.Key)
+	}
+	if a.Key != b.Key || a.Key == c.Key {
+		t.Errorf("Keys %q, %q, %q: want the first two equal and the third different", a.Key, b.Key, c.Key)
+	}
+	if got := normalize(t, `{"RayID":"","ClientIP":"1.2.3.4"}`).Key; len(got) != 32 {
+		t.Errorf("Key with empty RayID = %q; want a hash", got)
+	}
+}
+
+// TestElasticInputs normalizes Elastic's realistic Logpush lines, which use
+// the rfc3339, unix and unixnano timestamp formats, with dataset detection.
+func TestElasticInputs(t *testing.T) {
+	file := filepath.Join("..", "..", "shared", "testdata", "elastic", "http_request", "test-pipeline-http-request.log")
+	f, err := os.Open(file)
+	if err != nil {
+		t.Skipf("Elastic fixtures not available: %v", err)
+	}
+	defer f.Close()
+	n := New(Options{})
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	want := time.Date(2022, 5, 25, 13, 25, 26, 0, time.UTC)
+	lines := 0
+	for sc.Scan() {
+		lines++
+		ev, err := n.Normalize("auto", sc.Bytes())
+		if err != nil {
+			t.Errorf("line %d: Normalize error: %v", lines, err)
+			continue
+		}
+		if ev.Dataset != "http_requests" {
+			t.Errorf("line %d: Dataset = %q; want http_requests", lines, ev.Dataset)
+		}
+		if _, ok := ev.Flat["cloudflare.EdgeStartTimestamp"]; !ok {
+			continue
+		}
+		if got, _ := ev.String("@timestamp"); got != "2022-05-25T13:25:26Z" || !ev.Time.Equal(want) {
+			t.Errorf("line %d: @timestamp = %q, Time = %v; want 2022-05-25T13:25:26Z", lines, got, ev.Time)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if lines == 0 {
+		t.Errorf("%s has no lines", file)
+	}
+}
+
+func TestConcurrentNormalize(t *testing.T) {
+	n := New(Options{})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				id := fmt.Sprintf("%d-%d", g, i)
+				ev, err := n.Normalize("http_requests", []byte(`{"RayID":"`+id+`","ClientIP":"10.0.0.1","RequestHeaders":{"a":"b"}}`))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ev.Key != id {
+					t.Errorf("Key = %q; want %q", ev.Key, id)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestDetect(t *testing.T) {
+	tests := []struct{ record, want string }{
+		{`{"ClientIP":"1.2.3.4","EdgeStartTimestamp":1,"RayID":"r"}`, "http_requests"},
+		{`{"WAFProfile":"unknown","ZoneName":"example.com"}`, "http_requests"},
+		{`{"ClientRequestHost":"example.com","RayID":"r","Datetime":"2022-05-25T13:25:26Z","Action":"block"}`, "http_requests"},
+		{`{"Datetime":1,"Kind":"firewall","RuleID":"x","RayID":"r","EdgeResponseStatus":403}`, "firewall_events"},
+		{`{"QueryName":"example.com","QueryType":1,"ResponseCode":0,"Timestamp":1}`, "dns_logs"},
+		{`{"QueryName":"example.com","QueryType":1,"PolicyID":"p","Datetime":1}`, "gateway_dns"},
+		{`{"Datetime":1,"Action":"allow","HTTPHost":"example.com","URL":"https://example.com/"}`, "gateway_http"},
+		{`{"Datetime":1,"SessionID":"s","DestinationIP":"1.2.3.4","Transport":"tcp"}`, "gateway_network"},
+		{`{"AppUUID":"u","Action":"login","Allowed":true,"RayID":"r"}`, "access_requests"},
+		{`{"ActionType":"create","ActorEmail":"a@example.com","ResourceType":"x","When":"t"}`, "audit_logs"},
+		{`{"foo":1}`, ""},
+	}
+	var p fastjson.Parser
+	for _, tt := range tests {
+		v, err := p.Parse(tt.record)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := detect(v.GetObject()); got != tt.want {
+			t.Errorf("detect(%s) = %q; want %q", tt.record, got, tt.want)
+		}
+	}
+}
+
+func TestValidNumber(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"0", true}, {"-0", true}, {"279", true}, {"1658281671671000000", true}, {"1.50", true},
+		{"-1.5e+10", true}, {"2E-3", true}, {"0.0", true},
+		{"", false}, {"-", false}, {"01", false}, {"1.", false}, {".5", false}, {"1e", false},
+		{"1e+", false}, {"+1", false}, {"1-2", false}, {"NaN", false}, {"inf", false}, {"-Inf", false},
+	}
+	for _, tt := range tests {
+		if got := validNumber([]byte(tt.in)); got != tt.want {
+			t.Errorf("validNumber(%q) = %v; want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestOr checks Jinja's "a or b" for the fields with two sources.
+func TestOr(t *testing.T) {
+	tests := []struct {
+		record string
+		want   map[string]any
+	}{
+		{`{"userAgent":"gql","ClientRequestUserAgent":"logpush"}`, map[string]any{"user_agent.original": "gql"}},
+		{`{"userAgent":"","ClientRequestUserAgent":"logpush"}`, map[string]any{"user_agent.original": "logpush"}},
+		{`{"userAgent":null,"ClientRequestUserAgent":""}`, map[string]any{"user_agent.original": ""}},
+		{`{"clientAsn":0}`, map[string]any{}},
+		{`{"clientAsn":0,"ClientASN":0}`, map[string]any{"source.as.number": json.Number("0")}},
+		{`{"clientAsn":0.0,"ClientASN":7}`, map[string]any{"source.as.number": json.Number("7")}},
+		{`{"clientRequestHTTPHost":"h","ClientRequestHost":"H"}`, map[string]any{"destination.address": "H"}},
+		{`{"clientRequestHTTPHost":"h","ClientRequestHost":[]}`, map[string]any{"destination.address": "h"}},
+	}
+	for _, tt := range tests {
+		got := pick(normalize(t, tt.record), "user_agent.original", "source.as.number", "destination.address")
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("Normalize(%s) (-want +got):\n%s", tt.record, diff)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package normalize
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fastjson"
+)
+
+// parseTimestamp returns the instant of a Logpush timestamp value in any of
+// the formats a job's timestamps= option produces (logpush.md §2.10): an
+// integer or a string of digits in seconds, milliseconds, microseconds or
+// nanoseconds told apart by magnitude, or an RFC 3339 string with 0 to 9
+// fractional digits. v must not be empty.
+func (b *builder) parseTimestamp(v *fastjson.Value, field string) (time.Time, error) {
+	var text []byte
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		b.num = v.MarshalTo(b.num[:0])
+		text = b.num
+	case fastjson.TypeString:
+		text, _ = v.StringBytes()
+	default:
+		return time.Time{}, fmt.Errorf("field %q: want timestamp (number or string), got %s", field, typeName(v))
+	}
+	if validNumber(text) {
+		t, ok := epochTime(text)
+		if !ok {
+			return time.Time{}, fmt.Errorf("field %q: timestamp %s out of range", field, text)
+		}
+		return t, nil
+	}
+	if v.Type() == fastjson.TypeString {
+		t, err := time.Parse(time.RFC3339Nano, string(text))
+		if err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("field %q: want Unix or RFC 3339 timestamp, got %q", field, text)
+}
+
+// epochTime converts the JSON number text s, counted from the Unix epoch in
+// s, ms, µs or ns (whichever puts it after 1973 for today's values), to a
+// time.
+func epochTime(s []byte) (time.Time, bool) {
+	if n, err := strconv.ParseInt(string(s), 10, 64); err == nil {
+		switch a := abs(n); {
+		case a < 1e11:
+			return time.Unix(n, 0).UTC(), true
+		case a < 1e14:
+			return time.UnixMilli(n).UTC(), true
+		case a < 1e17:
+			return time.UnixMicro(n).UTC(), true
+		default:
+			return time.Unix(0, n).UTC(), true
+		}
+	}
+	f, err := strconv.ParseFloat(string(s), 64)
+	if err != nil || math.Abs(f) >= 1e19 {
+		return time.Time{}, false
+	}
+	switch a := math.Abs(f); {
+	case a < 1e11:
+	case a < 1e14:
+		f /= 1e3
+	case a < 1e17:
+		f /= 1e6
+	default:
+		f /= 1e9
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), true
+}
+
+// abs returns |n|, or math.MaxInt64 for math.MinInt64.
+func abs(n int64) int64 {
+	switch {
+	case n == math.MinInt64:
+		return math.MaxInt64
+	case n < 0:
+		return -n
+	}
+	return n
+}
+
+// Unix nanoseconds fit in an int64 between these instants.
+var (
+	minNano = time.Unix(0, math.MinInt64)
+	maxNano = time.Unix(0, math.MaxInt64)
+)
+
+// formatTimestamp formats t the way SEKOIA's date.parse does (rule R10): UTC,
+// six fractional digits when the microseconds are not zero and none when they
+// are, microseconds taken from float64 seconds and rounded half to even like
+// Python's datetime.fromtimestamp.
+func formatTimestamp(t time.Time) string {
+	var sec, us float64
+	if t.After(minNano) && t.Before(maxNano) {
+		sec, us = math.Modf(float64(t.UnixNano()) / 1e9)
+		us = math.RoundToEven(us * 1e6)
+	} else {
+		sec, us = float64(t.Unix()), math.RoundToEven(float64(t.Nanosecond())/1e3)
+	}
+	switch {
+	case us >= 1e6:
+		sec++
+		us -= 1e6
+	case us < 0:
+		sec--
+		us += 1e6
+	}
+	u := time.Unix(int64(sec), 0).UTC()
+	var buf [40]byte
+	out := u.AppendFormat(buf[:0], "2006-01-02T15:04:05")
+	if us != 0 {
+		out = append(out, '.')
+		m := int(us)
+		for d := 100000; d > 0; d /= 10 {
+			out = append(out, byte('0'+m/d%10))
+		}
+	}
+	out = append(out, 'Z')
+	return string(out)
+}

@@ -1,0 +1,190 @@
+// Package rules holds raywatch's built-in Sigma rules (embedded in the binary)
+// and loads, validates and describes Sigma rule files.
+//
+// Callers see [Rule], raywatch's own description of a rule; the Sigma text is
+// kept in [Rule.YAML] for the engine to compile.
+package rules
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	sigma "github.com/bradleyjkemp/sigma-go"
+)
+
+//go:embed builtin/*.yml
+var builtinFS embed.FS
+
+// SourceBuiltin is the [Rule.Source] of the rules embedded in the binary.
+const SourceBuiltin = "builtin"
+
+// Rule is one loaded Sigma rule.
+type Rule struct {
+	ID             string   `json:"id"`
+	Title          string   `json:"title"`
+	Description    string   `json:"description,omitempty"`
+	Level          string   `json:"level"`
+	Status         string   `json:"status,omitempty"`
+	Author         string   `json:"author,omitempty"`
+	References     []string `json:"references,omitempty"`
+	Tags           []string `json:"tags,omitempty"`
+	FalsePositives []string `json:"falsepositives,omitempty"`
+	// Source is SourceBuiltin or the folder the rule was loaded from.
+	Source string `json:"source"`
+	// File is the rule's file name (within Source).
+	File string `json:"file"`
+	// YAML is the rule's Sigma text.
+	YAML []byte `json:"-"`
+}
+
+// LoadError is a rule file that could not be loaded.
+type LoadError struct {
+	File string // path of the rule file
+	Line int    // 1-based line of the problem, 0 when unknown
+	Err  error
+}
+
+func (e *LoadError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.File, e.Err)
+}
+
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// Builtin returns the rules embedded in the binary, sorted by file name.
+func Builtin() ([]Rule, error) {
+	entries, err := fs.ReadDir(builtinFS, "builtin")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded rules: %w", err)
+	}
+	var out []Rule
+	for _, e := range entries {
+		data, err := fs.ReadFile(builtinFS, "builtin/"+e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read embedded rule %s: %w", e.Name(), err)
+		}
+		r, err := Parse(e.Name(), data)
+		if err != nil {
+			return nil, err
+		}
+		r.Source = SourceBuiltin
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// LoadDir loads every .yml and .yaml file below dir. Files that fail to load
+// are reported in the returned LoadErrors and skipped; the error is non-nil
+// only when dir itself cannot be read.
+func LoadDir(dir string) ([]Rule, []*LoadError, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml")) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read rules folder %q: %w", dir, err)
+	}
+	sort.Strings(files)
+	var out []Rule
+	var problems []*LoadError
+	for _, path := range files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			problems = append(problems, &LoadError{File: path, Err: err})
+			continue
+		}
+		rel, _ := filepath.Rel(dir, path)
+		r, err := Parse(rel, data)
+		if err != nil {
+			var le *LoadError
+			if errors.As(err, &le) {
+				le.File = path
+				problems = append(problems, le)
+			} else {
+				problems = append(problems, &LoadError{File: path, Err: err})
+			}
+			continue
+		}
+		r.Source = dir
+		out = append(out, r)
+	}
+	return out, problems, nil
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+)`)
+
+// Parse parses and validates one Sigma rule file. file names the rule in
+// errors, which are *LoadError values carrying the line when known.
+func Parse(file string, data []byte) (Rule, error) {
+	sr, err := sigma.ParseRule(data)
+	if err != nil {
+		le := &LoadError{File: file, Err: fmt.Errorf("parse sigma rule: %w", err)}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			le.Line, _ = strconv.Atoi(m[1])
+		}
+		return Rule{}, le
+	}
+	switch {
+	case strings.TrimSpace(sr.Title) == "":
+		return Rule{}, &LoadError{File: file, Err: errors.New("missing title")}
+	case strings.TrimSpace(sr.ID) == "":
+		return Rule{}, &LoadError{File: file, Err: errors.New("missing id")}
+	case len(sr.Detection.Conditions) == 0:
+		return Rule{}, &LoadError{File: file, Err: errors.New("detection has no condition")}
+	case len(sr.Detection.Searches) == 0:
+		return Rule{}, &LoadError{File: file, Err: errors.New("detection has no search")}
+	}
+	r := Rule{
+		ID:          sr.ID,
+		Title:       sr.Title,
+		Description: strings.TrimSpace(sr.Description),
+		Level:       sr.Level,
+		Status:      sr.Status,
+		Author:      sr.Author,
+		References:  sr.References,
+		Tags:        sr.Tags,
+		File:        file,
+		YAML:        data,
+	}
+	if r.Level == "" {
+		r.Level = "medium"
+	}
+	if fp, ok := sr.AdditionalFields["falsepositives"].([]any); ok {
+		for _, v := range fp {
+			r.FalsePositives = append(r.FalsePositives, fmt.Sprint(v))
+		}
+	}
+	return r, nil
+}
+
+// Merge returns base with each rule of extra added, a rule of extra replacing
+// the rule of base that has the same id.
+func Merge(base, extra []Rule) []Rule {
+	out := make([]Rule, 0, len(base)+len(extra))
+	byID := make(map[string]int, len(base)+len(extra))
+	for _, r := range append(append([]Rule(nil), base...), extra...) {
+		if i, ok := byID[r.ID]; ok {
+			out[i] = r
+			continue
+		}
+		byID[r.ID] = len(out)
+		out = append(out, r)
+	}
+	return out
+}
