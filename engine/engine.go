@@ -103,8 +103,9 @@ func (e *Engine) Match(ev *normalize.Event, intake string, received time.Time) [
 	set := e.set.Load()
 	var out []Alert
 	ctx := context.Background()
+	flat := ev.FlatMap()
 	for _, r := range set.rules {
-		res, err := r.eval.Matches(ctx, ev.Flat)
+		res, err := r.eval.Matches(ctx, flat)
 		if err != nil {
 			r.errors.Add(1)
 			msg := err.Error()
@@ -129,8 +130,8 @@ func (e *Engine) Match(ev *normalize.Event, intake string, received time.Time) [
 			Intake:    intake,
 			Dataset:   ev.Dataset,
 			RecordKey: ev.Key,
-			Matches:   matchedFields(r.sigma, res.SearchResults, ev),
-			Event:     ev.Doc,
+			Matches:   matchedFields(r.sigma, res.SearchResults, flat),
+			Event:     ev.Doc(),
 		})
 	}
 	return out
@@ -138,7 +139,7 @@ func (e *Engine) Match(ev *normalize.Event, intake string, received time.Time) [
 
 // matchedFields lists, for the searches that matched, the event fields they
 // test, with the event's values.
-func matchedFields(sr sigma.Rule, searches map[string]bool, ev *normalize.Event) []Match {
+func matchedFields(sr sigma.Rule, searches map[string]bool, flat map[string]any) []Match {
 	seen := map[string]bool{}
 	var out []Match
 	names := make([]string, 0, len(searches))
@@ -151,7 +152,7 @@ func matchedFields(sr sigma.Rule, searches map[string]bool, ev *normalize.Event)
 	for _, name := range names {
 		for _, em := range sr.Detection.Searches[name].EventMatchers {
 			for _, fm := range em {
-				v, ok := ev.Flat[fm.Field]
+				v, ok := flat[fm.Field]
 				if !ok || seen[fm.Field] {
 					continue
 				}

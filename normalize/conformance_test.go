@@ -54,7 +54,7 @@ func TestSEKOIAConformance(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Normalize(%q, %s) error: %v", f.dataset, filepath.Base(file), err)
 				}
-				if diff := diffSEKOIA(t, want, ev.Doc); diff != "" {
+				if diff := diffSEKOIA(t, want, ev.doc); diff != "" {
 					t.Errorf("Normalize(%q, %s) mismatch (-want +got):\n%s", f.dataset, filepath.Base(file), diff)
 				}
 			})

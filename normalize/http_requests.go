@@ -265,7 +265,7 @@ func decodeHTTPRequests(obj *fastjson.Object, raw []byte) (*Event, error) {
 	if len(cf) > 0 {
 		b.doc["cloudflare"] = cf
 	}
-	ev.Doc, ev.Flat = b.doc, b.flat
+	ev.doc, ev.flat = b.doc, b.flat
 	if id, ok := slots[slotRayID].val.(string); ok && id != "" {
 		ev.Key = id
 	} else {

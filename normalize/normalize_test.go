@@ -30,7 +30,7 @@ func normalize(tb testing.TB, record string) *Event {
 func pick(ev *Event, names ...string) map[string]any {
 	m := make(map[string]any)
 	for _, n := range names {
-		if v, ok := ev.Flat[n]; ok {
+		if v, ok := ev.flat[n]; ok {
 			m[n] = v
 		}
 	}
@@ -113,7 +113,7 @@ func TestExactNumbers(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("numbers (-want +got):\n%s", diff)
 	}
-	data, err := json.Marshal(ev.Doc)
+	data, err := json.Marshal(ev.doc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestDocAndFlat(t *testing.T) {
 		Dataset: "http_requests",
 		Key:     "72d807ffeba5753d",
 		Time:    time.Date(2023, 2, 24, 16, 32, 58, 0, time.UTC),
-		Doc: map[string]any{
+		doc: map[string]any{
 			"@timestamp": "2023-02-24T16:32:58Z",
 			"cloudflare": map[string]any{
 				"RayID":                  "72d807ffeba5753d",
@@ -233,7 +233,7 @@ func TestDocAndFlat(t *testing.T) {
 				"as":   map[string]any{"number": json.Number("13335")},
 			},
 		},
-		Flat: map[string]any{
+		flat: map[string]any{
 			"@timestamp":                        "2023-02-24T16:32:58Z",
 			"cloudflare.RayID":                  "72d807ffeba5753d",
 			"cloudflare.ClientRequestUserAgent": "",
@@ -259,7 +259,7 @@ func TestDocAndFlat(t *testing.T) {
 			"source.as.number":                  json.Number("13335"),
 		},
 	}
-	if diff := cmp.Diff(want, ev); diff != "" {
+	if diff := cmp.Diff(want, ev, cmp.AllowUnexported(Event{})); diff != "" {
 		t.Errorf("Normalize (-want +got):\n%s", diff)
 	}
 	if s, ok := ev.String("user_agent.original"); !ok || s != "" {
@@ -359,7 +359,7 @@ func TestElasticInputs(t *testing.T) {
 		if ev.Dataset != "http_requests" {
 			t.Errorf("line %d: Dataset = %q; want http_requests", lines, ev.Dataset)
 		}
-		if _, ok := ev.Flat["cloudflare.EdgeStartTimestamp"]; !ok {
+		if _, ok := ev.flat["cloudflare.EdgeStartTimestamp"]; !ok {
 			continue
 		}
 		if got, _ := ev.String("@timestamp"); got != "2022-05-25T13:25:26Z" || !ev.Time.Equal(want) {

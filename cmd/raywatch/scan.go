@@ -199,7 +199,7 @@ func normalizeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, s
 			bad(where, err)
 			return
 		}
-		if err := enc.Encode(ev.Doc); err != nil && writeErr == nil {
+		if err := enc.Encode(ev.Doc()); err != nil && writeErr == nil {
 			writeErr = err
 		}
 	})
