@@ -635,13 +635,15 @@ func cfConnectCmd(ctx context.Context, args []string, red *redactor, stdout, std
 		}
 		return fmt.Errorf("%d Logpush jobs on zone %s are named %q (ids %s); delete the extra ones or choose another --name", len(existing), *zone, plan.name, strings.Join(ids, ", "))
 	case len(existing) == 1 && string(existing[0].Dataset) != plan.dataset:
-		return fmt.Errorf("Logpush job %d named %q exports dataset %s, not %s (a job's dataset cannot be changed); choose another --name", existing[0].ID, plan.name, existing[0].Dataset, plan.dataset)
+		return fmt.Errorf("job %d named %q exports dataset %s, not %s (a job's dataset cannot be changed); choose another --name", existing[0].ID, plan.name, existing[0].Dataset, plan.dataset)
 	case len(existing) == 0:
 		if *dryRun {
 			fmt.Fprintf(stdout, "dry run: would create Logpush job %q.\n", plan.name)
 			return nil
 		}
-		job, err := c.logpush.Jobs.New(ctx, plan.newParams(*zone))
+		// No retry: a create that timed out may have succeeded, and a
+		// second one would make a duplicate job.
+		job, err := c.logpush.Jobs.New(ctx, plan.newParams(*zone), option.WithMaxRetries(0))
 		if err != nil {
 			return explainAPI("create the Logpush job", err)
 		}
@@ -754,7 +756,7 @@ func (p jobPlan) updateParams(zone string, old logpush.LogpushJob) logpush.JobUp
 // destination is compared but never shown.
 func (p jobPlan) diff(job logpush.LogpushJob) []string {
 	var out []string
-	if job.DestinationConf != p.destination {
+	if !sameDestination(job.DestinationConf, p.destination) {
 		out = append(out, "destination_conf (new host or intake key)")
 	}
 	if !job.Enabled {
@@ -803,6 +805,23 @@ func (p jobPlan) diff(job logpush.LogpushJob) []string {
 		}
 	}
 	return out
+}
+
+// sameDestination reports whether two destination_conf URLs are the same
+// once decoded, so that a re-encoding by Cloudflare is not a change.
+func sameDestination(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	qa, qb := ua.Query(), ub.Query()
+	return ua.Scheme == ub.Scheme && strings.EqualFold(ua.Host, ub.Host) &&
+		strings.TrimSuffix(ua.Path, "/") == strings.TrimSuffix(ub.Path, "/") &&
+		maps.EqualFunc(qa, qb, slices.Equal)
 }
 
 // LogpushJobStatus is the state of one Logpush job that delivers to a

@@ -727,3 +727,21 @@ func TestAPIHint(t *testing.T) {
 		}
 	}
 }
+
+func TestSameDestination(t *testing.T) {
+	base := "https://rw.example.com/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=a%2Bb"
+	for _, tc := range []struct {
+		other string
+		want  bool
+	}{
+		{base, true},
+		{"https://RW.example.com/plain/batch/?header_X-SEKOIAIO-INTAKE-KEY=a%2bb", true},
+		{"https://rw.example.com/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=a+b", false}, // + is a space
+		{"https://rw.example.com:8443/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=a%2Bb", false},
+		{"https://rw.example.com/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=other", false},
+	} {
+		if got := sameDestination(base, tc.other); got != tc.want {
+			t.Errorf("sameDestination(%q, %q) = %v; want %v", base, tc.other, got, tc.want)
+		}
+	}
+}
