@@ -8,6 +8,8 @@
 //	raywatch scan [flags] FILE...     scan log files, print alerts as JSON lines
 //	raywatch normalize [flags] FILE... print the ECS document of each record
 //	raywatch rules list|check [flags] show or validate the rules
+//	raywatch cloudflare fields|connect|status [flags]
+//	                                  set up and watch the Logpush job
 package main
 
 import (
@@ -29,6 +31,10 @@ Usage:
   raywatch normalize [flags] FILE...   print one ECS JSON document per record
   raywatch rules list [--json] [--rules-dir DIR]
   raywatch rules check [--rules-dir DIR]
+  raywatch cloudflare fields --zone ZONE_ID
+  raywatch cloudflare connect --zone ZONE_ID --url https://HOST[:PORT]
+  raywatch cloudflare status [--zone ZONE_ID]
+                                       set up the Logpush job and watch it (see "raywatch cloudflare help")
 
 Run "raywatch COMMAND -h" for the flags of a command.
 `
@@ -56,6 +62,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = normalizeCmd(ctx, args, stdin, stdout, stderr)
 	case "rules":
 		err = rulesCmd(args, stdout, stderr)
+	case "cloudflare":
+		err = cloudflareCmd(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

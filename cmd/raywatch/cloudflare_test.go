@@ -1,0 +1,747 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const (
+	testZone   = "023e105f4ecef8ad9ca31a8372d0c353"
+	testToken  = "tok-Y2xvdWRmbGFyZS10b2tlbi1zZWNyZXQ"
+	testEmail  = "admin@example.com"
+	testAPIKey = "c2547eb745079dac9320b638f5e225cf483cc5cfdda41"
+	// testIntakeKey has characters that URL-encoding changes, to check
+	// that destination_conf encodes it and that no form of it leaks.
+	testIntakeKey = "k3y+with/special=chars&more"
+)
+
+// fakeCloudflare implements the few endpoints of Cloudflare's v4 API that
+// raywatch cloudflare uses, with the envelope and shapes of Cloudflare's
+// API documentation.
+type fakeCloudflare struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu     sync.Mutex
+	fields map[string]string           // dataset fields offered
+	jobs   map[int64]map[string]any    // jobs by id, as the API returns them
+	zones  []map[string]any            // for GET /zones
+	nextID int64                       //
+	calls  map[string]int              // "METHOD pattern" → count
+	bodies map[string][]map[string]any // request bodies by "METHOD pattern"
+	// validate is the result of destination validation; nil means valid.
+	validate map[string]any
+	// failStatus, when set, answers the requests of failPattern (every
+	// request when empty) with this status and error.
+	failPattern string
+	failStatus  int
+	failCode    int
+	failMsg     string
+}
+
+func newFakeCloudflare(t *testing.T) *fakeCloudflare {
+	t.Helper()
+	f := &fakeCloudflare{
+		t:      t,
+		fields: map[string]string{},
+		jobs:   map[int64]map[string]any{},
+		nextID: 100,
+		calls:  map[string]int{},
+		bodies: map[string][]map[string]any{},
+		zones:  []map[string]any{{"id": testZone, "name": "example.com", "status": "active"}},
+	}
+	// http_requests as a zone without Bot Management offers it: no JA3Hash.
+	for _, name := range []string{
+		"BotScore", "CacheCacheStatus", "ClientASN", "ClientCountry", "ClientDeviceType", "ClientIP",
+		"ClientRequestBytes", "ClientRequestHost", "ClientRequestMethod", "ClientRequestPath",
+		"ClientRequestProtocol", "ClientRequestReferer", "ClientRequestScheme", "ClientRequestURI",
+		"ClientRequestUserAgent", "ClientSSLCipher", "ClientSSLProtocol", "ClientSrcPort",
+		"EdgeEndTimestamp", "EdgeResponseBytes", "EdgeResponseStatus", "EdgeStartTimestamp",
+		"RayID", "SecurityAction", "WAFAttackScore", "ZoneName",
+	} {
+		f.fields[name] = "Description of " + name
+	}
+	mux := http.NewServeMux()
+	for pattern, h := range map[string]http.HandlerFunc{
+		"GET /client/v4/zones": f.listZones,
+		"GET /client/v4/zones/{zone}/logpush/datasets/{dataset}/fields": f.datasetFields,
+		"POST /client/v4/zones/{zone}/logpush/validate/destination":     f.validateDestination,
+		"GET /client/v4/zones/{zone}/logpush/jobs":                      f.listJobs,
+		"POST /client/v4/zones/{zone}/logpush/jobs":                     f.createJob,
+		"PUT /client/v4/zones/{zone}/logpush/jobs/{id}":                 f.updateJob,
+	} {
+		mux.HandleFunc(pattern, f.wrap(pattern, h))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("fake Cloudflare: unexpected %s %s", r.Method, r.URL.Path)
+		f.reply(w, http.StatusBadRequest, nil, 7000, "No route for that URI")
+	})
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// env points raywatch at the fake with an API token and an intake key.
+func (f *fakeCloudflare) env(t *testing.T) {
+	t.Helper()
+	for k, v := range map[string]string{
+		"RAYWATCH_CLOUDFLARE_API_URL": f.srv.URL + "/client/v4",
+		"CLOUDFLARE_API_TOKEN":        testToken,
+		"CLOUDFLARE_EMAIL":            "",
+		"CLOUDFLARE_API_KEY":          "",
+		"CLOUDFLARE_BASE_URL":         "",
+		"RAYWATCH_INTAKE_KEY":         testIntakeKey,
+		"RAYWATCH_INTAKE_KEYS":        "",
+		"RAYWATCH_INTAKE_KEYS_FILE":   "",
+		"RAYWATCH_RULES_DIR":          "",
+		"RAYWATCH_DATA_DIR":           t.TempDir(),
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+func (f *fakeCloudflare) wrap(pattern string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		if r.Body != nil && r.Method != http.MethodGet {
+			if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+				f.t.Errorf("fake Cloudflare: %s: body is not a JSON object: %v", pattern, err)
+			}
+		}
+		f.mu.Lock()
+		f.calls[pattern]++
+		f.bodies[pattern] = append(f.bodies[pattern], body)
+		failStatus, failCode, failMsg := f.failStatus, f.failCode, f.failMsg
+		if f.failPattern != "" && f.failPattern != pattern {
+			failStatus = 0
+		}
+		f.mu.Unlock()
+
+		auth := r.Header.Get("Authorization") == "Bearer "+testToken ||
+			(r.Header.Get("X-Auth-Email") == testEmail && r.Header.Get("X-Auth-Key") == testAPIKey)
+		switch {
+		case !auth:
+			f.reply(w, http.StatusBadRequest, nil, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+		case r.PathValue("zone") != "" && r.PathValue("zone") != testZone:
+			f.reply(w, http.StatusBadRequest, nil, 7003, "Could not route to /zones/"+r.PathValue("zone")+"/logpush/jobs, perhaps your object identifier is invalid?")
+		case failStatus != 0:
+			f.reply(w, failStatus, nil, failCode, failMsg)
+		default:
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			r.Body = nil
+			ctx := context.WithValue(r.Context(), fakeBodyKey{}, body)
+			h(w, r.WithContext(ctx))
+		}
+	}
+}
+
+type fakeBodyKey struct{}
+
+// reply writes Cloudflare's envelope. A code makes it an error answer.
+func (f *fakeCloudflare) reply(w http.ResponseWriter, status int, result any, code int, msg string) {
+	env := map[string]any{"success": code == 0, "errors": []any{}, "messages": []any{}, "result": result}
+	if code != 0 {
+		env["errors"] = []any{map[string]any{"code": code, "message": msg}}
+		env["result"] = nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(env)
+}
+
+func (f *fakeCloudflare) listZones(w http.ResponseWriter, r *http.Request) {
+	var result []map[string]any
+	if p := r.URL.Query().Get("page"); p == "" || p == "1" {
+		result = f.zones
+	}
+	env := map[string]any{
+		"success": true, "errors": []any{}, "messages": []any{}, "result": result,
+		"result_info": map[string]any{"page": 1, "per_page": 50, "count": len(result), "total_count": len(f.zones)},
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(env)
+}
+
+func (f *fakeCloudflare) datasetFields(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("dataset") != "http_requests" {
+		f.reply(w, http.StatusBadRequest, nil, 1000, "invalid dataset")
+		return
+	}
+	f.reply(w, http.StatusOK, f.fields, 0, "")
+}
+
+func (f *fakeCloudflare) validateDestination(w http.ResponseWriter, r *http.Request) {
+	body := r.Context().Value(fakeBodyKey{}).(map[string]any)
+	if _, ok := body["destination_conf"].(string); !ok {
+		f.reply(w, http.StatusBadRequest, nil, 1001, "destination_conf is required")
+		return
+	}
+	if f.validate != nil {
+		f.reply(w, http.StatusOK, f.validate, 0, "")
+		return
+	}
+	f.reply(w, http.StatusOK, map[string]any{"valid": true, "message": ""}, 0, "")
+}
+
+func (f *fakeCloudflare) listJobs(w http.ResponseWriter, r *http.Request) {
+	ids := slices.Sorted(maps.Keys(f.jobs))
+	list := make([]any, 0, len(ids))
+	for _, id := range ids {
+		list = append(list, f.jobs[id])
+	}
+	f.reply(w, http.StatusOK, list, 0, "")
+}
+
+// withDefaults fills a job's output_options as Cloudflare's API returns
+// them.
+func withDefaults(o map[string]any) map[string]any {
+	out := map[string]any{
+		"output_type": "ndjson", "record_prefix": "{", "record_suffix": "}\n", "field_delimiter": ",",
+		"sample_rate": 1.0, "CVE-2021-44228": false, "timestamp_format": "unixnano",
+	}
+	maps.Copy(out, o)
+	return out
+}
+
+func (f *fakeCloudflare) createJob(w http.ResponseWriter, r *http.Request) {
+	body := r.Context().Value(fakeBodyKey{}).(map[string]any)
+	f.nextID++
+	job := map[string]any{
+		"id": f.nextID, "dataset": nil, "enabled": false, "name": nil, "kind": "", "frequency": "high",
+		"error_message": nil, "last_complete": nil, "last_error": nil, "logpull_options": nil,
+		"max_upload_bytes": 0, "max_upload_records": 0, "max_upload_interval_seconds": 0,
+	}
+	maps.Copy(job, body)
+	if o, ok := body["output_options"].(map[string]any); ok {
+		job["output_options"] = withDefaults(o)
+	}
+	f.jobs[f.nextID] = job
+	f.reply(w, http.StatusOK, job, 0, "")
+}
+
+func (f *fakeCloudflare) updateJob(w http.ResponseWriter, r *http.Request) {
+	body := r.Context().Value(fakeBodyKey{}).(map[string]any)
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	job, ok := f.jobs[id]
+	if !ok {
+		f.reply(w, http.StatusNotFound, nil, 1003, "job not found")
+		return
+	}
+	maps.Copy(job, body)
+	if o, ok := body["output_options"].(map[string]any); ok {
+		job["output_options"] = withDefaults(o)
+	}
+	f.reply(w, http.StatusOK, job, 0, "")
+}
+
+// addJob seeds a job as the API would list it.
+func (f *fakeCloudflare) addJob(job map[string]any) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextID++
+	job["id"] = f.nextID
+	f.jobs[f.nextID] = job
+	return f.nextID
+}
+
+func (f *fakeCloudflare) count(pattern string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[pattern]
+}
+
+func (f *fakeCloudflare) lastBody(pattern string) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := f.bodies[pattern]
+	if len(b) == 0 {
+		f.t.Fatalf("no %s request", pattern)
+	}
+	return b[len(b)-1]
+}
+
+const (
+	pCreate   = "POST /client/v4/zones/{zone}/logpush/jobs"
+	pUpdate   = "PUT /client/v4/zones/{zone}/logpush/jobs/{id}"
+	pValidate = "POST /client/v4/zones/{zone}/logpush/validate/destination"
+	pFields   = "GET /client/v4/zones/{zone}/logpush/datasets/{dataset}/fields"
+	pList     = "GET /client/v4/zones/{zone}/logpush/jobs"
+)
+
+// runCF runs raywatch with args and returns the exit code and outputs,
+// failing the test if any output holds a secret.
+func runCF(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	noSecrets(t, out.String()+errb.String())
+	return code, out.String(), errb.String()
+}
+
+func noSecrets(t *testing.T, s string) {
+	t.Helper()
+	for _, sec := range []string{testToken, testAPIKey, testEmail, testIntakeKey, url.QueryEscape(testIntakeKey), url.PathEscape(testIntakeKey)} {
+		if strings.Contains(s, sec) {
+			t.Errorf("output holds the secret %q:\n%s", sec, s)
+		}
+	}
+}
+
+// wantDest is the destination_conf connect must build for the test key.
+var wantDest = "https://raywatch.example.com:8443/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=" + url.QueryEscape(testIntakeKey)
+
+// wantFields are the fields connect asks for on the fake zone: the rules'
+// and the IOC matcher's, the recommended context, minus JA3Hash.
+var wantFields = []string{
+	"ClientASN", "ClientCountry", "ClientIP", "ClientRequestHost", "ClientRequestMethod", "ClientRequestPath",
+	"ClientRequestProtocol", "ClientRequestReferer", "ClientRequestScheme", "ClientRequestURI",
+	"ClientRequestUserAgent", "ClientSrcPort", "EdgeEndTimestamp", "EdgeResponseBytes", "EdgeResponseStatus",
+	"EdgeStartTimestamp", "RayID", "ZoneName",
+}
+
+func TestCloudflareFields(t *testing.T) {
+	f := newFakeCloudflare(t)
+	f.env(t)
+	code, out, errOut := runCF(t, "cloudflare", "fields", "--zone", testZone)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	for _, want := range []string{
+		"Dataset http_requests on zone " + testZone + " offers 26 fields.",
+		"Not offered on this zone: JA3Hash (needs Bot Management).",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	lines := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		fs := strings.Fields(l)
+		switch {
+		case len(fs) >= 2 && (fs[0] == "*" || fs[0] == "+"):
+			lines[fs[1]] = l
+		case len(fs) == 1:
+			lines[fs[0]] = l
+		}
+	}
+	for field, want := range map[string][]string{
+		"ClientRequestUserAgent": {"* ", "Covenant Default HTTP Beaconing", "Lemon Duck User-Agent", "LokiBot User-Agent", "TrevorC2 HTTP Communication", "IOC matcher"},
+		"ClientRequestMethod":    {"* ", "Bazar Loader Backdoor C2 Polling", "LokiBot User-Agent"},
+		"ClientIP":               {"* ", "IOC matcher"},
+		"ClientRequestScheme":    {"+ ", "context"},
+		"BotScore":               {"BotScore"},
+	} {
+		l, ok := lines[field]
+		if !ok {
+			t.Errorf("no line for %s:\n%s", field, out)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(l, w) {
+				t.Errorf("line of %s = %q; want it to contain %q", field, l, w)
+			}
+		}
+	}
+	if l := lines["BotScore"]; strings.ContainsAny(l, "*+") {
+		t.Errorf("BotScore is marked: %q", l)
+	}
+}
+
+func TestCloudflareConnectCreatesThenChangesNothing(t *testing.T) {
+	f := newFakeCloudflare(t)
+	f.env(t)
+	args := []string{"cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443"}
+	code, out, errOut := runCF(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	if f.count(pCreate) != 1 || f.count(pUpdate) != 0 {
+		t.Fatalf("creates = %d, updates = %d; want 1, 0", f.count(pCreate), f.count(pUpdate))
+	}
+	if v := f.lastBody(pValidate); v["destination_conf"] != wantDest {
+		t.Errorf("validated destination_conf = %v; want %s", v["destination_conf"], wantDest)
+	}
+	body := f.lastBody(pCreate)
+	opts, _ := body["output_options"].(map[string]any)
+	var gotFields []string
+	for _, v := range opts["field_names"].([]any) {
+		gotFields = append(gotFields, v.(string))
+	}
+	got := map[string]any{
+		"name": body["name"], "dataset": body["dataset"], "destination_conf": body["destination_conf"],
+		"enabled": body["enabled"], "max_upload_bytes": body["max_upload_bytes"],
+		"max_upload_records": body["max_upload_records"], "max_upload_interval_seconds": body["max_upload_interval_seconds"],
+		"timestamp_format": opts["timestamp_format"], "output_type": opts["output_type"], "field_names": gotFields,
+	}
+	want := map[string]any{
+		"name": "raywatch-default-http-requests", "dataset": "http_requests", "destination_conf": wantDest,
+		"enabled": true, "max_upload_bytes": 5e6, "max_upload_records": 1000.0, "max_upload_interval_seconds": 30.0,
+		"timestamp_format": "unixnano", "output_type": "ndjson", "field_names": wantFields,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("created job (-want +got):\n%s", d)
+	}
+	for _, w := range []string{
+		"destination: https://raywatch.example.com:8443/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=****",
+		"not offered on this zone, left out: JA3Hash",
+		"Cloudflare validated the destination.",
+		`created Logpush job 101 "raywatch-default-http-requests".`,
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+
+	code, out, errOut = runCF(t, args...)
+	if code != 0 {
+		t.Fatalf("second run: exit %d; stderr:\n%s", code, errOut)
+	}
+	if f.count(pCreate) != 1 || f.count(pUpdate) != 0 {
+		t.Errorf("after the second run: creates = %d, updates = %d; want 1, 0", f.count(pCreate), f.count(pUpdate))
+	}
+	if w := `Logpush job 101 "raywatch-default-http-requests" is up to date; nothing changed.`; !strings.Contains(out, w) {
+		t.Errorf("second run output lacks %q:\n%s", w, out)
+	}
+}
+
+func TestCloudflareConnectUpdatesJob(t *testing.T) {
+	f := newFakeCloudflare(t)
+	f.env(t)
+	// The seed document's job: no user-agent, rfc3339 timestamps, default
+	// limits, disabled after failures, and a sample rate the user chose.
+	id := f.addJob(map[string]any{
+		"name": "raywatch-default-http-requests", "dataset": "http_requests", "enabled": false,
+		"destination_conf": wantDest, "kind": "", "frequency": "high",
+		"max_upload_bytes": 0, "max_upload_records": 0, "max_upload_interval_seconds": 0,
+		"last_complete": "2026-11-20T10:00:00Z", "last_error": "2026-11-21T10:00:00Z", "error_message": "timeout",
+		"output_options": withDefaults(map[string]any{
+			"field_names":      []any{"ClientIP", "ClientRequestHost", "ClientRequestMethod", "ClientRequestURI", "EdgeEndTimestamp", "EdgeResponseBytes", "EdgeResponseStatus", "EdgeStartTimestamp", "RayID"},
+			"timestamp_format": "rfc3339",
+			"sample_rate":      0.5,
+		}),
+	})
+	code, out, errOut := runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443/")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	if f.count(pCreate) != 0 || f.count(pUpdate) != 1 {
+		t.Fatalf("creates = %d, updates = %d; want 0, 1", f.count(pCreate), f.count(pUpdate))
+	}
+	want := fmt.Sprintf(`updated Logpush job %d "raywatch-default-http-requests": enabled (was disabled); `+
+		`field_names +ClientASN +ClientCountry +ClientRequestPath +ClientRequestProtocol +ClientRequestReferer +ClientRequestScheme +ClientRequestUserAgent +ClientSrcPort +ZoneName; `+
+		`timestamp_format rfc3339 → unixnano; max_upload_bytes 0 → 5000000; max_upload_records 0 → 1000; max_upload_interval_seconds 0 → 30.`, id)
+	if !strings.Contains(out, want) {
+		t.Errorf("output lacks\n%s\n:\n%s", want, out)
+	}
+	body := f.lastBody(pUpdate)
+	opts := body["output_options"].(map[string]any)
+	if opts["sample_rate"] != 0.5 || opts["timestamp_format"] != "unixnano" || body["enabled"] != true {
+		t.Errorf("update body = %v; want sample_rate kept at 0.5, unixnano, enabled", body)
+	}
+	// And now the job is what connect makes.
+	code, out, _ = runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443")
+	if code != 0 || f.count(pUpdate) != 1 || !strings.Contains(out, "is up to date") {
+		t.Errorf("second run: exit %d, updates %d, output:\n%s", code, f.count(pUpdate), out)
+	}
+}
+
+func TestCloudflareConnectDryRun(t *testing.T) {
+	f := newFakeCloudflare(t)
+	f.env(t)
+	code, out, errOut := runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443", "--dry-run")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	if f.count(pCreate)+f.count(pUpdate) != 0 {
+		t.Errorf("dry run wrote: creates = %d, updates = %d", f.count(pCreate), f.count(pUpdate))
+	}
+	if w := `dry run: would create Logpush job "raywatch-default-http-requests".`; !strings.Contains(out, w) {
+		t.Errorf("output lacks %q:\n%s", w, out)
+	}
+}
+
+func TestCloudflareConnectValidationFails(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(f *fakeCloudflare)
+		want  []string
+	}{
+		{
+			name: "valid false",
+			setup: func(f *fakeCloudflare) {
+				// Cloudflare quotes the destination, intake key included.
+				f.validate = map[string]any{"valid": false, "message": "error validating destination: error writing object: error uploading: Post \"" + wantDest + "\": 401 Unauthorized"}
+			},
+			want: []string{"not valid: error validating destination", "header_X-SEKOIAIO-INTAKE-KEY=****", "hint: Cloudflare could not deliver a test batch"},
+		},
+		{
+			name: "API error",
+			setup: func(f *fakeCloudflare) {
+				f.failPattern = pValidate
+				f.failStatus, f.failCode, f.failMsg = http.StatusBadRequest, 1002, "error validating destination: error writing object: error uploading"
+			},
+			want: []string{"validate the destination: Cloudflare API answered HTTP 400", "error 1002: error validating destination", "hint: Cloudflare could not deliver a test batch"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeCloudflare(t)
+			f.env(t)
+			f.mu.Lock()
+			tc.setup(f)
+			f.mu.Unlock()
+			code, _, errOut := runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443")
+			if code != 1 {
+				t.Errorf("exit %d; want 1", code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+			if f.count(pCreate)+f.count(pUpdate) != 0 {
+				t.Errorf("a job was written after a failed validation")
+			}
+		})
+	}
+}
+
+func TestCloudflareAPIErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		fail func(f *fakeCloudflare)
+		want []string
+	}{
+		{
+			name: "token without Logs permission",
+			args: []string{"cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com"},
+			fail: func(f *fakeCloudflare) {
+				f.failStatus, f.failCode, f.failMsg = http.StatusForbidden, 10000, "Authentication error"
+			},
+			want: []string{"Cloudflare API answered HTTP 403", "error 10000: Authentication error", "hint: check the credentials: the API token needs the Logs Edit permission"},
+		},
+		{
+			name: "unknown global key",
+			args: []string{"cloudflare", "fields", "--zone", testZone},
+			env:  map[string]string{"CLOUDFLARE_API_TOKEN": "", "CLOUDFLARE_EMAIL": testEmail, "CLOUDFLARE_API_KEY": testAPIKey + "0"},
+			want: []string{"error 9106: Missing X-Auth-Key", "Logs Edit"},
+		},
+		{
+			name: "wrong zone",
+			args: []string{"cloudflare", "status", "--zone", "example.com"},
+			want: []string{"error 7003: Could not route to /zones/example.com/logpush/jobs", "hint: check --zone: it takes the 32-character zone ID"},
+		},
+		{
+			name: "no credentials",
+			args: []string{"cloudflare", "status", "--zone", testZone},
+			env:  map[string]string{"CLOUDFLARE_API_TOKEN": ""},
+			want: []string{"no Cloudflare credentials: export CLOUDFLARE_API_TOKEN"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeCloudflare(t)
+			f.env(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			if tc.fail != nil {
+				tc.fail(f)
+			}
+			code, out, errOut := runCF(t, tc.args...)
+			if code != 1 {
+				t.Errorf("exit %d; want 1; stdout:\n%s", code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+		})
+	}
+}
+
+func TestCloudflareConnectGlobalKey(t *testing.T) {
+	f := newFakeCloudflare(t)
+	f.env(t)
+	t.Setenv("CLOUDFLARE_API_TOKEN", "")
+	t.Setenv("CLOUDFLARE_EMAIL", testEmail)
+	t.Setenv("CLOUDFLARE_API_KEY", testAPIKey)
+	code, _, errOut := runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443")
+	if code != 0 || f.count(pCreate) != 1 {
+		t.Errorf("exit %d, creates %d; stderr:\n%s", code, f.count(pCreate), errOut)
+	}
+}
+
+func TestCloudflareConnectIntakeKey(t *testing.T) {
+	f := newFakeCloudflare(t)
+	f.env(t)
+	dataDir := t.TempDir()
+	t.Setenv("RAYWATCH_INTAKE_KEY", "")
+
+	// No key anywhere: a clear message and no API call.
+	code, _, errOut := runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com", "--data-dir", dataDir)
+	if code != 1 || !strings.Contains(errOut, "start raywatch serve once") || !strings.Contains(errOut, "RAYWATCH_INTAKE_KEY") {
+		t.Errorf("exit %d; stderr:\n%s", code, errOut)
+	}
+	if _, err := os.Stat(keyFile(dataDir)); err == nil {
+		t.Errorf("connect created an intake key")
+	}
+	if n := f.count(pFields) + f.count(pValidate); n != 0 {
+		t.Errorf("%d API calls without an intake key", n)
+	}
+
+	// The key raywatch serve generated.
+	if err := os.WriteFile(filepath.Join(dataDir, "intake-key"), []byte(testIntakeKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443", "--data-dir", dataDir)
+	if code != 0 || f.lastBody(pCreate)["destination_conf"] != wantDest {
+		t.Errorf("exit %d; stderr:\n%s", code, errOut)
+	}
+
+	// A named intake of RAYWATCH_INTAKE_KEYS.
+	t.Setenv("RAYWATCH_INTAKE_KEYS", "shop="+testIntakeKey+",blog=another-key-1234")
+	code, out, errOut := runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443", "--intake", "shop")
+	if code != 0 || !strings.Contains(out, `created Logpush job 102 "raywatch-shop-http-requests"`) {
+		t.Errorf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, _, errOut = runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443", "--intake", "nope")
+	if code != 1 || !strings.Contains(errOut, `no intake named "nope"`) || !strings.Contains(errOut, "blog, shop") {
+		t.Errorf("exit %d; stderr:\n%s", code, errOut)
+	}
+}
+
+func TestCloudflareStatus(t *testing.T) {
+	f := newFakeCloudflare(t)
+	f.env(t)
+	f.addJob(map[string]any{
+		"name": "raywatch-default-http-requests", "dataset": "http_requests", "enabled": true,
+		"destination_conf": wantDest, "max_upload_interval_seconds": 30,
+		"last_complete": "2026-11-26T10:00:00Z", "last_error": nil, "error_message": nil,
+	})
+	f.addJob(map[string]any{
+		"name": "old", "dataset": "http_requests", "enabled": false,
+		"destination_conf": "https://10.0.0.1/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=other-key-5678",
+		"last_complete":    "2026-11-01T10:00:00Z", "last_error": "2026-11-02T10:00:00Z", "error_message": "error uploading: 401",
+	})
+	f.addJob(map[string]any{"name": "s3", "dataset": "http_requests", "enabled": true, "destination_conf": "s3://bucket/logs?region=us-east-1"})
+	f.addJob(map[string]any{"name": "sekoia", "dataset": "http_requests", "enabled": true, "destination_conf": "https://intake.sekoia.io/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=abcd"})
+
+	for _, args := range [][]string{
+		{"cloudflare", "status", "--zone", testZone},
+		{"cloudflare", "status"}, // every zone the token reads
+	} {
+		code, out, errOut := runCF(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d; stderr:\n%s", args, code, errOut)
+		}
+		zone := testZone
+		if len(args) == 2 {
+			zone = "example.com"
+		}
+		var rows [][]string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			rows = append(rows, strings.Fields(l))
+		}
+		want := [][]string{
+			{"ZONE", "JOB", "NAME", "DATASET", "HOST", "INTAKE", "ENABLED", "LAST", "COMPLETE", "LAST", "ERROR", "ERROR", "MESSAGE"},
+			{zone, "101", "raywatch-default-http-requests", "http_requests", "raywatch.example.com:8443", "default", "true", "2026-11-26T10:00:00Z", "-", "-"},
+			{zone, "102", "old", "http_requests", "10.0.0.1", "(other", "key)", "false", "2026-11-01T10:00:00Z", "2026-11-02T10:00:00Z", "error", "uploading:", "401"},
+			{"job", "102", `"old"`, "is", "disabled;", "raywatch", "cloudflare", "connect", "re-enables", "it."},
+		}
+		if d := cmp.Diff(want, rows); d != "" {
+			t.Errorf("%v: output (-want +got):\n%s\n%s", args, d, out)
+		}
+	}
+}
+
+func TestParseRaywatchURL(t *testing.T) {
+	for _, tc := range []struct {
+		in, dest, err string
+	}{
+		{in: "https://rw.example.com", dest: "https://rw.example.com/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=a%2Bb%2Fc%3D%26"},
+		{in: "https://rw.example.com:8443/", dest: "https://rw.example.com:8443/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=a%2Bb%2Fc%3D%26"},
+		{in: "https://example.com/raywatch/", dest: "https://example.com/raywatch/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=a%2Bb%2Fc%3D%26"},
+		{in: "http://rw.example.com", err: "only over HTTPS"},
+		{in: "https://", err: "no host"},
+		{in: "https://rw.example.com/?x=1", err: "give only https://HOST"},
+		{in: "https://rw.example.com/plain/batch", err: "raywatch adds /plain/batch itself"},
+	} {
+		u, err := parseRaywatchURL(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("parseRaywatchURL(%q) error = %v; want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("parseRaywatchURL(%q): %v", tc.in, err)
+			continue
+		}
+		if got := destinationConf(u, "a+b/c=&"); got != tc.dest {
+			t.Errorf("destinationConf(%q) = %q; want %q", tc.in, got, tc.dest)
+		}
+		if got, ok := raywatchIntakeKey(destinationConf(u, "a+b/c=&")); !ok || got != "a+b/c=&" {
+			t.Errorf("raywatchIntakeKey(destinationConf(%q)) = %q, %v", tc.in, got, ok)
+		}
+	}
+}
+
+func TestAPIHint(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		code   int64
+		msg    string
+		want   string
+	}{
+		{403, 10000, "Authentication error", hintAuth},
+		{403, 9109, "Unauthorized to access requested resource", hintAuth},
+		{400, 7003, "Could not route to /zones/x/logpush/jobs, perhaps your object identifier is invalid?", hintZone},
+		{404, 7000, "No route for that URI", hintZone},
+		{403, 1004, "Logpush is not entitled for this zone", hintEntitled},
+		{400, 1000, "creating a job requires an Enterprise plan", hintEntitled},
+		{429, 971, "Please wait and consider throttling your request speed", hintRate},
+		{400, 1002, "error validating destination: error writing object", hintValidation},
+		{403, 1, "something else", hintAuth},
+		{500, 1, "internal", ""},
+	} {
+		if got := apiHint(tc.status, []int64{tc.code}, []string{tc.msg}); got != tc.want {
+			t.Errorf("apiHint(%d, %d, %q) = %q; want %q", tc.status, tc.code, tc.msg, got, tc.want)
+		}
+	}
+}
+
+func TestSameDestination(t *testing.T) {
+	base := "https://rw.example.com/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=a%2Bb"
+	for _, tc := range []struct {
+		other string
+		want  bool
+	}{
+		{base, true},
+		{"https://RW.example.com/plain/batch/?header_X-SEKOIAIO-INTAKE-KEY=a%2bb", true},
+		{"https://rw.example.com/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=a+b", false}, // + is a space
+		{"https://rw.example.com:8443/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=a%2Bb", false},
+		{"https://rw.example.com/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=other", false},
+	} {
+		if got := sameDestination(base, tc.other); got != tc.want {
+			t.Errorf("sameDestination(%q, %q) = %v; want %v", base, tc.other, got, tc.want)
+		}
+	}
+}
