@@ -82,13 +82,13 @@ func FuzzNormalize(f *testing.F) {
 			}
 			return
 		}
-		if ev == nil || ev.doc == nil || ev.flat == nil || ev.Key == "" {
+		if ev == nil || ev.Key == "" || ev.Dataset == "" {
 			t.Fatalf("Normalize returned %+v and no error", ev)
 		}
-		if _, err := json.Marshal(ev.doc); err != nil {
+		if _, err := json.Marshal(ev.Doc()); err != nil {
 			t.Fatalf("json.Marshal(Doc): %v", err)
 		}
-		for name, v := range ev.flat {
+		for name, v := range ev.FlatMap() {
 			switch v.(type) {
 			case string, json.Number, bool, []any:
 			default:

@@ -33,9 +33,8 @@ func (b *builder) parseTimestamp(v *fastjson.Value, field string) (time.Time, er
 		return t, nil
 	}
 	if v.Type() == fastjson.TypeString {
-		t, err := time.Parse(time.RFC3339Nano, string(text))
-		if err == nil {
-			return t.UTC(), nil
+		if t, err := parseRFC3339(text); err == nil {
+			return t, nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("field %q: want Unix or RFC 3339 timestamp, got %q", field, text)
@@ -91,11 +90,27 @@ var (
 	maxNano = time.Unix(0, math.MaxInt64)
 )
 
+// parseRFC3339 parses an RFC 3339 time with 0 to 9 fractional digits and
+// returns it in UTC.
+func parseRFC3339(s []byte) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, string(s))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return t.UTC(), nil
+}
+
 // formatTimestamp formats t the way SEKOIA's date.parse does (rule R10): UTC,
 // six fractional digits when the microseconds are not zero and none when they
 // are, microseconds taken from float64 seconds and rounded half to even like
 // Python's datetime.fromtimestamp.
-func formatTimestamp(t time.Time) string {
+func (b *builder) formatTimestamp(t time.Time) string {
+	var buf [40]byte
+	return b.str(appendTimestamp(buf[:0], t))
+}
+
+// appendTimestamp appends t formatted as by formatTimestamp.
+func appendTimestamp(out []byte, t time.Time) []byte {
 	var sec, us float64
 	if t.After(minNano) && t.Before(maxNano) {
 		sec, us = math.Modf(float64(t.UnixNano()) / 1e9)
@@ -112,8 +127,7 @@ func formatTimestamp(t time.Time) string {
 		us += 1e6
 	}
 	u := time.Unix(int64(sec), 0).UTC()
-	var buf [40]byte
-	out := u.AppendFormat(buf[:0], "2006-01-02T15:04:05")
+	out = u.AppendFormat(out, "2006-01-02T15:04:05")
 	if us != 0 {
 		out = append(out, '.')
 		m := int(us)
@@ -121,6 +135,5 @@ func formatTimestamp(t time.Time) string {
 			out = append(out, byte('0'+m/d%10))
 		}
 	}
-	out = append(out, 'Z')
-	return string(out)
+	return append(out, 'Z')
 }
