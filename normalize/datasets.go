@@ -61,33 +61,35 @@ func (b *builder) mapOr(id uint16, a, c int, kind fieldKind) {
 	b.fail(b.set(id, v, kind, b.ds.names[s]))
 }
 
-// ipText returns v if it is a string holding an IPv4 or IPv6 address
-// (Python's ipaddress, which accepts IPv4-mapped IPv6 and zones).
-func ipText(v *fastjson.Value) ([]byte, bool) {
+// ipText returns v as an arena string if it is a string holding an IPv4 or
+// IPv6 address (Python's ipaddress, which accepts IPv4-mapped IPv6 and
+// zones).
+func (b *builder) ipText(v *fastjson.Value) (string, bool) {
 	if v == nil || v.Type() != fastjson.TypeString {
-		return nil, false
+		return "", false
 	}
-	s, _ := v.StringBytes()
-	if !isIP(s) {
-		return nil, false
+	raw, _ := v.StringBytes()
+	if len(raw) == 0 || len(raw) > 64 {
+		return "", false
+	}
+	s := b.str(raw)
+	if _, err := netip.ParseAddr(s); err != nil {
+		return "", false
 	}
 	return s, true
 }
 
-func isIP(s []byte) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	_, err := netip.ParseAddr(string(s)) // does not allocate
+func isIP(s string) bool {
+	_, err := netip.ParseAddr(s)
 	return err == nil
 }
 
 // mapIP sets field id from v when it is an IP address (the is_ipaddress
 // filter), and reports whether it did.
 func (b *builder) mapIP(id uint16, v *fastjson.Value) bool {
-	s, ok := ipText(v)
+	s, ok := b.ipText(v)
 	if ok {
-		b.setText(id, b.str(s))
+		b.setText(id, s)
 	}
 	return ok
 }
@@ -476,8 +478,8 @@ func decodeGatewayDNS(b *builder) {
 	if v := b.v("ResolvedIPs"); v != nil && v.Type() == fastjson.TypeArray {
 		a, _ := v.Array()
 		for _, e := range a {
-			if s, ok := ipText(e); ok {
-				b.ev.ents = append(b.ev.ents, entry{text: b.str(s), parent: int32(i), end: int32(len(b.ev.ents) + 1), kind: kStr})
+			if s, ok := b.ipText(e); ok {
+				b.ev.ents = append(b.ev.ents, entry{text: s, parent: int32(i), end: int32(len(b.ev.ents) + 1), kind: kStr})
 			}
 		}
 	}
@@ -732,7 +734,7 @@ func decodeAuditLogs(b *builder) {
 	// grok "::ffff:%{IP:ipv4}": an IPv4-mapped address becomes the IPv4.
 	if ip != nil && ip.Type() == fastjson.TypeString {
 		s, _ := ip.StringBytes()
-		if rest, ok := strings.CutPrefix(string(s), "::ffff:"); ok && isIP([]byte(rest)) {
+		if rest, ok := strings.CutPrefix(string(s), "::ffff:"); ok && isIP(rest) {
 			b.setText(fSourceIP, b.str([]byte(rest)))
 		}
 	}

@@ -41,6 +41,9 @@ type Event struct {
 	ents []entry
 	// index maps a static field id (see fieldIDs) to 1 + its entry.
 	index []int32
+	// arena is the tail of the current arena chunk: bytes past its length
+	// are free, bytes before it are never written again.
+	arena []byte
 	// doc caches the nested document built by Doc.
 	doc atomic.Pointer[map[string]any]
 }

@@ -85,7 +85,10 @@ func New(opts Options) *Normalizer {
 // record over the size limit, text that is not JSON, JSON that is not an
 // object, or the field whose value has the wrong type.
 func (n *Normalizer) Normalize(dataset string, raw []byte) (*Event, error) {
-	ev := &Event{ents: make([]entry, 0, min(len(raw)/12+24, 512))}
+	ev := &Event{
+		ents:  make([]entry, 0, min(len(raw)/12+24, 512)),
+		arena: make([]byte, 0, len(raw)+256),
+	}
 	if err := n.NormalizeInto(ev, dataset, raw); err != nil {
 		return nil, err
 	}
@@ -132,7 +135,10 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 	}
 	defer n.builders.Put(b)
 	b.ev, b.ds, b.err, b.ua = ev, ds, nil, n.ua
-	b.arena = make([]byte, 0, len(raw)+256)
+	if cap(ev.arena)-len(ev.arena) < len(raw)+256 {
+		ev.arena = make([]byte, 0, max(arenaChunk, len(raw)+256))
+	}
+	b.arena = ev.arena
 	b.vals = slices.Grow(b.vals[:0], len(ds.names))[:len(ds.names)]
 	clear(b.vals)
 	obj.Visit(func(k []byte, v *fastjson.Value) {
@@ -148,6 +154,7 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 	if b.err == nil && ev.Key == "" {
 		ev.Key = b.recordKey(raw)
 	}
+	ev.arena = b.arena
 	err = b.err
 	clear(b.vals)
 	b.ev, b.ds, b.err, b.arena = nil, nil, nil, nil
@@ -157,6 +164,12 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 	}
 	return nil
 }
+
+// arenaChunk is the size of the arena chunks NormalizeInto allocates for
+// the strings of the records it decodes into one Event. A chunk is only
+// appended to, never rewritten, so strings handed out stay valid; a string
+// kept keeps its chunk alive.
+const arenaChunk = 8 << 10
 
 // reset empties ev for reuse.
 func (ev *Event) reset() {

@@ -40,11 +40,10 @@ func (b *builder) str(s []byte) string {
 		return ""
 	}
 	if cap(b.arena)-len(b.arena) < len(s) {
-		n := 2048
-		if len(s) > n/2 {
+		if len(s) > arenaChunk/4 {
 			return string(s)
 		}
-		b.arena = make([]byte, 0, n)
+		b.arena = make([]byte, 0, arenaChunk)
 	}
 	off := len(b.arena)
 	b.arena = append(b.arena, s...)
@@ -55,10 +54,10 @@ func (b *builder) str(s []byte) string {
 func (b *builder) join(a, c string) string {
 	n := len(a) + 1 + len(c)
 	if cap(b.arena)-len(b.arena) < n {
-		if n > 1024 {
+		if n > arenaChunk/4 {
 			return a + "." + c
 		}
-		b.arena = make([]byte, 0, 2048)
+		b.arena = make([]byte, 0, arenaChunk)
 	}
 	off := len(b.arena)
 	b.arena = append(b.arena, a...)
