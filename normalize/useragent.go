@@ -25,7 +25,7 @@ var uapParser = sync.OnceValue(func() *uaparser.Parser {
 
 // maxUALength bounds the user-agents parsed; longer ones are cut first
 // (the regular expressions look at the start of the string).
-const maxUALength = 1024
+const maxUALength = 512
 
 func parseUserAgent(ua string) uaResult {
 	if len(ua) > maxUALength {
