@@ -132,7 +132,11 @@ func present(v *fastjson.Value) bool { return v != nil && v.Type() != fastjson.T
 // output) and returns the instant; an RFC 3339 string is kept verbatim when
 // verbatim is set (rule R11).
 func (b *builder) timestamp(id uint16, key string, verbatim bool) {
-	v := b.v(key)
+	b.timestampValue(id, b.v(key), key, verbatim)
+}
+
+// timestampValue is timestamp for the value v of key.
+func (b *builder) timestampValue(id uint16, v *fastjson.Value, key string, verbatim bool) {
 	if isEmpty(v) {
 		return
 	}
@@ -171,7 +175,7 @@ var (
 	hDatetime, hRuleID, hRulesetID,
 	hUAGQL, hUA,
 	hReqBytes, hReferer, hCipher, hSSLProto, hSrcPort,
-	hStart, hEnd, hRayID = httpDS.slot("clientIP"),
+	hStart, hEnd = httpDS.slot("clientIP"),
 		httpDS.slot("ClientRequestHost"), httpDS.slot("clientRequestHTTPHost"),
 		httpDS.slot("ClientRequestMethod"), httpDS.slot("clientRequestHTTPMethodName"),
 		httpDS.slot("ClientRequestPath"), httpDS.slot("ClientRequestURI"),
@@ -183,7 +187,7 @@ var (
 		httpDS.slot("userAgent"), httpDS.slot("ClientRequestUserAgent"),
 		httpDS.slot("ClientRequestBytes"), httpDS.slot("ClientRequestReferer"), httpDS.slot("ClientSSLCipher"),
 		httpDS.slot("ClientSSLProtocol"), httpDS.slot("ClientSrcPort"),
-		httpDS.slot("EdgeStartTimestamp"), httpDS.slot("EdgeEndTimestamp"), httpDS.slot("RayID")
+		httpDS.slot("EdgeStartTimestamp"), httpDS.slot("EdgeEndTimestamp")
 )
 
 func init() {
@@ -227,8 +231,8 @@ func decodeHTTPRequests(b *builder) {
 			b.ev.Time = t
 		}
 	}
-	b.timestamp(fEventStart, "EdgeStartTimestamp", false)
-	b.timestamp(fEventEnd, "EdgeEndTimestamp", false)
+	b.timestampValue(fEventStart, b.vals[hStart], "EdgeStartTimestamp", false)
+	b.timestampValue(fEventEnd, b.vals[hEnd], "EdgeEndTimestamp", false)
 	if !b.has(fTimestamp) {
 		if s, ok := b.get(fEventStart); ok {
 			b.setText(fTimestamp, s) // raywatch addition

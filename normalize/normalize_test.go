@@ -481,3 +481,18 @@ func TestOr(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendDateTime(t *testing.T) {
+	for _, sec := range []int64{0, -1, 86399, 86400, 951782400, 1658281671, 4102444800, 253402300799, -62135596800, 253402300800, -62135596801} {
+		want := time.Unix(sec, 0).UTC().Format("2006-01-02T15:04:05")
+		if got := string(appendDateTime(nil, sec)); got != want {
+			t.Errorf("appendDateTime(%d) = %q; want %q", sec, got, want)
+		}
+	}
+	for sec := int64(-1e10); sec < 1e10; sec += 86400*7 + 3601 {
+		want := time.Unix(sec, 0).UTC().Format("2006-01-02T15:04:05")
+		if got := string(appendDateTime(nil, sec)); got != want {
+			t.Fatalf("appendDateTime(%d) = %q; want %q", sec, got, want)
+		}
+	}
+}

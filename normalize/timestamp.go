@@ -126,8 +126,7 @@ func appendTimestamp(out []byte, t time.Time) []byte {
 		sec--
 		us += 1e6
 	}
-	u := time.Unix(int64(sec), 0).UTC()
-	out = u.AppendFormat(out, "2006-01-02T15:04:05")
+	out = appendDateTime(out, int64(sec))
 	if us != 0 {
 		out = append(out, '.')
 		m := int(us)
@@ -136,4 +135,41 @@ func appendTimestamp(out []byte, t time.Time) []byte {
 		}
 	}
 	return append(out, 'Z')
+}
+
+// appendDateTime appends the UTC date and time of Unix second sec as
+// 2006-01-02T15:04:05, without time.Format's generality.
+func appendDateTime(out []byte, sec int64) []byte {
+	days, rem := sec/86400, sec%86400
+	if rem < 0 {
+		days--
+		rem += 86400
+	}
+	// Howard Hinnant's civil_from_days.
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d := doy - (153*mp+2)/5 + 1
+	m := mp + 3
+	if m > 12 {
+		m -= 12
+	}
+	if m <= 2 {
+		y++
+	}
+	if y < 0 || y > 9999 {
+		return time.Unix(sec, 0).UTC().AppendFormat(out, "2006-01-02T15:04:05")
+	}
+	out = append(out, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T')
+	h, mi, se := rem/3600, rem/60%60, rem%60
+	return append(out, byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+se/10), byte('0'+se%10))
 }

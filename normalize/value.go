@@ -104,14 +104,6 @@ func (b *builder) setEmpty(id uint16) {
 	}
 }
 
-// unset removes field id.
-func (b *builder) unset(id uint16) {
-	if i := b.top(id); i >= 0 {
-		b.ev.ents[i].dead = true
-		b.ev.index[id] = 0
-	}
-}
-
 // has reports whether field id holds a value (not the empty string).
 func (b *builder) has(id uint16) bool {
 	i := b.top(id)
