@@ -496,3 +496,59 @@ func TestAppendDateTime(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizeIntoReuse checks that what an Event handed out stays as it
+// was when the Event is reused.
+func TestNormalizeIntoReuse(t *testing.T) {
+	n := New(Options{})
+	var ev Event
+	if err := n.NormalizeInto(&ev, "http_requests", []byte(`{"RayID":"first","ClientIP":"10.0.0.1","Cookies":{"a":"b"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	doc := ev.Doc()
+	before, _ := json.Marshal(doc)
+	ip, _ := ev.String("source.ip")
+	for i := range 100 {
+		rec := fmt.Sprintf(`{"RayID":"r%d","ClientIP":"192.168.%d.%d","Cookies":{"a":"%d"},"ClientRequestURI":"/%d"}`, i, i, i, i, i)
+		if err := n.NormalizeInto(&ev, "auto", []byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := ev.String("cloudflare.RayID"); got != fmt.Sprintf("r%d", i) {
+			t.Fatalf("after reuse %d: RayID = %q", i, got)
+		}
+	}
+	if err := n.NormalizeInto(&ev, "http_requests", []byte(`{"EdgeResponseStatus":"x"}`)); err == nil {
+		t.Fatal("want an error")
+	}
+	if _, ok := ev.String("cloudflare.RayID"); ok || len(ev.Fields()) != 0 {
+		t.Errorf("after an error the Event still has fields %v", ev.Fields())
+	}
+	after, _ := json.Marshal(doc)
+	if string(before) != string(after) || ip != "10.0.0.1" {
+		t.Errorf("reuse changed what was handed out: Doc %s then %s, source.ip %q", before, after, ip)
+	}
+}
+
+func TestAllocsNormalizeInto(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	recs := benchRecords(64)
+	n := New(Options{})
+	var ev Event
+	for _, r := range recs {
+		if err := n.NormalizeInto(&ev, "http_requests", r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(500, func() {
+		if err := n.NormalizeInto(&ev, "http_requests", recs[i%len(recs)]); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	})
+	if allocs > 1 {
+		t.Errorf("NormalizeInto allocates %.2f times per record; want at most 1", allocs)
+	}
+}
