@@ -5,8 +5,9 @@ package normalize
 
 import (
 	"encoding/json"
-	"maps"
 	"sort"
+	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,66 +16,196 @@ import (
 // An Event is immutable once returned by [Normalizer.Normalize] and may be read
 // from any number of goroutines. Rule matching reads it through [Event.String],
 // [Event.Each] and [Event.Range], which do not allocate; [Event.Doc] gives the
-// nested ECS document.
+// nested ECS document, built on first use.
+//
+// An Event filled by [Normalizer.NormalizeInto] is rewritten by the next
+// NormalizeInto call on it; what it returned before (strings, Doc, FlatMap)
+// stays valid and unchanged.
 type Event struct {
 	// Dataset is the Logpush dataset id the record was decoded as, for
 	// example "http_requests".
 	Dataset string
 	// Time is the event's own time in UTC (EdgeStartTimestamp for
-	// http_requests, else its GraphQL-style datetime), or the zero Time when
-	// the record carries none.
+	// http_requests, Datetime, Timestamp, CreatedAt or When for the other
+	// datasets), or the zero Time when the record carries none.
 	Time time.Time
 	// Key identifies the record for de-duplication: the RayID for
-	// http_requests, else a hash of the raw record.
+	// http_requests and firewall_events (with the rule for the latter),
+	// else a hash of the raw record.
 	Key string
 
-	// doc is the nested ECS document. Objects are map[string]any, lists are
-	// []any, numbers are json.Number (never float64, so 19-digit nanosecond
-	// timestamps keep every digit), strings are string and booleans bool.
-	// Empty strings and nulls are not present (as SEKOIA drops them).
-	doc map[string]any
-	// flat holds every leaf of doc by its dotted ECS name ("url.path",
-	// "cloudflare.RayID"), plus the fields whose value is the empty string
-	// (which doc drops), so that a rule can test for an empty user-agent.
-	// Values are string, json.Number, bool, or []any for lists.
-	flat map[string]any
+	// ents holds the fields in pre-order: top-level entries (parent -1)
+	// whose name is their dotted ECS path, and below object and list
+	// entries their members. Strings point into arenas that are never
+	// written again, so they may be handed out freely.
+	ents []entry
+	// index maps a static field id (see fieldIDs) to 1 + its entry.
+	index []int32
+	// arena is the tail of the current arena chunk: bytes past its length
+	// are free, bytes before it are never written again.
+	arena []byte
+	// doc caches the nested document built by Doc.
+	doc atomic.Pointer[map[string]any]
+}
+
+// entry kinds.
+const (
+	kStr   uint8 = iota + 1 // text
+	kNum                    // number, text is its exact JSON text
+	kTrue                   // true
+	kFalse                  // false
+	kObj                    // object; members follow
+	kList                   // list; elements follow
+	kEmpty                  // the empty string: in the flat view, not in Doc
+)
+
+// entry is one value of an Event.
+type entry struct {
+	name   string // dotted flat name; "" when not in the flat view (inside a list)
+	key    string // key in the parent object; "" at top level and in lists
+	text   string // kStr and kNum
+	parent int32  // index of the containing object or list, -1 at top level
+	end    int32  // index just past this entry's members
+	id     uint16 // static field id, 0 for names built at run time
+	kind   uint8
+	dead   bool // replaced by a later value of the same field
+}
+
+func (e *entry) scalar() (string, bool) {
+	switch e.kind {
+	case kStr, kNum, kEmpty:
+		return e.text, true
+	case kTrue:
+		return "true", true
+	case kFalse:
+		return "false", true
+	}
+	return "", false
+}
+
+// lookup returns the entry index of the flat field name, or -1.
+func (e *Event) lookup(field string) int {
+	if id, ok := fieldIDs[field]; ok {
+		if int(id) < len(e.index) {
+			return int(e.index[id]) - 1
+		}
+		return -1
+	}
+	// A name built at run time (a member of a copied object): the last
+	// live one wins.
+	for i := len(e.ents) - 1; i >= 0; i-- {
+		if x := &e.ents[i]; x.id == 0 && !x.dead && x.name == field {
+			return i
+		}
+	}
+	return -1
 }
 
 // Doc returns the nested ECS document: objects are map[string]any, lists
 // []any, numbers json.Number (exact), strings string and booleans bool;
-// empty strings and nulls are absent. The caller must not modify it; it may
-// keep it after the Event is gone.
-func (e *Event) Doc() map[string]any { return e.doc }
+// empty strings and nulls are absent. It is built on the first call and the
+// same map is returned afterwards. The caller must not modify it; it may
+// keep it after the Event is gone or reused.
+func (e *Event) Doc() map[string]any {
+	if p := e.doc.Load(); p != nil {
+		return *p
+	}
+	m := e.buildDoc()
+	e.doc.CompareAndSwap(nil, &m)
+	return *e.doc.Load()
+}
+
+func (e *Event) buildDoc() map[string]any {
+	doc := make(map[string]any, 16)
+	for i := 0; i < len(e.ents); i = int(e.ents[i].end) {
+		x := &e.ents[i]
+		if x.dead || x.kind == kEmpty || x.parent >= 0 {
+			continue
+		}
+		m := doc
+		path := x.name
+		for {
+			j := strings.IndexByte(path, '.')
+			if j < 0 {
+				break
+			}
+			child, ok := m[path[:j]].(map[string]any)
+			if !ok {
+				child = make(map[string]any, 4)
+				m[path[:j]] = child
+			}
+			m = child
+			path = path[j+1:]
+		}
+		m[path] = e.docValue(i)
+	}
+	return doc
+}
+
+// docValue returns the Doc form of entry i.
+func (e *Event) docValue(i int) any {
+	x := &e.ents[i]
+	switch x.kind {
+	case kStr:
+		return x.text
+	case kNum:
+		return json.Number(x.text)
+	case kTrue:
+		return true
+	case kFalse:
+		return false
+	case kObj:
+		m := make(map[string]any)
+		for j := i + 1; j < int(x.end); j = int(e.ents[j].end) {
+			if c := &e.ents[j]; !c.dead && c.kind != kEmpty {
+				m[c.key] = e.docValue(j)
+			}
+		}
+		return m
+	case kList:
+		l := make([]any, 0, 4)
+		for j := i + 1; j < int(x.end); j = int(e.ents[j].end) {
+			if c := &e.ents[j]; !c.dead && c.kind != kEmpty {
+				l = append(l, e.docValue(j))
+			}
+		}
+		return l
+	}
+	return nil
+}
 
 // String returns the text of the scalar field at the dotted ECS name field
 // ("url.path", "cloudflare.RayID") and whether it is present. Numbers are
 // their JSON text, booleans "true"/"false". A field whose record value was
 // the empty string is present with "". A list is not a scalar: use Each.
 func (e *Event) String(field string) (string, bool) {
-	v, ok := e.flat[field]
-	if !ok {
+	i := e.lookup(field)
+	if i < 0 {
 		return "", false
 	}
-	return scalarText(v)
+	return e.ents[i].scalar()
 }
 
 // Each calls fn with the text of each value of field: once for a scalar,
 // once per scalar element for a list. It stops early when fn returns false,
 // and reports whether the field is present.
 func (e *Event) Each(field string, fn func(value string) bool) bool {
-	v, ok := e.flat[field]
-	if !ok {
+	i := e.lookup(field)
+	if i < 0 {
 		return false
 	}
-	if list, ok := v.([]any); ok {
-		for _, x := range list {
-			if s, ok := scalarText(x); ok && !fn(s) {
-				break
+	x := &e.ents[i]
+	if x.kind == kList {
+		for j := i + 1; j < int(x.end); j = int(e.ents[j].end) {
+			if c := &e.ents[j]; !c.dead {
+				if s, ok := c.scalar(); ok && !fn(s) {
+					break
+				}
 			}
 		}
 		return true
 	}
-	if s, ok := scalarText(v); ok {
+	if s, ok := x.scalar(); ok {
 		fn(s)
 	}
 	return true
@@ -84,48 +215,58 @@ func (e *Event) Each(field string, fn func(value string) bool) bool {
 // included) with its dotted field name, until fn returns false. The order is
 // unspecified. Keyword searches use it.
 func (e *Event) Range(fn func(field, value string) bool) {
-	for name, v := range e.flat {
-		if list, ok := v.([]any); ok {
-			for _, x := range list {
-				if s, ok := scalarText(x); ok && !fn(name, s) {
-					return
+	for i := range e.ents {
+		x := &e.ents[i]
+		if x.dead || x.name == "" {
+			continue
+		}
+		if x.kind == kList {
+			for j := i + 1; j < int(x.end); j = int(e.ents[j].end) {
+				if c := &e.ents[j]; !c.dead {
+					if s, ok := c.scalar(); ok && !fn(x.name, s) {
+						return
+					}
 				}
 			}
 			continue
 		}
-		if s, ok := scalarText(v); ok && !fn(name, s) {
+		if s, ok := x.scalar(); ok && !fn(x.name, s) {
 			return
 		}
 	}
 }
 
+// flatLeaves calls fn for each live entry of the flat view: scalars and
+// lists, by name.
+func (e *Event) flatLeaves(fn func(i int)) {
+	for i := range e.ents {
+		x := &e.ents[i]
+		if x.dead || x.name == "" || x.kind == kObj {
+			continue
+		}
+		fn(i)
+	}
+}
+
 // Fields returns the dotted names of the event's fields, sorted.
 func (e *Event) Fields() []string {
-	names := make([]string, 0, len(e.flat))
-	for name := range e.flat {
-		names = append(names, name)
-	}
+	var names []string
+	e.flatLeaves(func(i int) { names = append(names, e.ents[i].name) })
 	sort.Strings(names)
 	return names
 }
 
-// FlatMap returns a copy of the flat view as a map from dotted names to
-// values (string, json.Number, bool or []any). It allocates; it exists for
-// tools and for evaluators that need a map, not for the hot path.
-func (e *Event) FlatMap() map[string]any { return maps.Clone(e.flat) }
-
-// scalarText returns the text of a scalar flat value.
-func scalarText(v any) (string, bool) {
-	switch x := v.(type) {
-	case string:
-		return x, true
-	case json.Number:
-		return string(x), true
-	case bool:
-		if x {
-			return "true", true
+// FlatMap returns the flat view as a new map from dotted names to values
+// (string, json.Number, bool or []any). It allocates; it exists for tools and
+// for evaluators that need a map, not for the hot path.
+func (e *Event) FlatMap() map[string]any {
+	m := make(map[string]any, len(e.ents))
+	e.flatLeaves(func(i int) {
+		if e.ents[i].kind == kEmpty {
+			m[e.ents[i].name] = ""
+			return
 		}
-		return "false", true
-	}
-	return "", false
+		m[e.ents[i].name] = e.docValue(i)
+	})
+	return m
 }

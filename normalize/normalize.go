@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
+	"sync"
+	"time"
 
 	"github.com/valyala/fastjson"
 )
 
-// Datasets lists the Logpush dataset ids [Normalizer.Normalize] knows by
-// name. Only "http_requests" is decoded so far; the others are recognised and
-// rejected with [ErrUnsupportedDataset].
+// Datasets lists the Logpush dataset ids [Normalizer.Normalize] decodes.
 var Datasets = []string{
 	"http_requests",
 	"firewall_events",
@@ -26,7 +27,8 @@ var Datasets = []string{
 
 var (
 	// ErrUnsupportedDataset is wrapped by the error for a dataset listed in
-	// [Datasets] whose decoder is not written yet.
+	// [Datasets] whose decoder is not written. Every listed dataset has a
+	// decoder now; the error is kept for callers that test for it.
 	ErrUnsupportedDataset = errors.New("unsupported dataset")
 	// ErrUnknownDataset is wrapped by the error for a dataset name that is
 	// not in [Datasets], and for a record whose dataset "auto" cannot tell.
@@ -37,11 +39,18 @@ var (
 // [Options.MaxRecordBytes] is 0.
 const DefaultMaxRecordBytes = 4 << 20
 
+// DefaultUserAgentCacheSize is the number of parsed user-agents kept when
+// [Options.UserAgentCacheSize] is 0.
+const DefaultUserAgentCacheSize = 4096
+
 // Options configures a [Normalizer].
 type Options struct {
 	// MaxRecordBytes is the largest record Normalize accepts; 0 means
 	// [DefaultMaxRecordBytes].
 	MaxRecordBytes int
+	// UserAgentCacheSize bounds the cache of parsed user-agent strings; 0
+	// means [DefaultUserAgentCacheSize].
+	UserAgentCacheSize int
 }
 
 // Normalizer decodes Logpush records into [Event]s. It is safe for concurrent
@@ -49,6 +58,8 @@ type Options struct {
 type Normalizer struct {
 	maxRecord int
 	parsers   fastjson.ParserPool
+	builders  sync.Pool
+	ua        *uaCache
 }
 
 // New returns a Normalizer configured by opts.
@@ -57,6 +68,11 @@ func New(opts Options) *Normalizer {
 	if n.maxRecord <= 0 {
 		n.maxRecord = DefaultMaxRecordBytes
 	}
+	size := opts.UserAgentCacheSize
+	if size <= 0 {
+		size = DefaultUserAgentCacheSize
+	}
+	n.ua = newUACache(size)
 	return n
 }
 
@@ -65,58 +81,121 @@ func New(opts Options) *Normalizer {
 // is "auto" or "". raw is not retained; the returned Event shares no memory
 // with it.
 //
-// The error names what is wrong: an unknown ([ErrUnknownDataset]) or not yet
-// supported ([ErrUnsupportedDataset]) dataset, a record over the size limit,
-// text that is not JSON, JSON that is not an object, or the field whose value
-// has the wrong type.
+// The error names what is wrong: an unknown dataset ([ErrUnknownDataset]), a
+// record over the size limit, text that is not JSON, JSON that is not an
+// object, or the field whose value has the wrong type.
 func (n *Normalizer) Normalize(dataset string, raw []byte) (*Event, error) {
-	auto := dataset == "" || dataset == "auto"
-	if !auto {
-		if err := checkDataset(dataset); err != nil {
-			return nil, err
+	ev := &Event{
+		ents:  make([]entry, 0, min(len(raw)/12+24, 512)),
+		arena: make([]byte, 0, len(raw)+256),
+	}
+	if err := n.NormalizeInto(ev, dataset, raw); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// NormalizeInto is [Normalizer.Normalize] into an Event the caller owns,
+// reusing its memory: a loop that normalizes into one Event allocates about
+// once per record. Whatever the Event handed out before (strings, Doc,
+// FlatMap) stays valid and unchanged; the Event itself is rewritten, so it
+// must not be read while NormalizeInto runs. After an error the Event holds
+// no meaningful fields.
+func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
+	ev.reset()
+	var ds *dataset
+	if name != "" && name != "auto" {
+		var err error
+		if ds, err = lookupDataset(name); err != nil {
+			return err
 		}
 	}
 	if len(raw) > n.maxRecord {
-		return nil, fmt.Errorf("record is %d bytes, over the limit of %d", len(raw), n.maxRecord)
+		return fmt.Errorf("record is %d bytes, over the limit of %d", len(raw), n.maxRecord)
 	}
 	p := n.parsers.Get()
 	defer n.parsers.Put(p)
 	v, err := p.ParseBytes(raw)
 	if err != nil {
-		return nil, fmt.Errorf("not JSON: %w", err)
+		return fmt.Errorf("not JSON: %w", err)
 	}
 	obj, err := v.Object()
 	if err != nil {
-		return nil, fmt.Errorf("not a JSON object: got %s", typeName(v))
+		return fmt.Errorf("not a JSON object: got %s", typeName(v))
 	}
-	if auto {
-		dataset = detect(obj)
-		if dataset == "" {
-			return nil, fmt.Errorf("cannot tell the dataset from the field names: %w", ErrUnknownDataset)
-		}
-		if err := checkDataset(dataset); err != nil {
-			return nil, fmt.Errorf("detected %w", err)
+	if ds == nil {
+		if ds = datasetsByName[detect(obj)]; ds == nil {
+			return fmt.Errorf("cannot tell the dataset from the field names: %w", ErrUnknownDataset)
 		}
 	}
-	// Only http_requests gets past checkDataset for now.
-	return decodeHTTPRequests(obj, raw)
+
+	b, _ := n.builders.Get().(*builder)
+	if b == nil {
+		b = &builder{}
+	}
+	defer n.builders.Put(b)
+	b.ev, b.ds, b.err, b.ua = ev, ds, nil, n.ua
+	if cap(ev.arena)-len(ev.arena) < len(raw)+256 {
+		ev.arena = make([]byte, 0, max(arenaChunk, len(raw)+256))
+	}
+	b.arena = ev.arena
+	b.vals = slices.Grow(b.vals[:0], len(ds.names))[:len(ds.names)]
+	clear(b.vals)
+	obj.Visit(func(k []byte, v *fastjson.Value) {
+		if s, ok := ds.keys[string(k)]; ok {
+			b.vals[s] = v
+		}
+	})
+	ev.Dataset = ds.name
+	ds.decode(b)
+	if b.err == nil {
+		b.finish()
+	}
+	if b.err == nil && ev.Key == "" {
+		ev.Key = b.recordKey(raw)
+	}
+	ev.arena = b.arena
+	err = b.err
+	clear(b.vals)
+	b.ev, b.ds, b.err, b.arena = nil, nil, nil, nil
+	if err != nil {
+		ev.reset()
+		return err
+	}
+	return nil
 }
 
-func checkDataset(dataset string) error {
-	switch {
-	case dataset == "http_requests":
-		return nil
-	case slices.Contains(Datasets, dataset):
-		return fmt.Errorf("dataset %q: %w", dataset, ErrUnsupportedDataset)
+// arenaChunk is the size of the arena chunks NormalizeInto allocates for
+// the strings of the records it decodes into one Event. A chunk is only
+// appended to, never rewritten, so strings handed out stay valid; a string
+// kept keeps its chunk alive.
+const arenaChunk = 8 << 10
+
+// reset empties ev for reuse.
+func (ev *Event) reset() {
+	if len(ev.index) != len(fieldNames) {
+		ev.index = make([]int32, len(fieldNames))
+	} else {
+		for i := range ev.ents {
+			ev.index[ev.ents[i].id] = 0
+		}
 	}
-	return fmt.Errorf("dataset %q: %w", dataset, ErrUnknownDataset)
+	ev.ents = ev.ents[:0]
+	ev.doc.Store(nil)
+	ev.Dataset, ev.Time, ev.Key = "", time.Time{}, ""
+}
+
+func lookupDataset(name string) (*dataset, error) {
+	if ds, ok := datasetsByName[name]; ok {
+		return ds, nil
+	}
+	return nil, fmt.Errorf("dataset %q: %w", name, ErrUnknownDataset)
 }
 
 // detect guesses the dataset of a record from its field names, following
-// logpush.md §2.9. It returns "" when nothing fits. A firewall_events record
-// with only the fields common to both datasets (RayID, ClientRequestHost,
-// Datetime, Action, ...) is taken for http_requests: configure the dataset
-// per feed when a job sends such records.
+// logpush.md §2.9: the Zero Trust and account datasets by their own fields,
+// then firewall_events by Datetime (which http_requests does not have), then
+// http_requests. It returns "" when nothing fits.
 func detect(o *fastjson.Object) string {
 	has := func(keys ...string) bool {
 		for _, k := range keys {
@@ -127,24 +206,23 @@ func detect(o *fastjson.Object) string {
 		return false
 	}
 	switch {
-	case has("Datetime") && has("Kind", "Source", "RuleID", "MatchIndex"):
+	case has("QueryName", "QueryType") && has("PolicyID", "QueryNameReversed", "ResolvedIPs", "ResolverDecision", "QueryTypeName", "RCode", "DstIP", "SrcIP"):
+		return "gateway_dns"
+	case has("QueryName", "QueryType") && has("ResponseCode", "Timestamp", "ResponseCached", "EDNSSubnet"):
+		return "dns_logs"
+	case has("HTTPHost", "URL", "HTTPMethod", "HTTPVersion", "BlockedFileHash") && has("Datetime", "Action", "AccountID"):
+		return "gateway_http"
+	case has("SessionID", "Transport", "SNI", "OverridePort") && has("DestinationIP", "SourceIP", "Datetime"):
+		return "gateway_network"
+	case has("ActionType", "ActorEmail", "ActorIP", "When") && has("ResourceType", "ActorType", "When", "OwnerID", "ActionResult"):
+		return "audit_logs"
+	case has("AppUUID", "AppDomain", "CreatedAt", "UserUID", "IPAddress") && has("Action", "Allowed", "Connection"):
+		return "access_requests"
+	case has("Datetime") && has("ClientIP", "ClientRequestHost", "RayID", "Kind", "Source", "RuleID", "MatchIndex"):
 		return "firewall_events"
 	case has("EdgeStartTimestamp", "EdgeEndTimestamp", "EdgeResponseStatus", "EdgeResponseBytes", "ClientRequestURI",
-		"CacheCacheStatus", "EdgePathingOp", "OriginResponseStatus", "WAFProfile", "WorkerStatus", "WorkerSubrequest"):
-		return "http_requests"
-	case has("QueryName") && has("PolicyID", "QueryNameReversed", "ResolvedIPs", "ResolverDecision"):
-		return "gateway_dns"
-	case has("QueryName", "QueryType") && has("ResponseCode") && has("Timestamp"):
-		return "dns_logs"
-	case has("HTTPHost", "URL") && has("Datetime") && has("Action"):
-		return "gateway_http"
-	case has("SessionID") && has("DestinationIP") && has("Transport"):
-		return "gateway_network"
-	case has("AppUUID", "AppDomain") && has("Action", "Allowed"):
-		return "access_requests"
-	case has("ActionType", "ActorEmail", "When") && has("ResourceType", "ActorType", "Action"):
-		return "audit_logs"
-	case has("ClientRequestHost", "RayID", "clientRequestHTTPHost", "rayName"):
+		"CacheCacheStatus", "EdgePathingOp", "OriginResponseStatus", "WAFProfile", "WorkerStatus", "WorkerSubrequest",
+		"ClientRequestHost", "RayID", "ClientIP", "ZoneName", "clientRequestHTTPHost", "rayName"):
 		return "http_requests"
 	}
 	return ""
@@ -152,9 +230,11 @@ func detect(o *fastjson.Object) string {
 
 // recordKey returns the de-duplication key of a record without a usable id:
 // the first 32 hex digits of the SHA-256 of the record trimmed of white space.
-func recordKey(raw []byte) string {
+func (b *builder) recordKey(raw []byte) string {
 	sum := sha256.Sum256(trimSpace(raw))
-	return hex.EncodeToString(sum[:16])
+	var buf [32]byte
+	hex.Encode(buf[:], sum[:16])
+	return b.str(buf[:])
 }
 
 func trimSpace(b []byte) []byte {
@@ -169,12 +249,11 @@ func trimSpace(b []byte) []byte {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
-// typeName names a JSON value's type for error messages.
-func typeName(v *fastjson.Value) string {
-	switch t := v.Type(); t {
-	case fastjson.TypeTrue, fastjson.TypeFalse:
-		return "bool"
-	default:
-		return t.String()
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
+	sort.Strings(keys)
+	return keys
 }

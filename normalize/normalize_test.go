@@ -1,7 +1,6 @@
 package normalize
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,8 +28,9 @@ func normalize(tb testing.TB, record string) *Event {
 // pick returns the named Flat fields that are present.
 func pick(ev *Event, names ...string) map[string]any {
 	m := make(map[string]any)
+	flat := ev.FlatMap()
 	for _, n := range names {
-		if v, ok := ev.flat[n]; ok {
+		if v, ok := flat[n]; ok {
 			m[n] = v
 		}
 	}
@@ -113,7 +113,7 @@ func TestExactNumbers(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("numbers (-want +got):\n%s", diff)
 	}
-	data, err := json.Marshal(ev.doc)
+	data, err := json.Marshal(ev.Doc())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,64 +203,65 @@ func TestDocAndFlat(t *testing.T) {
 		"ruleId": "r1",
 		"rulesetId": "rs1"
 	}`)
-	want := &Event{
-		Dataset: "http_requests",
-		Key:     "72d807ffeba5753d",
-		Time:    time.Date(2023, 2, 24, 16, 32, 58, 0, time.UTC),
-		doc: map[string]any{
-			"@timestamp": "2023-02-24T16:32:58Z",
-			"cloudflare": map[string]any{
-				"RayID":                  "72d807ffeba5753d",
-				"ClientSrcPort":          json.Number("0"),
-				"ClientASN":              json.Number("13335"),
-				"WorkerSubrequest":       false,
-				"RequestHeaders":         map[string]any{"x-a": "1", "x-o": map[string]any{"k": json.Number("2"), "e": map[string]any{}}},
-				"Cookies":                map[string]any{},
-				"BotTags":                []any{"bing"},
-				"FirewallMatchesActions": []any{"block", "1", "true", `{"a":"x","b":1}`},
-				"SecurityActions":        []any{},
-			},
-			"event": map[string]any{
-				"action":   "block",
-				"category": []any{"web"},
-				"type":     []any{"access"},
-				"dataset":  "http_requests",
-			},
-			"observer": map[string]any{"vendor": "Cloudflare", "type": "proxy"},
-			"rule":     map[string]any{"id": "r1", "ruleset": "rs1"},
-			"source": map[string]any{
-				"port": json.Number("0"),
-				"as":   map[string]any{"number": json.Number("13335")},
-			},
+	if ev.Dataset != "http_requests" || ev.Key != "72d807ffeba5753d" || !ev.Time.Equal(time.Date(2023, 2, 24, 16, 32, 58, 0, time.UTC)) {
+		t.Errorf("Dataset, Key, Time = %q, %q, %v", ev.Dataset, ev.Key, ev.Time)
+	}
+	wantDoc := map[string]any{
+		"@timestamp": "2023-02-24T16:32:58Z",
+		"cloudflare": map[string]any{
+			"RayID":                  "72d807ffeba5753d",
+			"ClientSrcPort":          json.Number("0"),
+			"ClientASN":              json.Number("13335"),
+			"WorkerSubrequest":       false,
+			"RequestHeaders":         map[string]any{"x-a": "1", "x-o": map[string]any{"k": json.Number("2"), "e": map[string]any{}}},
+			"Cookies":                map[string]any{},
+			"BotTags":                []any{"bing"},
+			"FirewallMatchesActions": []any{"block", "1", "true", `{"a":"x","b":1}`},
+			"SecurityActions":        []any{},
 		},
-		flat: map[string]any{
-			"@timestamp":                        "2023-02-24T16:32:58Z",
-			"cloudflare.RayID":                  "72d807ffeba5753d",
-			"cloudflare.ClientRequestUserAgent": "",
-			"cloudflare.ClientSrcPort":          json.Number("0"),
-			"cloudflare.ClientASN":              json.Number("13335"),
-			"cloudflare.WorkerSubrequest":       false,
-			"cloudflare.RequestHeaders.x-a":     "1",
-			"cloudflare.RequestHeaders.x-b":     "",
-			"cloudflare.RequestHeaders.x-o.k":   json.Number("2"),
-			"cloudflare.BotTags":                []any{"bing"},
-			"cloudflare.FirewallMatchesActions": []any{"block", "1", "true", `{"a":"x","b":1}`},
-			"cloudflare.SecurityActions":        []any{},
-			"user_agent.original":               "",
-			"event.action":                      "block",
-			"event.category":                    []any{"web"},
-			"event.type":                        []any{"access"},
-			"event.dataset":                     "http_requests",
-			"observer.vendor":                   "Cloudflare",
-			"observer.type":                     "proxy",
-			"rule.id":                           "r1",
-			"rule.ruleset":                      "rs1",
-			"source.port":                       json.Number("0"),
-			"source.as.number":                  json.Number("13335"),
+		"event": map[string]any{
+			"action":   "block",
+			"category": []any{"web"},
+			"type":     []any{"access"},
+			"dataset":  "http_requests",
+		},
+		"observer": map[string]any{"vendor": "Cloudflare", "type": "proxy"},
+		"rule":     map[string]any{"id": "r1", "ruleset": "rs1"},
+		"source": map[string]any{
+			"port": json.Number("0"),
+			"as":   map[string]any{"number": json.Number("13335")},
 		},
 	}
-	if diff := cmp.Diff(want, ev, cmp.AllowUnexported(Event{})); diff != "" {
-		t.Errorf("Normalize (-want +got):\n%s", diff)
+	wantFlat := map[string]any{
+		"@timestamp":                        "2023-02-24T16:32:58Z",
+		"cloudflare.RayID":                  "72d807ffeba5753d",
+		"cloudflare.ClientRequestUserAgent": "",
+		"cloudflare.ClientSrcPort":          json.Number("0"),
+		"cloudflare.ClientASN":              json.Number("13335"),
+		"cloudflare.WorkerSubrequest":       false,
+		"cloudflare.RequestHeaders.x-a":     "1",
+		"cloudflare.RequestHeaders.x-b":     "",
+		"cloudflare.RequestHeaders.x-o.k":   json.Number("2"),
+		"cloudflare.BotTags":                []any{"bing"},
+		"cloudflare.FirewallMatchesActions": []any{"block", "1", "true", `{"a":"x","b":1}`},
+		"cloudflare.SecurityActions":        []any{},
+		"user_agent.original":               "",
+		"event.action":                      "block",
+		"event.category":                    []any{"web"},
+		"event.type":                        []any{"access"},
+		"event.dataset":                     "http_requests",
+		"observer.vendor":                   "Cloudflare",
+		"observer.type":                     "proxy",
+		"rule.id":                           "r1",
+		"rule.ruleset":                      "rs1",
+		"source.port":                       json.Number("0"),
+		"source.as.number":                  json.Number("13335"),
+	}
+	if diff := cmp.Diff(wantDoc, ev.Doc()); diff != "" {
+		t.Errorf("Doc (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantFlat, ev.FlatMap()); diff != "" {
+		t.Errorf("FlatMap (-want +got):\n%s", diff)
 	}
 	if s, ok := ev.String("user_agent.original"); !ok || s != "" {
 		t.Errorf(`String("user_agent.original") = %q, %v; want "", true`, s, ok)
@@ -285,10 +286,11 @@ func TestErrors(t *testing.T) {
 		{"http_requests", `{"a":1} {"b":2}`, `^not JSON: `, nil},
 		{"http_requests", `[{"RayID":"x"}]`, `^not a JSON object: got array$`, nil},
 		{"http_requests", `"RayID"`, `^not a JSON object: got string$`, nil},
-		{"firewall_events", `{}`, `^dataset "firewall_events": unsupported dataset$`, ErrUnsupportedDataset},
 		{"bogus", `{}`, `^dataset "bogus": unknown dataset$`, ErrUnknownDataset},
 		{"auto", `{"foo":1}`, `unknown dataset$`, ErrUnknownDataset},
-		{"", `{"Datetime":1,"Kind":"firewall","RuleID":"x","RayID":"r"}`, `firewall_events.*unsupported dataset$`, ErrUnsupportedDataset},
+		{"firewall_events", `{"Datetime":true}`, `^field "Datetime": want timestamp`, nil},
+		{"gateway_dns", `{"DstPort":"53"}`, `^field "DstPort": want number, got string$`, nil},
+		{"audit_logs", `{"Metadata":{"Request":{"networks":"x"}}}`, `^field "Metadata.Request.networks": want object or array, got string$`, nil},
 	}
 	for _, tt := range tests {
 		_, err := New(Options{}).Normalize(tt.dataset, []byte(tt.record))
@@ -310,12 +312,8 @@ func TestErrors(t *testing.T) {
 func TestDatasets(t *testing.T) {
 	for _, ds := range Datasets {
 		_, err := New(Options{}).Normalize(ds, []byte(`{}`))
-		if ds == "http_requests" {
-			if err != nil {
-				t.Errorf("Normalize(%q, {}) error: %v", ds, err)
-			}
-		} else if !errors.Is(err, ErrUnsupportedDataset) {
-			t.Errorf("Normalize(%q, {}) error = %v; want ErrUnsupportedDataset", ds, err)
+		if err != nil {
+			t.Errorf("Normalize(%q, {}) error: %v", ds, err)
 		}
 	}
 }
@@ -335,42 +333,62 @@ func TestKey(t *testing.T) {
 	}
 }
 
-// TestElasticInputs normalizes Elastic's realistic Logpush lines, which use
-// the rfc3339, unix and unixnano timestamp formats, with dataset detection.
+// TestElasticInputs normalizes every line of Elastic's Logpush test inputs
+// (http_request, firewall_event, dns), which use the rfc3339, unix and
+// unixnano timestamp formats, with dataset detection. Elastic's expected
+// outputs use Elastic's mapping, so only the inputs are used. Two lines are
+// of the other dataset than their file: the http_request file has a
+// firewall event (it has Datetime) and the firewall_event file an
+// http_requests record (it has EdgeStartTimestamp).
 func TestElasticInputs(t *testing.T) {
-	file := filepath.Join("..", "..", "shared", "testdata", "elastic", "http_request", "test-pipeline-http-request.log")
-	f, err := os.Open(file)
-	if err != nil {
-		t.Skipf("Elastic fixtures not available: %v", err)
+	root := filepath.Join("..", "..", "shared", "testdata", "elastic")
+	files, _ := filepath.Glob(filepath.Join(root, "*", "*.log"))
+	more, _ := filepath.Glob(filepath.Join(root, "dns", "_unpaired", "*"))
+	files = append(files, more...)
+	if len(files) == 0 {
+		t.Skipf("Elastic fixtures not available under %s", root)
 	}
-	defer f.Close()
 	n := New(Options{})
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	want := time.Date(2022, 5, 25, 13, 25, 26, 0, time.UTC)
-	lines := 0
-	for sc.Scan() {
-		lines++
-		ev, err := n.Normalize("auto", sc.Bytes())
+	for _, file := range files {
+		data, err := os.ReadFile(file)
 		if err != nil {
-			t.Errorf("line %d: Normalize error: %v", lines, err)
-			continue
+			t.Fatal(err)
 		}
-		if ev.Dataset != "http_requests" {
-			t.Errorf("line %d: Dataset = %q; want http_requests", lines, ev.Dataset)
+		lines := 0
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			lines++
+			ev, err := n.Normalize("auto", []byte(line))
+			if err != nil {
+				t.Errorf("%s line %d: Normalize error: %v", file, lines, err)
+				continue
+			}
+			want := "dns_logs"
+			switch {
+			case strings.Contains(line, `"Datetime"`):
+				want = "firewall_events"
+			case strings.Contains(line, `"EdgeStartTimestamp"`):
+				want = "http_requests"
+			}
+			if ev.Dataset != want {
+				t.Errorf("%s line %d: Dataset = %q; want %q", file, lines, ev.Dataset, want)
+			}
+			ts, ok := ev.String("@timestamp")
+			if !ok || ev.Time.IsZero() || ev.Time.Year() < 2020 {
+				t.Errorf("%s line %d: @timestamp = %q, Time = %v; want a time after 2020", file, lines, ts, ev.Time)
+			}
+			if want == "http_requests" && strings.Contains(file, "http_request") {
+				wantTime := time.Date(2022, 5, 25, 13, 25, 26, 0, time.UTC)
+				if ts != "2022-05-25T13:25:26Z" || !ev.Time.Equal(wantTime) {
+					t.Errorf("%s line %d: @timestamp = %q, Time = %v; want 2022-05-25T13:25:26Z", file, lines, ts, ev.Time)
+				}
+			}
 		}
-		if _, ok := ev.flat["cloudflare.EdgeStartTimestamp"]; !ok {
-			continue
+		if lines == 0 {
+			t.Errorf("%s has no lines", file)
 		}
-		if got, _ := ev.String("@timestamp"); got != "2022-05-25T13:25:26Z" || !ev.Time.Equal(want) {
-			t.Errorf("line %d: @timestamp = %q, Time = %v; want 2022-05-25T13:25:26Z", lines, got, ev.Time)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if lines == 0 {
-		t.Errorf("%s has no lines", file)
 	}
 }
 
@@ -402,7 +420,7 @@ func TestDetect(t *testing.T) {
 	tests := []struct{ record, want string }{
 		{`{"ClientIP":"1.2.3.4","EdgeStartTimestamp":1,"RayID":"r"}`, "http_requests"},
 		{`{"WAFProfile":"unknown","ZoneName":"example.com"}`, "http_requests"},
-		{`{"ClientRequestHost":"example.com","RayID":"r","Datetime":"2022-05-25T13:25:26Z","Action":"block"}`, "http_requests"},
+		{`{"ClientRequestHost":"example.com","RayID":"r","Datetime":"2022-05-25T13:25:26Z","Action":"block"}`, "firewall_events"},
 		{`{"Datetime":1,"Kind":"firewall","RuleID":"x","RayID":"r","EdgeResponseStatus":403}`, "firewall_events"},
 		{`{"QueryName":"example.com","QueryType":1,"ResponseCode":0,"Timestamp":1}`, "dns_logs"},
 		{`{"QueryName":"example.com","QueryType":1,"PolicyID":"p","Datetime":1}`, "gateway_dns"},
@@ -461,5 +479,76 @@ func TestOr(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("Normalize(%s) (-want +got):\n%s", tt.record, diff)
 		}
+	}
+}
+
+func TestAppendDateTime(t *testing.T) {
+	for _, sec := range []int64{0, -1, 86399, 86400, 951782400, 1658281671, 4102444800, 253402300799, -62135596800, 253402300800, -62135596801} {
+		want := time.Unix(sec, 0).UTC().Format("2006-01-02T15:04:05")
+		if got := string(appendDateTime(nil, sec)); got != want {
+			t.Errorf("appendDateTime(%d) = %q; want %q", sec, got, want)
+		}
+	}
+	for sec := int64(-1e10); sec < 1e10; sec += 86400*7 + 3601 {
+		want := time.Unix(sec, 0).UTC().Format("2006-01-02T15:04:05")
+		if got := string(appendDateTime(nil, sec)); got != want {
+			t.Fatalf("appendDateTime(%d) = %q; want %q", sec, got, want)
+		}
+	}
+}
+
+// TestNormalizeIntoReuse checks that what an Event handed out stays as it
+// was when the Event is reused.
+func TestNormalizeIntoReuse(t *testing.T) {
+	n := New(Options{})
+	var ev Event
+	if err := n.NormalizeInto(&ev, "http_requests", []byte(`{"RayID":"first","ClientIP":"10.0.0.1","Cookies":{"a":"b"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	doc := ev.Doc()
+	before, _ := json.Marshal(doc)
+	ip, _ := ev.String("source.ip")
+	for i := range 100 {
+		rec := fmt.Sprintf(`{"RayID":"r%d","ClientIP":"192.168.%d.%d","Cookies":{"a":"%d"},"ClientRequestURI":"/%d"}`, i, i, i, i, i)
+		if err := n.NormalizeInto(&ev, "auto", []byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := ev.String("cloudflare.RayID"); got != fmt.Sprintf("r%d", i) {
+			t.Fatalf("after reuse %d: RayID = %q", i, got)
+		}
+	}
+	if err := n.NormalizeInto(&ev, "http_requests", []byte(`{"EdgeResponseStatus":"x"}`)); err == nil {
+		t.Fatal("want an error")
+	}
+	if _, ok := ev.String("cloudflare.RayID"); ok || len(ev.Fields()) != 0 {
+		t.Errorf("after an error the Event still has fields %v", ev.Fields())
+	}
+	after, _ := json.Marshal(doc)
+	if string(before) != string(after) || ip != "10.0.0.1" {
+		t.Errorf("reuse changed what was handed out: Doc %s then %s, source.ip %q", before, after, ip)
+	}
+}
+
+func TestAllocsNormalizeInto(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	recs := benchRecords(64)
+	n := New(Options{})
+	var ev Event
+	for _, r := range recs {
+		if err := n.NormalizeInto(&ev, "http_requests", r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(500, func() {
+		if err := n.NormalizeInto(&ev, "http_requests", recs[i%len(recs)]); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	})
+	if allocs > 1 {
+		t.Errorf("NormalizeInto allocates %.2f times per record; want at most 1", allocs)
 	}
 }

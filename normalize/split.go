@@ -36,8 +36,10 @@ type SplitOptions struct {
 //
 // The body is NDJSON (one JSON object per line; "\r\n" line endings, blank
 // lines and a missing final newline are fine; blank lines are not counted as
-// records) unless its first non-space byte is '[', in which case it is one
-// JSON array whose elements are the records. Split does not check that
+// records), which may also hold JSON documents spread over several lines
+// (pretty-printed) or several documents on one line (concatenated), unless
+// its first non-space byte is '[', in which case it is one JSON array whose
+// elements are the records. Split does not check that
 // records are JSON objects; [Normalizer.Normalize] does.
 //
 // Split stops at the first error fn returns and returns it unchanged. It
@@ -80,28 +82,134 @@ func (s *splitter) tooLong() error {
 	return nil
 }
 
+// lines splits NDJSON, and also JSON documents spread over several lines
+// (pretty-printed) or several on one line (concatenated): a record is a
+// top-level JSON value, found by tracking brackets and strings. Text that
+// does not start a JSON object or array runs to the end of its line and is
+// passed on as one (bad) record.
 func (s *splitter) lines(br *bufio.Reader) error {
-	var buf []byte
+	var buf, pending []byte
+	var st scanState
+	pendingLong := false // the pending record's first line held more than "{" or "["
 	for {
 		line, over, err := readLine(br, &buf, s.limit)
 		if err != nil && err != io.EOF {
 			return fmt.Errorf("read record %d: %w", s.no+1, err)
 		}
 		line = trimSpace(line)
-		if over || len(line) > 0 {
+		if over {
+			if len(pending) > 0 {
+				pending, st = pending[:0], scanState{}
+			}
 			s.no++
-			if over || len(line) > s.limit {
-				if err := s.tooLong(); err != nil {
-					return err
-				}
-			} else if err := s.fn(s.no, line); err != nil {
+			if err := s.tooLong(); err != nil {
 				return err
 			}
+			line = nil
+		}
+		if len(pending) > 0 && len(line) > 0 && pendingLong && line[0] == '{' {
+			if n, ok := (&scanState{}).feed(line); ok && n == len(line) {
+				// A truncated NDJSON line followed by a whole one: the
+				// truncated one is a bad record of its own.
+				if err := s.emit(pending); err != nil {
+					return err
+				}
+				pending, st = pending[:0], scanState{}
+			}
+		}
+		for len(line) > 0 {
+			if len(pending) > 0 {
+				n, done := st.feed(line)
+				if len(pending)+1+n > s.limit {
+					pending, st = pending[:0], scanState{}
+					s.no++
+					if err := s.tooLong(); err != nil {
+						return err
+					}
+					break
+				}
+				pending = append(append(pending, '\n'), line[:n]...)
+				line = trimSpace(line[n:])
+				if !done {
+					break
+				}
+				if err := s.emit(pending); err != nil {
+					return err
+				}
+				pending, st = pending[:0], scanState{}
+				continue
+			}
+			if line[0] != '{' && line[0] != '[' {
+				if err := s.emit(line); err != nil {
+					return err
+				}
+				break
+			}
+			st = scanState{}
+			n, done := st.feed(line)
+			if done {
+				if err := s.emit(line[:n]); err != nil {
+					return err
+				}
+				line = trimSpace(line[n:])
+				continue
+			}
+			pending = append(pending[:0], line...)
+			pendingLong = len(line) > 1
+			break
 		}
 		if err == io.EOF {
+			if len(pending) > 0 {
+				return s.emit(pending) // an unterminated record
+			}
 			return nil
 		}
 	}
+}
+
+// emit passes one record on.
+func (s *splitter) emit(raw []byte) error {
+	s.no++
+	if len(raw) > s.limit {
+		return s.tooLong()
+	}
+	return s.fn(s.no, raw)
+}
+
+// scanState follows the structure of a JSON value across calls.
+type scanState struct {
+	depth      int
+	inStr, esc bool
+	started    bool
+}
+
+// feed scans b and returns how many bytes it consumed and whether the value
+// ended there.
+func (st *scanState) feed(b []byte) (int, bool) {
+	for i, c := range b {
+		switch {
+		case st.inStr:
+			switch {
+			case st.esc:
+				st.esc = false
+			case c == '\\':
+				st.esc = true
+			case c == '"':
+				st.inStr = false
+			}
+		case c == '"':
+			st.inStr = true
+		case c == '{' || c == '[':
+			st.depth++
+			st.started = true
+		case c == '}' || c == ']':
+			st.depth--
+			if st.depth <= 0 && st.started {
+				return i + 1, true
+			}
+		}
+	}
+	return len(b), false
 }
 
 // readLine returns the next line, with its line ending, or reports that it

@@ -33,9 +33,8 @@ func (b *builder) parseTimestamp(v *fastjson.Value, field string) (time.Time, er
 		return t, nil
 	}
 	if v.Type() == fastjson.TypeString {
-		t, err := time.Parse(time.RFC3339Nano, string(text))
-		if err == nil {
-			return t.UTC(), nil
+		if t, err := parseRFC3339(text); err == nil {
+			return t, nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("field %q: want Unix or RFC 3339 timestamp, got %q", field, text)
@@ -91,11 +90,27 @@ var (
 	maxNano = time.Unix(0, math.MaxInt64)
 )
 
+// parseRFC3339 parses an RFC 3339 time with 0 to 9 fractional digits and
+// returns it in UTC.
+func parseRFC3339(s []byte) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, string(s))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return t.UTC(), nil
+}
+
 // formatTimestamp formats t the way SEKOIA's date.parse does (rule R10): UTC,
 // six fractional digits when the microseconds are not zero and none when they
 // are, microseconds taken from float64 seconds and rounded half to even like
 // Python's datetime.fromtimestamp.
-func formatTimestamp(t time.Time) string {
+func (b *builder) formatTimestamp(t time.Time) string {
+	var buf [40]byte
+	return b.str(appendTimestamp(buf[:0], t))
+}
+
+// appendTimestamp appends t formatted as by formatTimestamp.
+func appendTimestamp(out []byte, t time.Time) []byte {
 	var sec, us float64
 	if t.After(minNano) && t.Before(maxNano) {
 		sec, us = math.Modf(float64(t.UnixNano()) / 1e9)
@@ -111,9 +126,7 @@ func formatTimestamp(t time.Time) string {
 		sec--
 		us += 1e6
 	}
-	u := time.Unix(int64(sec), 0).UTC()
-	var buf [40]byte
-	out := u.AppendFormat(buf[:0], "2006-01-02T15:04:05")
+	out = appendDateTime(out, int64(sec))
 	if us != 0 {
 		out = append(out, '.')
 		m := int(us)
@@ -121,6 +134,42 @@ func formatTimestamp(t time.Time) string {
 			out = append(out, byte('0'+m/d%10))
 		}
 	}
-	out = append(out, 'Z')
-	return string(out)
+	return append(out, 'Z')
+}
+
+// appendDateTime appends the UTC date and time of Unix second sec as
+// 2006-01-02T15:04:05, without time.Format's generality.
+func appendDateTime(out []byte, sec int64) []byte {
+	days, rem := sec/86400, sec%86400
+	if rem < 0 {
+		days--
+		rem += 86400
+	}
+	// Howard Hinnant's civil_from_days.
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d := doy - (153*mp+2)/5 + 1
+	m := mp + 3
+	if m > 12 {
+		m -= 12
+	}
+	if m <= 2 {
+		y++
+	}
+	if y < 0 || y > 9999 {
+		return time.Unix(sec, 0).UTC().AppendFormat(out, "2006-01-02T15:04:05")
+	}
+	out = append(out, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T')
+	h, mi, se := rem/3600, rem/60%60, rem%60
+	return append(out, byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+se/10), byte('0'+se%10))
 }

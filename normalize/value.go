@@ -15,76 +15,118 @@ type fieldKind uint8
 
 const (
 	kindText   fieldKind = iota + 1 // keyword/string: text; lists of text
-	kindNumber                      // number/long/float: json.Number
+	kindNumber                      // number/long/float: exact JSON number text
 	kindBool                        // bool
 	kindObject                      // object/array: kept as structure
 )
 
-// builder accumulates one Event's Doc and Flat.
+// builder writes one record's fields into an Event. It is scratch space
+// reused across records; the Event's strings live in arena chunks that are
+// never written again once a string points into them.
 type builder struct {
-	doc   map[string]any
-	flat  map[string]any
-	num   []byte // scratch space for number text
-	arena []byte // backing store of the strings made by str
+	ev    *Event
+	ds    *dataset
+	err   error // the first error of the record
+	arena []byte
+	num   []byte
+	vals  []*fastjson.Value // the record's values by slot of its dataset
+	rel   [3][]string       // related.ip, related.hosts, related.hash
+	ua    *uaCache
 }
 
-// newBuilder returns a builder for a record of size bytes with about fields
-// top-level fields.
-func newBuilder(size, fields int) *builder {
-	return &builder{
-		doc:   make(map[string]any, 16),
-		flat:  make(map[string]any, fields+24),
-		arena: make([]byte, 0, size),
-	}
-}
-
-// str returns b as a string. The bytes are copied into one arena per record,
-// so a record's strings cost one allocation instead of one each. This is
-// safe because the arena is append-only: bytes behind a returned string are
-// never written again, and a full arena is replaced, not grown in place.
+// str returns s as a string that points into the arena.
 func (b *builder) str(s []byte) string {
 	if len(s) == 0 {
 		return ""
 	}
 	if cap(b.arena)-len(b.arena) < len(s) {
-		if len(s) > 1024 {
+		if len(s) > arenaChunk/4 {
 			return string(s)
 		}
-		b.arena = make([]byte, 0, 4096)
+		b.arena = make([]byte, 0, arenaChunk)
 	}
 	off := len(b.arena)
 	b.arena = append(b.arena, s...)
 	return unsafe.String(&b.arena[off], len(s))
 }
 
-// set stores v at the dotted path in Doc and Flat, creating the parent
-// objects as needed. The path's parents must not be leaves.
-func (b *builder) set(path string, v any) {
-	m := b.doc
-	rest := path
-	for {
-		i := strings.IndexByte(rest, '.')
-		if i < 0 {
-			break
+// concat returns a+"."+c in the arena.
+func (b *builder) join(a, c string) string {
+	n := len(a) + 1 + len(c)
+	if cap(b.arena)-len(b.arena) < n {
+		if n > arenaChunk/4 {
+			return a + "." + c
 		}
-		child, ok := m[rest[:i]].(map[string]any)
-		if !ok {
-			child = make(map[string]any, 4)
-			m[rest[:i]] = child
-		}
-		m = child
-		rest = rest[i+1:]
+		b.arena = make([]byte, 0, arenaChunk)
 	}
-	m[rest] = v
-	b.flat[path] = v
+	off := len(b.arena)
+	b.arena = append(b.arena, a...)
+	b.arena = append(b.arena, '.')
+	b.arena = append(b.arena, c...)
+	return unsafe.String(&b.arena[off], n)
 }
 
-// setEmpty records in Flat that the field at path had the empty string,
-// unless Flat already holds a value there.
-func (b *builder) setEmpty(path string) {
-	if _, ok := b.flat[path]; !ok {
-		b.flat[path] = ""
+// top returns the live top-level entry of field id, or -1.
+func (b *builder) top(id uint16) int { return int(b.ev.index[id]) - 1 }
+
+// put appends a top-level entry for field id, replacing the one before.
+func (b *builder) put(id uint16, kind uint8, text string) int {
+	ev := b.ev
+	if i := b.top(id); i >= 0 {
+		x := &ev.ents[i]
+		if x.kind != kObj && x.kind != kList && kind != kObj && kind != kList {
+			x.kind, x.text = kind, text
+			return i
+		}
+		x.dead = true
 	}
+	i := len(ev.ents)
+	ev.ents = append(ev.ents, entry{name: fieldNames[id], text: text, parent: -1, end: int32(i + 1), id: id, kind: kind})
+	ev.index[id] = int32(i + 1)
+	return i
+}
+
+func (b *builder) setText(id uint16, s string) { b.put(id, kStr, s) }
+func (b *builder) setNum(id uint16, s string)  { b.put(id, kNum, s) }
+func (b *builder) setBool(id uint16, v bool) {
+	if v {
+		b.put(id, kTrue, "")
+	} else {
+		b.put(id, kFalse, "")
+	}
+}
+
+// setEmpty records that field id had the empty string, unless it holds a
+// value already.
+func (b *builder) setEmpty(id uint16) {
+	if b.top(id) < 0 {
+		b.put(id, kEmpty, "")
+	}
+}
+
+// has reports whether field id holds a value (not the empty string).
+func (b *builder) has(id uint16) bool {
+	i := b.top(id)
+	return i >= 0 && b.ev.ents[i].kind != kEmpty
+}
+
+// get returns the text of scalar field id.
+func (b *builder) get(id uint16) (string, bool) {
+	i := b.top(id)
+	if i < 0 || b.ev.ents[i].kind == kEmpty {
+		return "", false
+	}
+	return b.ev.ents[i].scalar()
+}
+
+// setList sets field id to a list of strings.
+func (b *builder) setList(id uint16, items ...string) {
+	i := b.put(id, kList, "")
+	ev := b.ev
+	for _, s := range items {
+		ev.ents = append(ev.ents, entry{text: s, parent: int32(i), end: int32(len(ev.ents) + 1), kind: kStr})
+	}
+	ev.ents[i].end = int32(len(ev.ents))
 }
 
 // isEmpty reports whether v is absent, null or the empty string, the values
@@ -187,82 +229,13 @@ func (b *builder) number(v *fastjson.Value, field string) (string, error) {
 	return b.str(b.num), nil
 }
 
-// cast converts v to kind for field (named in errors). It returns nil for the
-// values SEKOIA drops: null and "".
-func (b *builder) cast(v *fastjson.Value, kind fieldKind, field, flatName string) (any, error) {
-	if isEmpty(v) {
-		return nil, nil
-	}
-	switch kind {
-	case kindText:
-		return b.text(v, field)
-	case kindNumber:
-		if v.Type() != fastjson.TypeNumber {
-			return nil, fmt.Errorf("field %q: want number, got %s", field, typeName(v))
-		}
-		s, err := b.number(v, field)
-		if err != nil {
-			return nil, err
-		}
-		return json.Number(s), nil
-	case kindBool:
-		switch v.Type() {
-		case fastjson.TypeTrue:
-			return true, nil
-		case fastjson.TypeFalse:
-			return false, nil
-		}
-		return nil, fmt.Errorf("field %q: want bool, got %s", field, typeName(v))
-	case kindObject:
-		switch v.Type() {
-		case fastjson.TypeObject, fastjson.TypeArray:
-			return b.structure(v, field, flatName)
-		}
-		return nil, fmt.Errorf("field %q: want object or array, got %s", field, typeName(v))
-	}
-	panic("normalize: bad field kind")
-}
-
-// text casts a non-empty value to text (keyword): strings stay, numbers keep
-// their JSON text, booleans become "true"/"false", a list becomes a list of
-// text (empty elements dropped) and an object becomes compact JSON with
-// sorted keys.
-func (b *builder) text(v *fastjson.Value, field string) (any, error) {
+// text returns a scalar value as text: strings as they are, numbers as their
+// JSON text, booleans "true"/"false".
+func (b *builder) text(v *fastjson.Value, field string) (string, error) {
 	switch v.Type() {
 	case fastjson.TypeString:
 		s, _ := v.StringBytes()
 		return b.str(s), nil
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		list := make([]any, 0, len(a))
-		for _, e := range a {
-			if isEmpty(e) {
-				continue
-			}
-			if t := e.Type(); t == fastjson.TypeArray || t == fastjson.TypeObject {
-				s, err := b.compactJSON(e, field)
-				if err != nil {
-					return nil, err
-				}
-				list = append(list, s)
-				continue
-			}
-			s, err := b.text(e, field)
-			if err != nil {
-				return nil, err
-			}
-			list = append(list, s)
-		}
-		return list, nil
-	case fastjson.TypeObject:
-		return b.compactJSON(v, field)
-	}
-	return b.scalarText(v, field)
-}
-
-// scalarText returns a number or boolean as text.
-func (b *builder) scalarText(v *fastjson.Value, field string) (string, error) {
-	switch v.Type() {
 	case fastjson.TypeNumber:
 		return b.number(v, field)
 	case fastjson.TypeTrue:
@@ -270,14 +243,108 @@ func (b *builder) scalarText(v *fastjson.Value, field string) (string, error) {
 	case fastjson.TypeFalse:
 		return "false", nil
 	}
-	s, _ := v.StringBytes()
-	return b.str(s), nil
+	return "", fmt.Errorf("field %q: want text, got %s", field, typeName(v))
+}
+
+// set casts record value v to kind and stores it at top-level field id.
+// null leaves the field as it is and "" records an empty value (rule R2);
+// field names the record key in errors.
+func (b *builder) set(id uint16, v *fastjson.Value, kind fieldKind, field string) error {
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return nil
+	}
+	if isEmptyString(v) {
+		b.setEmpty(id)
+		return nil
+	}
+	switch kind {
+	case kindText:
+		switch v.Type() {
+		case fastjson.TypeArray:
+			return b.textList(id, v, field)
+		case fastjson.TypeObject:
+			s, err := b.compactJSON(v, field)
+			if err != nil {
+				return err
+			}
+			b.setText(id, s)
+			return nil
+		}
+		s, err := b.text(v, field)
+		if err != nil {
+			return err
+		}
+		b.setText(id, s)
+	case kindNumber:
+		if v.Type() != fastjson.TypeNumber {
+			return fmt.Errorf("field %q: want number, got %s", field, typeName(v))
+		}
+		s, err := b.number(v, field)
+		if err != nil {
+			return err
+		}
+		b.setNum(id, s)
+	case kindBool:
+		switch v.Type() {
+		case fastjson.TypeTrue:
+			b.setBool(id, true)
+		case fastjson.TypeFalse:
+			b.setBool(id, false)
+		default:
+			return fmt.Errorf("field %q: want bool, got %s", field, typeName(v))
+		}
+	case kindObject:
+		t := v.Type()
+		if t != fastjson.TypeObject && t != fastjson.TypeArray {
+			return fmt.Errorf("field %q: want object or array, got %s", field, typeName(v))
+		}
+		if i := b.top(id); i >= 0 {
+			b.ev.ents[i].dead = true
+		}
+		i := len(b.ev.ents)
+		if err := b.structure(v, -1, fieldNames[id], ""); err != nil {
+			return wrapField(err, field)
+		}
+		b.ev.ents[i].id = id
+		b.ev.index[id] = int32(i + 1)
+	default:
+		panic("normalize: bad field kind")
+	}
+	return nil
+}
+
+// textList stores a list cast to text (addendum 1): each element becomes
+// text, objects and lists compact JSON with sorted keys; empty elements are
+// dropped.
+func (b *builder) textList(id uint16, v *fastjson.Value, field string) error {
+	a, _ := v.Array()
+	i := b.put(id, kList, "")
+	ev := b.ev
+	for _, e := range a {
+		if isEmpty(e) {
+			continue
+		}
+		var s string
+		var err error
+		switch e.Type() {
+		case fastjson.TypeArray, fastjson.TypeObject:
+			s, err = b.compactJSON(e, field)
+		default:
+			s, err = b.text(e, field)
+		}
+		if err != nil {
+			return err
+		}
+		ev.ents = append(ev.ents, entry{text: s, parent: int32(i), end: int32(len(ev.ents) + 1), kind: kStr})
+	}
+	ev.ents[i].end = int32(len(ev.ents))
+	return nil
 }
 
 // compactJSON returns an object or list as compact JSON text with sorted keys
 // and without empty values.
 func (b *builder) compactJSON(v *fastjson.Value, field string) (string, error) {
-	x, err := b.structure(v, field, "")
+	x, err := toAny(v, field)
 	if err != nil {
 		return "", err
 	}
@@ -290,11 +357,8 @@ func (b *builder) compactJSON(v *fastjson.Value, field string) (string, error) {
 	return strings.TrimSuffix(buf.String(), "\n"), nil
 }
 
-// structure copies an object or list, dropping null and "" at every level
-// (objects and lists alike) but keeping empty objects and lists. When flatName
-// is not empty, the leaves of objects are added to Flat under it, with the
-// empty strings; a list is a leaf of its own.
-func (b *builder) structure(v *fastjson.Value, field, flatName string) (any, error) {
+// toAny converts v to Go values, dropping null and "" at every level.
+func toAny(v *fastjson.Value, field string) (any, error) {
 	switch v.Type() {
 	case fastjson.TypeObject:
 		o, _ := v.Object()
@@ -304,74 +368,191 @@ func (b *builder) structure(v *fastjson.Value, field, flatName string) (any, err
 			if err != nil {
 				return
 			}
-			key := b.str(k)
-			var sub string
-			if flatName != "" {
-				sub = flatName + "." + key
-			}
 			if isEmpty(e) {
-				delete(m, key) // a later duplicate key wins
-				if sub != "" && isEmptyString(e) {
-					b.flat[sub] = ""
-				}
+				delete(m, string(k))
 				return
-			}
-			name := field // only numbers, objects and lists can fail
-			if t := e.Type(); t == fastjson.TypeNumber || t == fastjson.TypeObject || t == fastjson.TypeArray {
-				name = field + "." + key
 			}
 			var x any
-			x, err = b.structure(e, name, sub)
-			if err != nil {
-				return
-			}
-			m[key] = x
+			x, err = toAny(e, field+"."+string(k))
+			m[string(k)] = x
 		})
-		if err != nil {
-			return nil, err
-		}
-		return m, nil
+		return m, err
 	case fastjson.TypeArray:
 		a, _ := v.Array()
-		list := make([]any, 0, len(a))
+		l := make([]any, 0, len(a))
 		for _, e := range a {
 			if isEmpty(e) {
 				continue
 			}
-			x, err := b.structure(e, field, "")
+			x, err := toAny(e, field)
 			if err != nil {
 				return nil, err
 			}
-			list = append(list, x)
+			l = append(l, x)
 		}
-		if flatName != "" {
-			b.flat[flatName] = list
-		}
-		return list, nil
+		return l, nil
 	case fastjson.TypeNumber:
-		s, err := b.number(v, field)
-		if err != nil {
-			return nil, err
+		s := v.String()
+		if !validNumber([]byte(s)) {
+			return nil, fmt.Errorf("field %q: invalid number %q", field, s)
 		}
-		var x any = json.Number(s)
-		if flatName != "" {
-			b.flat[flatName] = x
-		}
-		return x, nil
-	}
-	s, err := b.scalarText(v, field)
-	if err != nil {
-		return nil, err
-	}
-	var x any = s
-	switch v.Type() {
+		return json.Number(s), nil
+	case fastjson.TypeString:
+		s, _ := v.StringBytes()
+		return string(s), nil
 	case fastjson.TypeTrue:
-		x = true
+		return true, nil
 	case fastjson.TypeFalse:
-		x = false
+		return false, nil
 	}
-	if flatName != "" {
-		b.flat[flatName] = x
+	return nil, nil
+}
+
+// maxDepth bounds the nesting of copied structures.
+const maxDepth = 64
+
+// structure appends v and its members as entries under parent. name is its
+// flat name ("" inside lists), key its key in the parent object, field its
+// path in the record for errors. null and "" are dropped at every level
+// (objects and lists alike), but an object member that is "" stays in the
+// flat view; empty objects and lists are kept.
+func (b *builder) structure(v *fastjson.Value, parent int, name, key string) error {
+	ev := b.ev
+	i := len(ev.ents)
+	switch v.Type() {
+	case fastjson.TypeObject:
+		if depth(ev, parent) >= maxDepth {
+			return &fieldError{msg: "nested too deep"}
+		}
+		o, _ := v.Object()
+		ev.ents = append(ev.ents, entry{name: name, key: key, parent: int32(parent), kind: kObj})
+		var seen map[string]int // for large objects
+		if o.Len() > 16 {
+			seen = make(map[string]int, o.Len())
+		}
+		var err error
+		o.Visit(func(k []byte, e *fastjson.Value) {
+			if err != nil {
+				return
+			}
+			if prev := b.member(i, seen, k); prev >= 0 {
+				ev.ents[prev].dead = true // a later duplicate key wins
+			}
+			if e.Type() == fastjson.TypeNull {
+				return
+			}
+			mkey := b.str(k)
+			var mname string
+			if name != "" {
+				mname = b.join(name, mkey)
+			}
+			j := len(ev.ents)
+			if isEmptyString(e) {
+				if mname == "" {
+					return
+				}
+				ev.ents = append(ev.ents, entry{name: mname, key: mkey, parent: int32(i), end: int32(j + 1), kind: kEmpty})
+			} else if err = b.structure(e, i, mname, mkey); err != nil {
+				if fe, ok := err.(*fieldError); ok {
+					fe.path = append(fe.path, mkey)
+				}
+				return
+			}
+			if seen != nil {
+				seen[mkey] = j
+			}
+		})
+		if err != nil {
+			return err
+		}
+	case fastjson.TypeArray:
+		if depth(ev, parent) >= maxDepth {
+			return &fieldError{msg: "nested too deep"}
+		}
+		a, _ := v.Array()
+		ev.ents = append(ev.ents, entry{name: name, key: key, parent: int32(parent), kind: kList})
+		for _, e := range a {
+			if isEmpty(e) {
+				continue
+			}
+			if err := b.structure(e, i, "", ""); err != nil {
+				return err
+			}
+		}
+	case fastjson.TypeNumber:
+		b.num = v.MarshalTo(b.num[:0])
+		if !validNumber(b.num) {
+			return &fieldError{msg: fmt.Sprintf("invalid number %q", b.num)}
+		}
+		ev.ents = append(ev.ents, entry{name: name, key: key, text: b.str(b.num), parent: int32(parent), kind: kNum})
+	case fastjson.TypeString:
+		s, _ := v.StringBytes()
+		ev.ents = append(ev.ents, entry{name: name, key: key, text: b.str(s), parent: int32(parent), kind: kStr})
+	case fastjson.TypeTrue:
+		ev.ents = append(ev.ents, entry{name: name, key: key, parent: int32(parent), kind: kTrue})
+	case fastjson.TypeFalse:
+		ev.ents = append(ev.ents, entry{name: name, key: key, parent: int32(parent), kind: kFalse})
+	default:
+		return nil
 	}
-	return x, nil
+	ev.ents[i].end = int32(len(ev.ents))
+	return nil
+}
+
+// member returns the live member of object entry obj with key k, or -1.
+func (b *builder) member(obj int, seen map[string]int, k []byte) int {
+	ev := b.ev
+	if seen != nil {
+		if j, ok := seen[string(k)]; ok && !ev.ents[j].dead {
+			return j
+		}
+		return -1
+	}
+	for j := obj + 1; j < len(ev.ents); j = int(ev.ents[j].end) {
+		if x := &ev.ents[j]; !x.dead && x.key == string(k) {
+			return j
+		}
+	}
+	return -1
+}
+
+// depth returns the nesting depth of entry i.
+func depth(ev *Event, i int) int {
+	d := 0
+	for ; i >= 0; i = int(ev.ents[i].parent) {
+		d++
+	}
+	return d
+}
+
+// typeName names a JSON value's type for error messages.
+func typeName(v *fastjson.Value) string {
+	switch t := v.Type(); t {
+	case fastjson.TypeTrue, fastjson.TypeFalse:
+		return "bool"
+	default:
+		return t.String()
+	}
+}
+
+// fieldError is an error inside a copied structure; path holds the keys
+// leading to it, innermost first.
+type fieldError struct {
+	path []string
+	msg  string
+}
+
+func (e *fieldError) Error() string { return e.msg }
+
+// wrapField names the record field (and the keys below it) in err.
+func wrapField(err error, field string) error {
+	fe, ok := err.(*fieldError)
+	if !ok {
+		return err
+	}
+	p := field
+	for i := len(fe.path) - 1; i >= 0; i-- {
+		p += "." + fe.path[i]
+	}
+	return fmt.Errorf("field %q: %s", p, fe.msg)
 }
