@@ -17,7 +17,7 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"bad yaml", "title: x\nid: 1\ndetection:\n  sel:\n    a: [\n  condition: sel\n", -1, "parse sigma rule"},
 		{"no title", "id: 1\ndetection:\n  sel:\n    a: b\n  condition: sel\n", 0, "missing title"},
 		{"no id", "title: x\ndetection:\n  sel:\n    a: b\n  condition: sel\n", 0, "missing id"},
-		{"no condition", "title: x\nid: 1\ndetection:\n  sel:\n    a: b\n", 0, "no condition"},
+		{"no condition", "title: x\nid: 1\ndetection:\n  sel:\n    a: b\n", 4, "no condition"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
