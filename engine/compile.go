@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"regexp/syntax"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,6 +50,7 @@ type fieldTest struct {
 	all     bool   // every value must match (else any)
 	exists  int8   // -1: no exists modifier; 0: must be absent; 1: present
 	neq     bool   // holds when no value matches (or the field is absent)
+	lowCard bool   // a field with few distinct values: a weak prefilter
 	vals    []valueTest
 }
 
@@ -87,8 +89,11 @@ type slotDef struct {
 // lit is a literal that must occur (ASCII case folded) in a field for a
 // rule to match: part of the rule's prefilter.
 type lit struct {
-	slot int // -1: any field (keyword)
-	s    string
+	slot  int // -1: any field (keyword)
+	s     string
+	exact bool // the field's whole lowered value equals s
+	// lowCardinality: the field has few distinct values (method, status).
+	lowCardinality bool
 }
 
 type compiler struct {
@@ -197,6 +202,9 @@ func buildNode(e rules.Expr, index map[string]int) *cnode {
 	panic(fmt.Sprintf("engine: unknown condition node %T", e))
 }
 
+// lowCardinality are event fields with few distinct values.
+var lowCardinality = map[string]bool{"http.request.method": true, "http.response.status_code": true, "network.protocol": true}
+
 var transforms = map[string]bool{"base64": true, "base64offset": true, "utf16le": true, "utf16be": true, "utf16": true, "wide": true, "windash": true}
 
 // fieldTest compiles one field matcher with its modifiers.
@@ -249,9 +257,13 @@ func (c *compiler) fieldTest(r *rules.Rule, fm rules.FieldMatcher) (*fieldTest, 
 	if ft.keyword && (fieldref || op == "exists" || op == "cidr") {
 		return fail("modifier %s needs a field", op)
 	}
+	if ft.keyword && op == "" {
+		op = "contains" // a keyword occurs anywhere in a value
+	}
 	if !ft.keyword {
 		for _, f := range c.mapping.Fields(fm.Field) {
 			ft.slots = append(ft.slots, c.slot(f))
+			ft.lowCard = ft.lowCard || lowCardinality[f]
 		}
 	}
 	if op == "exists" {
@@ -572,13 +584,22 @@ func (ft *fieldTest) necessary() ([]lit, bool) {
 		slots = []int{-1}
 	}
 	one := func(v *valueTest) ([]lit, bool) {
-		s := v.literal()
-		if s == "" {
+		if v.kind == vEq && v.ref < 0 && !ft.keyword {
+			var out []lit
+			for _, sl := range slots {
+				out = append(out, lit{slot: sl, s: strings.ToLower(v.s), exact: true, lowCardinality: ft.lowCard})
+			}
+			return out, true
+		}
+		ss := v.literals()
+		if len(ss) == 0 {
 			return nil, false
 		}
 		var out []lit
 		for _, sl := range slots {
-			out = append(out, lit{slot: sl, s: s})
+			for _, s := range ss {
+				out = append(out, lit{slot: sl, s: s, lowCardinality: ft.lowCard})
+			}
 		}
 		return out, true
 	}
@@ -596,36 +617,116 @@ func (ft *fieldTest) necessary() ([]lit, bool) {
 	return out, true
 }
 
-// literal returns a lowercase ASCII text that the field's value must
-// contain, case folded, for the test to hold; "" if there is none.
-func (v *valueTest) literal() string {
+// literals returns lowercase ASCII texts one of which the field's value
+// must contain, case folded, for the test to hold; nil if there are none.
+func (v *valueTest) literals() []string {
 	if v.ref >= 0 {
-		return ""
+		return nil
 	}
-	var s string
+	var out []string
 	switch v.kind {
-	case vEq, vContains, vPrefix, vSuffix:
-		s = v.s
+	case vContains, vPrefix, vSuffix:
+		out = []string{v.s}
 	case vGlob:
+		s := ""
 		for _, t := range v.glob {
 			if t.kind == 'l' && len(t.s) > len(s) {
 				s = t.s
 			}
 		}
+		out = []string{s}
 	case vRe:
-		if strings.HasPrefix(v.s, "(?") {
-			return ""
+		re, err := syntax.Parse(v.re.String(), syntax.Perl)
+		if err != nil {
+			return nil
 		}
-		p, _ := v.re.LiteralPrefix()
-		s = p
+		out, _ = reLiterals(re.Simplify())
 	}
-	s = strings.ToLower(s)
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return ""
+	for i, s := range out {
+		s = strings.ToLower(s)
+		if s == "" {
+			return nil
+		}
+		for j := 0; j < len(s); j++ {
+			if s[j] >= 0x80 {
+				return nil
+			}
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// reLiterals returns texts one of which occurs in every match of re; ok is
+// false when none is known.
+func reLiterals(re *syntax.Regexp) ([]string, bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		return []string{string(re.Rune)}, true
+	case syntax.OpCapture, syntax.OpPlus:
+		return reLiterals(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return reLiterals(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		// Adjacent literals join; keep the best single requirement.
+		var bestSet []string
+		bestLen := 0
+		run := ""
+		consider := func(set []string) {
+			m := 1 << 30
+			for _, s := range set {
+				m = min(m, len(s))
+			}
+			if m > bestLen {
+				bestLen, bestSet = m, set
+			}
+		}
+		for _, sub := range re.Sub {
+			if sub.Op == syntax.OpLiteral {
+				run += string(sub.Rune)
+				continue
+			}
+			if run != "" {
+				consider([]string{run})
+				run = ""
+			}
+			if set, ok := reLiterals(sub); ok {
+				consider(set)
+			}
+		}
+		if run != "" {
+			consider([]string{run})
+		}
+		return bestSet, bestSet != nil
+	case syntax.OpAlternate:
+		var out []string
+		for _, sub := range re.Sub {
+			set, ok := reLiterals(sub)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, set...)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// strength estimates how rarely a literal occurs in ordinary traffic.
+func (l lit) strength() int {
+	n := len(l.s)
+	if l.exact {
+		n = 24 // a whole-value match is rare
+		if l.s == "" {
+			n = 8
 		}
 	}
-	return s
+	if l.lowCardinality {
+		n = 1 // methods and status codes: most events have the common ones
+	}
+	return n
 }
 
 // best picks, among n alternatives that must all hold, the literal set
@@ -638,13 +739,11 @@ func best(n int, get func(int) ([]lit, bool)) ([]lit, bool) {
 		if !ok || len(l) == 0 {
 			continue
 		}
-		min := 1 << 30
+		weakest := 1 << 30
 		for _, x := range l {
-			if len(x.s) < min {
-				min = len(x.s)
-			}
+			weakest = min(weakest, x.strength())
 		}
-		sc := min*64 - len(l)
+		sc := weakest*64 - len(l)
 		if sc > score {
 			score, out = sc, l
 		}

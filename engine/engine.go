@@ -70,14 +70,22 @@ type ruleSet struct {
 	corrs   []*compiledCorr
 	slots   []slotDef
 	filters []slotFilter
-	kw      *acMachine // keyword literals, scanned over every field
-	always  []uint64   // rules evaluated on every event
+	exact   []exactFilter
+	kw      *literalFilter // keyword literals, scanned over every field
+	always  []uint64       // rules evaluated on every event
 	nwords  int
 }
 
 type slotFilter struct {
 	slot int
-	ac   *acMachine
+	ac   *literalFilter
+}
+
+// exactFilter marks the rules that need a field to equal one of its
+// lowered values.
+type exactFilter struct {
+	slot   int
+	values map[string][]int32
 }
 
 type compiledRule struct {
@@ -266,6 +274,7 @@ func (e *Engine) compile(rs []rules.Rule) (*ruleSet, []*rules.LoadError) {
 		rules [][]int32
 	}
 	byslot := map[int]*pats{}
+	exact := map[int]map[string][]int32{}
 	for i, cr := range set.rules {
 		lits, ok := cr.literals()
 		if !ok {
@@ -273,6 +282,17 @@ func (e *Engine) compile(rs []rules.Rule) (*ruleSet, []*rules.LoadError) {
 			continue
 		}
 		for _, l := range lits {
+			if l.exact {
+				m := exact[l.slot]
+				if m == nil {
+					m = map[string][]int32{}
+					exact[l.slot] = m
+				}
+				if !slices.Contains(m[l.s], int32(i)) {
+					m[l.s] = append(m[l.s], int32(i))
+				}
+				continue
+			}
 			p := byslot[l.slot]
 			if p == nil {
 				p = &pats{idx: map[string]int{}}
@@ -290,6 +310,10 @@ func (e *Engine) compile(rs []rules.Rule) (*ruleSet, []*rules.LoadError) {
 			}
 		}
 	}
+	for s, m := range exact {
+		set.exact = append(set.exact, exactFilter{slot: s, values: m})
+	}
+	sort.Slice(set.exact, func(i, j int) bool { return set.exact[i].slot < set.exact[j].slot })
 	slotsSorted := make([]int, 0, len(byslot))
 	for s := range byslot {
 		slotsSorted = append(slotsSorted, s)
@@ -297,7 +321,7 @@ func (e *Engine) compile(rs []rules.Rule) (*ruleSet, []*rules.LoadError) {
 	sort.Ints(slotsSorted)
 	for _, s := range slotsSorted {
 		p := byslot[s]
-		ac := newACMachine(p.pats, p.rules)
+		ac := newLiteralFilter(p.pats, p.rules)
 		if s < 0 {
 			set.kw = ac
 			continue

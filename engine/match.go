@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"math/bits"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -24,7 +23,8 @@ type matchCtx struct {
 	lows    [][]string
 	bits    []uint64
 	arena   []byte
-	scanned []string // values already scanned by the keyword prefilter
+	seen    [256]seenText // texts already scanned by the keyword prefilter, by address
+	gen     uint32
 }
 
 func newMatchCtx(set *ruleSet) *matchCtx {
@@ -47,7 +47,18 @@ func (c *matchCtx) reset(ev *normalize.Event) {
 	clear(c.lowered)
 	clear(c.bits)
 	c.arena = c.arena[:0]
-	c.scanned = c.scanned[:0]
+	c.gen++
+	if c.gen == 0 {
+		c.seen = [256]seenText{}
+		c.gen = 1
+	}
+}
+
+// seenText is a slot of the keyword prefilter's table of scanned texts.
+type seenText struct {
+	p   *byte
+	n   int
+	gen uint32
 }
 
 // release drops references to the event so the pool does not keep it.
@@ -59,8 +70,7 @@ func (c *matchCtx) release() {
 		clear(c.lows[i])
 		c.lows[i] = c.lows[i][:0]
 	}
-	clear(c.scanned)
-	c.scanned = c.scanned[:0]
+	c.seen = [256]seenText{}
 }
 
 // values returns the event's values of slot and whether the field is
@@ -162,30 +172,32 @@ func (c *matchCtx) prefilter() {
 			f.ac.scan(v, c.bits)
 		}
 	}
+	for i := range set.exact {
+		f := &set.exact[i]
+		for _, v := range c.lowerValues(f.slot) {
+			for _, r := range f.values[v] {
+				c.bits[r>>6] |= 1 << (uint(r) & 63)
+			}
+		}
+	}
 	if set.kw != nil {
+		kw := set.kw
 		c.ev.Range(func(_, v string) bool {
+			if len(v) < kw.minLen {
+				return true
+			}
 			// Many fields share one string (url.original and
 			// cloudflare.ClientRequestURI): scan each text once.
-			for _, s := range c.scanned {
-				if len(s) == len(v) && unsafe.StringData(s) == unsafe.StringData(v) {
-					return true
-				}
+			p := unsafe.StringData(v)
+			h := (uintptr(unsafe.Pointer(p)) >> 3) & 255
+			if e := &c.seen[h]; e.gen == c.gen && e.p == p && e.n == len(v) {
+				return true
+			} else {
+				*e = seenText{p, len(v), c.gen}
 			}
-			c.scanned = append(c.scanned, v)
-			set.kw.scan(v, c.bits)
+			kw.scan(v, c.bits)
 			return true
 		})
-	}
-}
-
-// eachCandidate calls fn with each candidate rule index in order.
-func (c *matchCtx) eachCandidate(fn func(i int)) {
-	for w, word := range c.bits {
-		for word != 0 {
-			i := w*64 + bits.TrailingZeros64(word)
-			word &= word - 1
-			fn(i)
-		}
 	}
 }
 
