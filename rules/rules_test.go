@@ -71,3 +71,10 @@ func TestLoadDirMergesOverBuiltin(t *testing.T) {
 		t.Errorf("merged[0] = %q from %q; want the drop-in override", merged[0].Title, merged[0].Source)
 	}
 }
+
+func write(t *testing.T, dir, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -55,43 +54,39 @@ func newEngine(cfg Config) (*engine.Engine, []*rules.LoadError, error) {
 	return e, problems, nil
 }
 
+// watchTree adds dir and its subfolders to w.
+func watchTree(w *fsnotify.Watcher, dir string, log *slog.Logger) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			if err := w.Add(path); err != nil {
+				log.Warn("cannot watch rules folder", "path", path, "err", err)
+			}
+		}
+		return nil
+	})
+}
+
 // watchRules reloads the rules of dir into eng whenever a file below dir
 // changes, after ruleDebounce of quiet. A broken file is logged with its
 // file, line and reason and left out; when the folder cannot be read at
 // all, the rules in use stay. It returns when ctx is done.
-func watchRules(ctx context.Context, dir string, eng *engine.Engine, log *slog.Logger) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watch rules folder: %w", err)
-	}
-	defer w.Close()
-	addTree := func() {
-		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				if err := w.Add(path); err != nil {
-					log.Warn("cannot watch rules folder", "path", path, "err", err)
-				}
-			}
-			return nil
-		})
-	}
-	addTree()
+func watchRules(ctx context.Context, w *fsnotify.Watcher, dir string, eng *engine.Engine, log *slog.Logger) {
 	var timer <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case ev, ok := <-w.Events:
 			if !ok {
-				return nil
+				return
 			}
 			if ev.Has(fsnotify.Create) {
-				addTree() // a new subfolder
+				watchTree(w, dir, log) // a new subfolder
 			}
 			timer = time.After(ruleDebounce)
 		case err, ok := <-w.Errors:
 			if !ok {
-				return nil
+				return
 			}
 			log.Warn("rules folder watch", "err", err)
 		case <-timer:
@@ -116,18 +111,25 @@ func reloadRules(dir string, eng *engine.Engine, log *slog.Logger) {
 }
 
 // startRuleWatcher watches cfg.RulesDir, when set, until ctx is done or the
-// returned stop is called; stop waits for the watcher to end.
+// returned stop is called; stop waits for the watcher to end. Changes made
+// after it returns are seen.
 func startRuleWatcher(ctx context.Context, cfg Config, eng *engine.Engine, log *slog.Logger) (stop func()) {
 	if cfg.RulesDir == "" {
 		return func() {}
 	}
+	log = log.With("component", "rules")
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		log.Error("rules folder not watched; restart to load changes", "err", err)
+		return func() {}
+	}
+	watchTree(w, cfg.RulesDir, log)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := watchRules(ctx, cfg.RulesDir, eng, log.With("component", "rules")); err != nil {
-			log.Error("rules folder not watched; restart to load changes", "err", err)
-		}
+		defer w.Close()
+		watchRules(ctx, w, cfg.RulesDir, eng, log)
 	}()
 	return func() { cancel(); <-done }
 }
