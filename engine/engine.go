@@ -71,14 +71,14 @@ type ruleSet struct {
 	slots   []slotDef
 	filters []slotFilter
 	exact   []exactFilter
-	kw      *literalFilter // keyword literals, scanned over every field
-	always  []uint64       // rules evaluated on every event
+	kw      *acMachine // keyword literals, scanned over every field
+	always  []uint64   // rules evaluated on every event
 	nwords  int
 }
 
 type slotFilter struct {
 	slot int
-	ac   *literalFilter
+	ac   *acMachine
 }
 
 // exactFilter marks the rules that need a field to equal one of its
@@ -321,7 +321,7 @@ func (e *Engine) compile(rs []rules.Rule) (*ruleSet, []*rules.LoadError) {
 	sort.Ints(slotsSorted)
 	for _, s := range slotsSorted {
 		p := byslot[s]
-		ac := newLiteralFilter(p.pats, p.rules)
+		ac := newACMachine(p.pats, p.rules)
 		if s < 0 {
 			set.kw = ac
 			continue
