@@ -22,17 +22,21 @@ type Alert struct {
 	// ID is stable for a rule and a record: the event time in milliseconds
 	// (12 hex digits, so IDs sort by time) then a hash of the rule id and
 	// the record key. A retried batch therefore yields the same IDs.
-	ID        string         `json:"id"`
-	Rule      RuleRef        `json:"rule"`
-	Count     int            `json:"count"`
-	FirstSeen time.Time      `json:"first_seen"`
-	LastSeen  time.Time      `json:"last_seen"`
-	Status    string         `json:"status"`
-	Intake    string         `json:"intake"`
-	Dataset   string         `json:"dataset"`
-	RecordKey string         `json:"record_key"`
-	Matches   []Match        `json:"matches"`
-	Event     map[string]any `json:"event"`
+	ID        string    `json:"id"`
+	Rule      RuleRef   `json:"rule"`
+	Count     int       `json:"count"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Status    string    `json:"status"`
+	Intake    string    `json:"intake"`
+	Dataset   string    `json:"dataset"`
+	RecordKey string    `json:"record_key"`
+	// Group holds, for an aggregation or correlation alert, the values of
+	// the fields the events were grouped by; Count is then the number of
+	// events that contributed.
+	Group   map[string]string `json:"group,omitempty"`
+	Matches []Match           `json:"matches"`
+	Event   map[string]any    `json:"event"`
 }
 
 // RuleRef describes the rule of an alert.

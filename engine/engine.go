@@ -1,39 +1,117 @@
 // Package engine matches normalized events against the compiled rule set and
 // turns matches into alerts.
+//
+// Rules are Sigma rules loaded by package rules. The engine compiles each
+// into its own matcher (lowered needles, compiled regular expressions and
+// wildcard patterns, fields resolved through the field mapping), extracts
+// the literals a rule needs to match, and prefilters every event with one
+// Aho-Corasick pass per field, so that most rules are never evaluated on
+// most events. Aggregations (count() by ... within a timeframe) and
+// correlation rules keep sliding-window state with a bounded number of
+// groups.
 package engine
 
 import (
-	"context"
+	"errors"
 	"fmt"
+	"hash/fnv"
+	"math/bits"
+	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	sigma "github.com/bradleyjkemp/sigma-go"
-	"github.com/bradleyjkemp/sigma-go/evaluator"
 
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/rules"
 )
 
+// DefaultMaxGroups is the default bound on the groups each aggregation or
+// correlation rule keeps.
+const DefaultMaxGroups = 10000
+
+// Options configure an Engine.
+type Options struct {
+	// Mapping maps rule field names to event fields; nil means
+	// rules.DefaultMapping().
+	Mapping *rules.Mapping
+	// Disabled are ids of rules that are loaded and listed but not
+	// evaluated.
+	Disabled []string
+	// MaxGroups bounds the groups (distinct "by" values) that each
+	// aggregation or correlation rule keeps; the least recently seen group
+	// is forgotten first. 0 means DefaultMaxGroups.
+	MaxGroups int
+}
+
 // Engine matches events against an immutable compiled rule set, which
-// [Engine.SetRules] swaps atomically. All methods are safe for concurrent use.
+// [Engine.SetRules] and [Engine.Reload] swap atomically. All methods are
+// safe for concurrent use.
 type Engine struct {
-	set atomic.Pointer[ruleSet]
+	opts     Options
+	disabled map[string]bool
+	set      atomic.Pointer[ruleSet]
+	pool     sync.Pool // *matchCtx
+
+	mu      sync.Mutex              // serializes rule swaps; guards windows and stats
+	windows map[string]*window      // aggregation state, kept across reloads of an unchanged rule
+	stats   map[string]*ruleCounter // by rule id, kept across reloads
+}
+
+type ruleCounter struct {
+	hits atomic.Int64
 }
 
 type ruleSet struct {
-	rules []*compiledRule
+	rules   []*compiledRule // detection rules evaluated on events, by index
+	status  []RuleStatus    // every rule, for Rules (counters filled on demand)
+	statIDs []string
+	corrs   []*compiledCorr
+	slots   []slotDef
+	filters []slotFilter
+	exact   []exactFilter
+	kw      *acMachine // keyword literals, scanned over every field
+	always  []uint64   // rules evaluated on every event
+	nwords  int
+}
+
+type slotFilter struct {
+	slot int
+	ac   *acMachine
+}
+
+// exactFilter marks the rules that need a field to equal one of its
+// lowered values.
+type exactFilter struct {
+	slot   int
+	values map[string][]int32
 }
 
 type compiledRule struct {
-	meta   rules.Rule
-	ref    RuleRef
-	sigma  sigma.Rule
-	eval   *evaluator.RuleEvaluator
-	errors atomic.Int64 // evaluation errors seen
-	hits   atomic.Int64 // alerts produced
-	last   atomic.Pointer[string]
+	meta     rules.Rule
+	ref      RuleRef
+	datasets []string
+	searches []*cSearch
+	conds    []cCond
+	wins     []*window // per condition; nil when it has no aggregation
+	alerts   bool      // raises its own single-event alerts
+	links    []corrLink
+	counter  *ruleCounter
+}
+
+// compiledCorr is a correlation rule.
+type compiledCorr struct {
+	meta    rules.Rule
+	ref     RuleRef
+	spec    *windowSpec
+	win     *window
+	counter *ruleCounter
+}
+
+type corrLink struct {
+	c  *compiledCorr
+	ri int // position of the rule in the correlation's rule list
 }
 
 // RuleStatus describes a loaded rule and how it has behaved.
@@ -45,119 +123,469 @@ type RuleStatus struct {
 	LastError  string `json:"last_error,omitempty"`
 }
 
-// New compiles rs and returns an Engine using them. It fails when a rule
-// cannot be compiled, naming the rule's file.
+// New compiles rs with the default options and returns an Engine using
+// them. It fails when a rule cannot be compiled, naming the rule's file and
+// line.
 func New(rs []rules.Rule) (*Engine, error) {
-	e := &Engine{}
+	return NewWithOptions(rs, Options{})
+}
+
+// NewWithOptions is [New] with options.
+func NewWithOptions(rs []rules.Rule, opts Options) (*Engine, error) {
+	if opts.Mapping == nil {
+		opts.Mapping = rules.DefaultMapping()
+	}
+	if opts.MaxGroups <= 0 {
+		opts.MaxGroups = DefaultMaxGroups
+	}
+	e := &Engine{opts: opts, disabled: map[string]bool{}, windows: map[string]*window{}, stats: map[string]*ruleCounter{}}
+	for _, id := range opts.Disabled {
+		e.disabled[strings.TrimSpace(id)] = true
+	}
 	if err := e.SetRules(rs); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-// SetRules compiles rs and swaps them in atomically. On error the previous
-// set stays in use.
+// SetRules compiles rs and swaps them in atomically. When any rule fails to
+// compile, the error lists every failing rule (as *rules.LoadError values
+// joined) and the previous set stays in use.
 func (e *Engine) SetRules(rs []rules.Rule) error {
-	set := &ruleSet{}
-	for _, r := range rs {
-		sr, err := sigma.ParseRule(r.YAML)
-		if err != nil {
-			return fmt.Errorf("compile rule %s (%s): %w", r.ID, r.File, err)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	set, problems := e.compile(rs)
+	if len(problems) > 0 {
+		errs := make([]error, len(problems))
+		for i, p := range problems {
+			errs[i] = p
 		}
-		set.rules = append(set.rules, &compiledRule{
-			meta:  r,
-			sigma: sr,
-			eval:  evaluator.ForRule(sr),
-			ref: RuleRef{
-				ID:          r.ID,
-				Title:       r.Title,
-				Level:       r.Level,
-				Tags:        r.Tags,
-				Description: r.Description,
-				References:  r.References,
-			},
-		})
+		return errors.Join(errs...)
 	}
 	e.set.Store(set)
 	return nil
 }
 
-// Rules describes the rules in use.
+// Reload compiles rs, skips the rules that fail (returning their errors,
+// with file and line) and swaps the rest in atomically.
+func (e *Engine) Reload(rs []rules.Rule) []*rules.LoadError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	set, problems := e.compile(rs)
+	e.set.Store(set)
+	return problems
+}
+
+// Check compiles rs with opts without running them and returns the
+// problems, each naming the rule's file and line.
+func Check(rs []rules.Rule, opts Options) []*rules.LoadError {
+	e := &Engine{opts: opts, disabled: map[string]bool{}, windows: map[string]*window{}, stats: map[string]*ruleCounter{}}
+	if e.opts.Mapping == nil {
+		e.opts.Mapping = rules.DefaultMapping()
+	}
+	if e.opts.MaxGroups <= 0 {
+		e.opts.MaxGroups = DefaultMaxGroups
+	}
+	_, problems := e.compile(rs)
+	return problems
+}
+
+// compile builds a rule set from rs, skipping (and reporting) the rules
+// that fail. e.mu must be held.
+func (e *Engine) compile(rs []rules.Rule) (*ruleSet, []*rules.LoadError) {
+	c := &compiler{opts: e.opts, mapping: e.opts.Mapping, slotIdx: map[string]int{}}
+	set := &ruleSet{}
+	var problems []*rules.LoadError
+	byRef := map[string]*compiledRule{} // by id and by name
+	var corrRules []rules.Rule
+	windows := map[string]*window{}
+	for i := range rs {
+		r := rs[i]
+		if r.Correlation != nil {
+			corrRules = append(corrRules, r)
+			continue
+		}
+		if r.Detection == nil {
+			problems = append(problems, ruleError(&r, 0, "has no detection"))
+			continue
+		}
+		cr := &compiledRule{meta: r, ref: refOf(r), alerts: true, datasets: e.opts.Mapping.Datasets(r.Logsource), counter: e.counter(r.ID)}
+		if err := c.compileDetection(&r, cr); err != nil {
+			var le *rules.LoadError
+			if errors.As(err, &le) {
+				problems = append(problems, le)
+			} else {
+				problems = append(problems, ruleError(&r, 0, "%v", err))
+			}
+			continue
+		}
+		cr.wins = make([]*window, len(cr.conds))
+		for ci, cc := range cr.conds {
+			if cc.win != nil {
+				key := fmt.Sprintf("%s#%d#%x", r.ID, ci, fnvHash(string(r.YAML)))
+				w := e.windows[key]
+				if w == nil {
+					w = newWindow(cc.win, e.opts.MaxGroups)
+				}
+				windows[key] = w
+				cr.wins[ci] = w
+			}
+		}
+		set.status = append(set.status, RuleStatus{Rule: r, Enabled: !e.disabled[r.ID]})
+		set.statIDs = append(set.statIDs, r.ID)
+		byRef[r.ID] = cr
+		if r.Name != "" {
+			byRef[r.Name] = cr
+		}
+		if e.disabled[r.ID] {
+			continue
+		}
+		set.rules = append(set.rules, cr)
+	}
+	for i := range corrRules {
+		r := corrRules[i]
+		cc, err := e.compileCorrelation(c, &r, byRef, windows)
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		set.status = append(set.status, RuleStatus{Rule: r, Enabled: !e.disabled[r.ID]})
+		set.statIDs = append(set.statIDs, r.ID)
+		if e.disabled[r.ID] {
+			continue
+		}
+		set.corrs = append(set.corrs, cc)
+		for ri, name := range r.Correlation.Rules {
+			base := byRef[name]
+			base.links = append(base.links, corrLink{c: cc, ri: ri})
+			if !r.Correlation.Generate {
+				base.alerts = false
+			}
+		}
+	}
+	e.windows = windows
+	set.slots = c.slots
+	set.nwords = (len(set.rules) + 63) / 64
+	set.always = make([]uint64, set.nwords)
+	// Prefilter: per field, the literals of the rules that have them.
+	type pats struct {
+		idx   map[string]int
+		pats  []string
+		rules [][]int32
+	}
+	byslot := map[int]*pats{}
+	exact := map[int]map[string][]int32{}
+	for i, cr := range set.rules {
+		lits, ok := cr.literals()
+		if !ok {
+			set.always[i>>6] |= 1 << (uint(i) & 63)
+			continue
+		}
+		for _, l := range lits {
+			if l.exact {
+				m := exact[l.slot]
+				if m == nil {
+					m = map[string][]int32{}
+					exact[l.slot] = m
+				}
+				if !slices.Contains(m[l.s], int32(i)) {
+					m[l.s] = append(m[l.s], int32(i))
+				}
+				continue
+			}
+			p := byslot[l.slot]
+			if p == nil {
+				p = &pats{idx: map[string]int{}}
+				byslot[l.slot] = p
+			}
+			j, ok := p.idx[l.s]
+			if !ok {
+				j = len(p.pats)
+				p.idx[l.s] = j
+				p.pats = append(p.pats, l.s)
+				p.rules = append(p.rules, nil)
+			}
+			if !slices.Contains(p.rules[j], int32(i)) {
+				p.rules[j] = append(p.rules[j], int32(i))
+			}
+		}
+	}
+	for s, m := range exact {
+		set.exact = append(set.exact, exactFilter{slot: s, values: m})
+	}
+	sort.Slice(set.exact, func(i, j int) bool { return set.exact[i].slot < set.exact[j].slot })
+	slotsSorted := make([]int, 0, len(byslot))
+	for s := range byslot {
+		slotsSorted = append(slotsSorted, s)
+	}
+	sort.Ints(slotsSorted)
+	for _, s := range slotsSorted {
+		p := byslot[s]
+		ac := newACMachine(p.pats, p.rules)
+		if s < 0 {
+			set.kw = ac
+			continue
+		}
+		set.filters = append(set.filters, slotFilter{slot: s, ac: ac})
+	}
+	return set, problems
+}
+
+// literals returns the prefilter literals of the rule: one of them occurs
+// in its field whenever the rule matches. ok is false when the rule must be
+// evaluated on every event.
+func (cr *compiledRule) literals() ([]lit, bool) {
+	var out []lit
+	for _, cc := range cr.conds {
+		l, ok := cr.necessary(cc.root)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, l...)
+	}
+	return out, len(out) > 0
+}
+
+func (e *Engine) compileCorrelation(c *compiler, r *rules.Rule, byRef map[string]*compiledRule, windows map[string]*window) (*compiledCorr, *rules.LoadError) {
+	cor := r.Correlation
+	for _, name := range cor.Rules {
+		if byRef[name] == nil {
+			return nil, ruleError(r, cor.Line, "correlation refers to rule %q, which is not loaded (or is itself a correlation)", name)
+		}
+	}
+	spec := &windowSpec{span: cor.Timespan, op: cor.Op, threshold: cor.Threshold, valueSlot: -1, nrules: len(cor.Rules)}
+	switch cor.Type {
+	case "event_count":
+		spec.kind = winEventCount
+	case "value_count":
+		spec.kind = winValueCount
+		spec.valueSlot = c.slot(c.mapping.Fields(cor.Field)[0])
+	case "temporal", "temporal_ordered":
+		spec.kind = winTemporal
+		spec.ordered = cor.Type == "temporal_ordered"
+	}
+	for _, f := range cor.GroupBy {
+		spec.groupFields = append(spec.groupFields, f)
+		spec.groupSlots = append(spec.groupSlots, c.slot(c.mapping.Fields(f)[0]))
+	}
+	key := fmt.Sprintf("%s#corr#%x", r.ID, fnvHash(string(r.YAML)))
+	w := e.windows[key]
+	if w == nil {
+		w = newWindow(spec, e.opts.MaxGroups)
+	}
+	windows[key] = w
+	return &compiledCorr{meta: *r, ref: refOf(*r), spec: spec, win: w, counter: e.counter(r.ID)}, nil
+}
+
+func (e *Engine) counter(id string) *ruleCounter {
+	c := e.stats[id]
+	if c == nil {
+		c = &ruleCounter{}
+		e.stats[id] = c
+	}
+	return c
+}
+
+func refOf(r rules.Rule) RuleRef {
+	return RuleRef{ID: r.ID, Title: r.Title, Level: r.Level, Tags: r.Tags, Description: r.Description, References: r.References}
+}
+
+func fnvHash(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// Rules describes the rules in use, disabled ones and correlation rules
+// included.
 func (e *Engine) Rules() []RuleStatus {
 	set := e.set.Load()
-	out := make([]RuleStatus, 0, len(set.rules))
-	for _, r := range set.rules {
-		st := RuleStatus{Rule: r.meta, Enabled: true, Alerts: r.hits.Load(), EvalErrors: r.errors.Load()}
-		if p := r.last.Load(); p != nil {
-			st.LastError = *p
+	out := make([]RuleStatus, len(set.status))
+	copy(out, set.status)
+	e.mu.Lock()
+	for i := range out {
+		if c := e.stats[set.statIDs[i]]; c != nil {
+			out[i].Alerts = c.hits.Load()
 		}
-		out = append(out, st)
 	}
+	e.mu.Unlock()
 	return out
 }
 
-// Match evaluates ev against every rule and returns one alert per matching
-// rule, attributed to the named intake. received is used as the alert time
-// when the event has no time of its own.
+// Match evaluates ev against every enabled rule and returns one alert per
+// matching rule, attributed to the named intake, plus one alert per
+// aggregation or correlation whose threshold ev crosses. received is used
+// as the event time when the event has no time of its own.
 func (e *Engine) Match(ev *normalize.Event, intake string, received time.Time) []Alert {
 	set := e.set.Load()
-	var out []Alert
-	ctx := context.Background()
-	flat := ev.FlatMap()
-	for _, r := range set.rules {
-		res, err := r.eval.Matches(ctx, flat)
-		if err != nil {
-			r.errors.Add(1)
-			msg := err.Error()
-			r.last.Store(&msg)
-			continue
-		}
-		if !res.Match {
-			continue
-		}
-		r.hits.Add(1)
-		t := ev.Time
-		if t.IsZero() {
-			t = received.UTC()
-		}
-		out = append(out, Alert{
-			ID:        AlertID(ev.Time, r.meta.ID, ev.Key),
-			Rule:      r.ref,
-			Count:     1,
-			FirstSeen: t,
-			LastSeen:  t,
-			Status:    StatusNew,
-			Intake:    intake,
-			Dataset:   ev.Dataset,
-			RecordKey: ev.Key,
-			Matches:   matchedFields(r.sigma, res.SearchResults, flat),
-			Event:     ev.Doc(),
-		})
+	c, _ := e.pool.Get().(*matchCtx)
+	if c == nil || c.set != set {
+		c = newMatchCtx(set)
 	}
+	c.reset(ev)
+	c.prefilter()
+	var out []Alert
+	for w, word := range c.bits {
+		for word != 0 {
+			i := w*64 + bits.TrailingZeros64(word)
+			word &= word - 1
+			r := set.rules[i]
+			if r.datasets != nil && !slices.Contains(r.datasets, ev.Dataset) {
+				continue
+			}
+			out = e.evalRule(c, r, ev, intake, received, out)
+		}
+	}
+	c.release()
+	e.pool.Put(c)
 	return out
 }
 
-// matchedFields lists, for the searches that matched, the event fields they
-// test, with the event's values.
-func matchedFields(sr sigma.Rule, searches map[string]bool, flat map[string]any) []Match {
-	seen := map[string]bool{}
-	var out []Match
-	names := make([]string, 0, len(searches))
-	for name, ok := range searches {
-		if ok {
-			names = append(names, name)
+// evalRule evaluates the conditions of r on the event in c and appends the
+// alerts they raise to out.
+func (e *Engine) evalRule(c *matchCtx, r *compiledRule, ev *normalize.Event, intake string, received time.Time, out []Alert) []Alert {
+	matched := false
+	for ci := range r.conds {
+		cc := &r.conds[ci]
+		if !c.evalNode(r, cc.root) {
+			continue
+		}
+		if cc.win == nil {
+			matched = true
+			continue
+		}
+		t := eventTime(ev, received)
+		key, group := groupOf(c, cc.win)
+		value := ""
+		if cc.win.valueSlot >= 0 {
+			vs, ok := c.values(cc.win.valueSlot)
+			if !ok || len(vs) == 0 {
+				continue
+			}
+			value = vs[0]
+		}
+		if f, ok := r.wins[ci].observe(key, t.UnixNano(), fnvHash(ev.Key), value, 0); ok {
+			r.counter.hits.Add(1)
+			out = append(out, groupAlert(r.ref, r.meta.ID, key, group, f, ev, intake, e.matches(c, r)))
 		}
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		for _, em := range sr.Detection.Searches[name].EventMatchers {
-			for _, fm := range em {
-				v, ok := flat[fm.Field]
-				if !ok || seen[fm.Field] {
+	if !matched {
+		return out
+	}
+	for _, l := range r.links {
+		key, group := groupOf(c, l.c.spec)
+		value := ""
+		if l.c.spec.valueSlot >= 0 {
+			vs, ok := c.values(l.c.spec.valueSlot)
+			if !ok || len(vs) == 0 {
+				continue
+			}
+			value = vs[0]
+		}
+		t := eventTime(ev, received)
+		if f, ok := l.c.win.observe(key, t.UnixNano(), fnvHash(ev.Key), value, l.ri); ok {
+			l.c.counter.hits.Add(1)
+			out = append(out, groupAlert(l.c.ref, l.c.meta.ID, key, group, f, ev, intake, e.matches(c, r)))
+		}
+	}
+	if !r.alerts {
+		return out
+	}
+	r.counter.hits.Add(1)
+	t := eventTime(ev, received)
+	return append(out, Alert{
+		ID:        AlertID(ev.Time, r.meta.ID, ev.Key),
+		Rule:      r.ref,
+		Count:     1,
+		FirstSeen: t,
+		LastSeen:  t,
+		Status:    StatusNew,
+		Intake:    intake,
+		Dataset:   ev.Dataset,
+		RecordKey: ev.Key,
+		Matches:   e.matches(c, r),
+		Event:     ev.Doc(),
+	})
+}
+
+func eventTime(ev *normalize.Event, received time.Time) time.Time {
+	if ev.Time.IsZero() {
+		return received.UTC()
+	}
+	return ev.Time
+}
+
+// groupOf returns the group key of the event for a window and the group's
+// field values.
+func groupOf(c *matchCtx, w *windowSpec) (string, map[string]string) {
+	if len(w.groupSlots) == 0 {
+		return "", nil
+	}
+	group := make(map[string]string, len(w.groupSlots))
+	var b strings.Builder
+	for i, sl := range w.groupSlots {
+		v := ""
+		if vs, ok := c.values(sl); ok && len(vs) > 0 {
+			v = vs[0]
+		}
+		group[w.groupFields[i]] = v
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(v)
+	}
+	return b.String(), group
+}
+
+func groupAlert(ref RuleRef, ruleID, key string, group map[string]string, f firing, ev *normalize.Event, intake string, matches []Match) Alert {
+	start := time.Unix(0, f.start).UTC()
+	return Alert{
+		ID:        AlertID(start, ruleID, "group\x00"+key),
+		Rule:      ref,
+		Count:     f.count,
+		FirstSeen: time.Unix(0, f.first).UTC(),
+		LastSeen:  eventTime(ev, start),
+		Status:    StatusNew,
+		Intake:    intake,
+		Dataset:   ev.Dataset,
+		RecordKey: ev.Key,
+		Group:     group,
+		Matches:   matches,
+		Event:     ev.Doc(),
+	}
+}
+
+// matches lists, for the searches of r that hold on the event, the fields
+// they test with the event's values. It runs only when r matched.
+func (e *Engine) matches(c *matchCtx, r *compiledRule) []Match {
+	seen := map[string]bool{}
+	var out []Match
+	for _, s := range r.searches {
+		for _, m := range s.maps {
+			if !c.evalMap(m) {
+				continue
+			}
+			for _, ft := range m {
+				if ft.keyword {
+					if f, v, ok := c.evalKeyword(ft); ok && !seen[f] {
+						seen[f] = true
+						out = append(out, Match{Field: f, Value: v})
+					}
 					continue
 				}
-				seen[fm.Field] = true
-				out = append(out, Match{Field: fm.Field, Value: v})
+				for _, sl := range ft.slots {
+					name := c.set.slots[sl].name
+					vs, ok := c.values(sl)
+					if !ok || seen[name] {
+						continue
+					}
+					seen[name] = true
+					if len(vs) == 1 {
+						out = append(out, Match{Field: name, Value: vs[0]})
+					} else {
+						out = append(out, Match{Field: name, Value: slices.Clone(vs)})
+					}
+				}
 			}
 		}
 	}

@@ -14,10 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
-
-	sigma "github.com/bradleyjkemp/sigma-go"
 )
 
 //go:embed builtin/*.yml
@@ -41,8 +38,23 @@ type Rule struct {
 	Source string `json:"source"`
 	// File is the rule's file name (within Source).
 	File string `json:"file"`
-	// YAML is the rule's Sigma text.
+	// YAML is the Sigma text of the rule's file (which may hold more than
+	// one rule).
 	YAML []byte `json:"-"`
+	// Name is the rule's optional name, by which correlation rules may
+	// refer to it.
+	Name      string    `json:"name,omitempty"`
+	Logsource Logsource `json:"logsource"`
+	// Detection is the parsed detection; nil for a correlation rule.
+	Detection *Detection `json:"-"`
+	// Correlation is set for a correlation rule.
+	Correlation *Correlation `json:"-"`
+}
+
+// Skipped reports whether a rule with this status is not loaded
+// (deprecated and unsupported rules).
+func Skipped(status string) bool {
+	return status == "deprecated" || status == "unsupported"
 }
 
 // LoadError is a rule file that could not be loaded.
@@ -73,19 +85,25 @@ func Builtin() ([]Rule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read embedded rule %s: %w", e.Name(), err)
 		}
-		r, err := Parse(e.Name(), data)
+		rs, err := ParseAll(e.Name(), data)
 		if err != nil {
 			return nil, err
 		}
-		r.Source = SourceBuiltin
-		out = append(out, r)
+		for _, r := range rs {
+			if Skipped(r.Status) {
+				continue
+			}
+			r.Source = SourceBuiltin
+			out = append(out, r)
+		}
 	}
 	return out, nil
 }
 
 // LoadDir loads every .yml and .yaml file below dir. Files that fail to load
-// are reported in the returned LoadErrors and skipped; the error is non-nil
-// only when dir itself cannot be read.
+// are reported in the returned LoadErrors and skipped; deprecated and
+// unsupported rules are skipped silently; the error is non-nil only when dir
+// itself cannot be read.
 func LoadDir(dir string) ([]Rule, []*LoadError, error) {
 	var files []string
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -110,7 +128,7 @@ func LoadDir(dir string) ([]Rule, []*LoadError, error) {
 			continue
 		}
 		rel, _ := filepath.Rel(dir, path)
-		r, err := Parse(rel, data)
+		rs, err := ParseAll(rel, data)
 		if err != nil {
 			var le *LoadError
 			if errors.As(err, &le) {
@@ -121,56 +139,30 @@ func LoadDir(dir string) ([]Rule, []*LoadError, error) {
 			}
 			continue
 		}
-		r.Source = dir
-		out = append(out, r)
+		for _, r := range rs {
+			if Skipped(r.Status) {
+				continue
+			}
+			r.Source = dir
+			out = append(out, r)
+		}
 	}
 	return out, problems, nil
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)
 
-// Parse parses and validates one Sigma rule file. file names the rule in
-// errors, which are *LoadError values carrying the line when known.
+// Parse parses and validates a Sigma file holding one rule. file names the
+// rule in errors, which are *LoadError values carrying the line when known.
 func Parse(file string, data []byte) (Rule, error) {
-	sr, err := sigma.ParseRule(data)
+	rs, err := ParseAll(file, data)
 	if err != nil {
-		le := &LoadError{File: file, Err: fmt.Errorf("parse sigma rule: %w", err)}
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			le.Line, _ = strconv.Atoi(m[1])
-		}
-		return Rule{}, le
+		return Rule{}, err
 	}
-	switch {
-	case strings.TrimSpace(sr.Title) == "":
-		return Rule{}, &LoadError{File: file, Err: errors.New("missing title")}
-	case strings.TrimSpace(sr.ID) == "":
-		return Rule{}, &LoadError{File: file, Err: errors.New("missing id")}
-	case len(sr.Detection.Conditions) == 0:
-		return Rule{}, &LoadError{File: file, Err: errors.New("detection has no condition")}
-	case len(sr.Detection.Searches) == 0:
-		return Rule{}, &LoadError{File: file, Err: errors.New("detection has no search")}
+	if len(rs) != 1 {
+		return Rule{}, &LoadError{File: file, Err: fmt.Errorf("file holds %d rules; want one", len(rs))}
 	}
-	r := Rule{
-		ID:          sr.ID,
-		Title:       sr.Title,
-		Description: strings.TrimSpace(sr.Description),
-		Level:       sr.Level,
-		Status:      sr.Status,
-		Author:      sr.Author,
-		References:  sr.References,
-		Tags:        sr.Tags,
-		File:        file,
-		YAML:        data,
-	}
-	if r.Level == "" {
-		r.Level = "medium"
-	}
-	if fp, ok := sr.AdditionalFields["falsepositives"].([]any); ok {
-		for _, v := range fp {
-			r.FalsePositives = append(r.FalsePositives, fmt.Sprint(v))
-		}
-	}
-	return r, nil
+	return rs[0], nil
 }
 
 // Merge returns base with each rule of extra added, a rule of extra replacing

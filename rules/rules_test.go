@@ -17,7 +17,7 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"bad yaml", "title: x\nid: 1\ndetection:\n  sel:\n    a: [\n  condition: sel\n", -1, "parse sigma rule"},
 		{"no title", "id: 1\ndetection:\n  sel:\n    a: b\n  condition: sel\n", 0, "missing title"},
 		{"no id", "title: x\ndetection:\n  sel:\n    a: b\n  condition: sel\n", 0, "missing id"},
-		{"no condition", "title: x\nid: 1\ndetection:\n  sel:\n    a: b\n", 0, "no condition"},
+		{"no condition", "title: x\nid: 1\ndetection:\n  sel:\n    a: b\n", 4, "no condition"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,5 +69,12 @@ func TestLoadDirMergesOverBuiltin(t *testing.T) {
 	}
 	if merged[0].Title != "My LokiBot" || merged[0].Source != dir {
 		t.Errorf("merged[0] = %q from %q; want the drop-in override", merged[0].Title, merged[0].Source)
+	}
+}
+
+func write(t *testing.T, dir, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

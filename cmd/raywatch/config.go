@@ -26,6 +26,12 @@ type Config struct {
 	MaxBodyBytes         int64
 	MaxDecompressedBytes int64
 	ShutdownTimeout      time.Duration
+	// FieldMapping is a YAML file merged over the embedded Sigma field
+	// mapping; DisableRules are ids of rules not evaluated; MaxGroups
+	// bounds the groups of each aggregation or correlation rule.
+	FieldMapping string
+	DisableRules string
+	MaxGroups    int
 
 	// IntakeKeys maps intake names to keys, from RAYWATCH_INTAKE_KEY
 	// (intake "default"), RAYWATCH_INTAKE_KEYS (name=key,...) or
@@ -61,6 +67,14 @@ func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", envOr("RAYWATCH_DATA_DIR", "./raywatch-data"), "folder for the alert store and the generated intake key (RAYWATCH_DATA_DIR)")
 	fs.StringVar(&c.RulesDir, "rules-dir", envOr("RAYWATCH_RULES_DIR", ""), "folder of Sigma rules loaded on top of the built-in ones (RAYWATCH_RULES_DIR)")
 	fs.StringVar(&c.Dataset, "dataset", envOr("RAYWATCH_DATASET", "auto"), "Logpush dataset of the records, or auto to recognise it (RAYWATCH_DATASET)")
+	c.ruleFlags(fs)
+}
+
+// ruleFlags are the rule-engine flags shared by serve, scan and rules.
+func (c *Config) ruleFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.FieldMapping, "field-mapping", envOr("RAYWATCH_FIELD_MAPPING", ""), "YAML file merged over the built-in mapping of Sigma field names to ECS fields (RAYWATCH_FIELD_MAPPING)")
+	fs.StringVar(&c.DisableRules, "disable-rules", envOr("RAYWATCH_DISABLE_RULES", ""), "comma-separated ids of rules not to evaluate (RAYWATCH_DISABLE_RULES)")
+	fs.IntVar(&c.MaxGroups, "max-groups", int(envInt("RAYWATCH_MAX_GROUPS", 10000)), "groups kept by each aggregation or correlation rule (RAYWATCH_MAX_GROUPS)")
 }
 
 func envInt(name string, def int64) int64 {
@@ -116,6 +130,9 @@ func (c *Config) Validate() error {
 		if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
 			errs = append(errs, fmt.Errorf("--rules-dir %q is not a readable folder", c.RulesDir))
 		}
+	}
+	if c.MaxGroups <= 0 {
+		errs = append(errs, errors.New("--max-groups must be positive"))
 	}
 	return errors.Join(errs...)
 }

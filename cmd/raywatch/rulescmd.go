@@ -16,7 +16,9 @@ func rulesCmd(args []string, stdout, stderr io.Writer) error {
 	sub := args[0]
 	fs := flag.NewFlagSet("raywatch rules "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	rulesDir := fs.String("rules-dir", envOr("RAYWATCH_RULES_DIR", ""), "folder of Sigma rules loaded on top of the built-in ones (RAYWATCH_RULES_DIR)")
+	var cfg Config
+	fs.StringVar(&cfg.RulesDir, "rules-dir", envOr("RAYWATCH_RULES_DIR", ""), "folder of Sigma rules loaded on top of the built-in ones (RAYWATCH_RULES_DIR)")
+	cfg.ruleFlags(fs)
 	asJSON := false
 	if sub == "list" {
 		fs.BoolVar(&asJSON, "json", false, "print a JSON array")
@@ -24,10 +26,11 @@ func rulesCmd(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	rs, problems, err := loadRules(*rulesDir)
+	eng, problems, err := newEngine(cfg)
 	if err != nil {
 		return err
 	}
+	statuses := eng.Rules()
 	switch sub {
 	case "list":
 		type entry struct {
@@ -37,11 +40,12 @@ func rulesCmd(args []string, stdout, stderr io.Writer) error {
 			Status  string `json:"status"`
 			Source  string `json:"source"`
 			File    string `json:"file"`
+			Kind    string `json:"kind"`
 			Enabled bool   `json:"enabled"`
 		}
-		list := make([]entry, 0, len(rs))
-		for _, r := range rs {
-			list = append(list, entry{r.ID, r.Title, r.Level, r.Status, r.Source, r.File, true})
+		list := make([]entry, 0, len(statuses))
+		for _, r := range statuses {
+			list = append(list, entry{r.ID, r.Title, r.Level, r.Status, r.Source, r.File, r.Kind(), r.Enabled})
 		}
 		if asJSON {
 			enc := json.NewEncoder(stdout)
@@ -51,9 +55,9 @@ func rulesCmd(args []string, stdout, stderr io.Writer) error {
 			}
 		} else {
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tLEVEL\tSTATUS\tSOURCE\tTITLE")
+			fmt.Fprintln(tw, "ID\tLEVEL\tSTATUS\tENABLED\tSOURCE\tTITLE")
 			for _, e := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.ID, e.Level, e.Status, e.Source, e.Title)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%s\n", e.ID, e.Level, e.Status, e.Enabled, e.Source, e.Title)
 			}
 			tw.Flush()
 		}
@@ -65,7 +69,7 @@ func rulesCmd(args []string, stdout, stderr io.Writer) error {
 		for _, p := range problems {
 			fmt.Fprintf(stdout, "%v\n", p)
 		}
-		fmt.Fprintf(stdout, "%d rules loaded, %d errors\n", len(rs), len(problems))
+		fmt.Fprintf(stdout, "%d rules loaded, %d errors\n", len(statuses), len(problems))
 		if len(problems) > 0 {
 			return errReported
 		}

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/normalize"
 )
 
@@ -101,16 +100,12 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := validDataset(cfg.Dataset); err != nil {
 		return err
 	}
-	rs, problems, err := loadRules(cfg.RulesDir)
+	eng, problems, err := newEngine(cfg)
 	if err != nil {
 		return err
 	}
 	for _, p := range problems {
 		fmt.Fprintf(stderr, "raywatch scan: rule skipped: %v\n", p)
-	}
-	eng, err := engine.New(rs)
-	if err != nil {
-		return err
 	}
 	d := detector{norm: normalize.New(normalize.Options{}), eng: eng, dataset: cfg.Dataset}
 	out := bufio.NewWriterSize(stdout, 64<<10)

@@ -66,10 +66,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 		}
 		cfg.IntakeKeys = map[string]string{"default": key}
 	}
-	eng, err := loadEngine(cfg.RulesDir, log)
+	eng, err := loadEngine(cfg, log)
 	if err != nil {
 		return err
 	}
+	defer startRuleWatcher(ctx, cfg, eng, log)()
 	st, err := store.Open(filepath.Join(cfg.DataDir, "alerts.db"), store.Options{})
 	if err != nil {
 		return err
@@ -153,17 +154,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 	return nil
 }
 
-// loadEngine compiles the built-in rules plus those of rulesDir. A broken
-// drop-in file is logged with its file and line and skipped.
-func loadEngine(rulesDir string, log *slog.Logger) (*engine.Engine, error) {
-	rs, problems, err := loadRules(rulesDir)
+// loadEngine compiles the built-in rules plus those of the rules folder. A
+// broken drop-in file is logged with its file and line and skipped.
+func loadEngine(cfg Config, log *slog.Logger) (*engine.Engine, error) {
+	eng, problems, err := newEngine(cfg)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range problems {
 		log.Error("rule skipped", "file", p.File, "line", p.Line, "err", p.Err)
 	}
-	return engine.New(rs)
+	return eng, nil
 }
 
 // loadRules returns the built-in rules with those of rulesDir on top.
