@@ -1,0 +1,587 @@
+// Package ioc loads indicators of compromise from a folder of files (plain
+// text, CSV including MISP exports, STIX 2.1 bundles), keeps them current as
+// the files change, and matches normalized Cloudflare events against them.
+//
+// A [Set] is an immutable, indexed snapshot of every indicator of the
+// folder; [Set.Match] is safe for concurrent use and does not allocate when
+// nothing matches. A [Watcher] rebuilds the set off to the side when the
+// folder changes and swaps it in atomically.
+package ioc
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/gaissmai/bart"
+
+	"github.com/raywatch/raywatch/normalize"
+)
+
+// Hit is one match of an event field against an indicator.
+type Hit struct {
+	// Indicator is the indicator that matched; it is shared and must not be
+	// modified.
+	Indicator *Indicator `json:"indicator"`
+	// Field is the ECS field of the event that matched ("source.ip",
+	// "destination.address", "http.request.referrer", "url.original",
+	// "user_agent.original", "cloudflare.JA3Hash", "dns.question.name").
+	Field string `json:"field"`
+	// Value is the event's value of Field, except for a URL matched on
+	// url.original, where it is the URL matched: host plus url.original.
+	Value string `json:"value"`
+}
+
+// Set is an immutable snapshot of indicators indexed for matching. The zero
+// Set and a nil *Set are empty. All methods are safe for concurrent use.
+type Set struct {
+	refs []*Indicator
+	// next chains indicators with the same match key (listed twice, in two
+	// files): next[i] is 1 + the index of the next one, 0 at the end.
+	next []uint32
+
+	ip4  map[[4]byte]uint32
+	ip6  map[[16]byte]uint32
+	cidr *bart.Table[uint32]
+	// domains holds domain keys; a host matches when it or one of its
+	// parent domains (with minLabels to maxLabels labels) is a key.
+	domains              map[string]uint32
+	minLabels, maxLabels int
+	urls                 map[string]uint32
+	urlHosts             map[string]struct{} // hosts of the URL keys
+	uas                  map[string]uint32
+	ja3                  map[string]uint32
+
+	counts [len(typeIndex)]int
+}
+
+var typeIndex = [...]Type{TypeIPv4, TypeIPv6, TypeCIDR, TypeDomain, TypeURL, TypeUA, TypeJA3}
+
+func typeSlot(t Type) int {
+	for i, x := range typeIndex {
+		if x == t {
+			return i
+		}
+	}
+	return -1
+}
+
+// NewSet indexes indicators that are valid at now: it drops those whose
+// ValidUntil has passed, and of STIX indicators sharing a Meta.ID keeps only
+// the newest Meta.Modified. The Set keeps pointers into inds, which the
+// caller must not modify afterwards. Indicators with an invalid value are
+// dropped.
+func NewSet(inds []Indicator, now time.Time) *Set {
+	vs := make(map[string]version)
+	for i := range inds {
+		if m := inds[i].Meta; m != nil && m.ID != "" && !m.Modified.IsZero() {
+			if v, ok := vs[m.ID]; !ok || m.Modified.After(v.modified) {
+				vs[m.ID] = version{id: m.ID, modified: m.Modified}
+			}
+		}
+	}
+	s, _ := build([][]Indicator{inds}, vs, now)
+	return s
+}
+
+// buildStats counts what build did with one group of indicators.
+type buildStats struct {
+	byType     [len(typeIndex)]int
+	expired    int
+	superseded int
+}
+
+// build indexes groups of indicators (one per file). newest gives, per STIX
+// id, the version that counts: an indicator of an older version, or of a
+// revoked newest version, is dropped as superseded.
+func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set, []buildStats) {
+	stats := make([]buildStats, len(groups))
+	total := 0
+	for _, g := range groups {
+		total += len(g)
+	}
+	s := &Set{refs: make([]*Indicator, 0, total)}
+	// First pass: keep what counts and size the indexes.
+	for gi, g := range groups {
+		st := &stats[gi]
+		for i := range g {
+			ind := &g[i]
+			if ind.expired(now) {
+				st.expired++
+				continue
+			}
+			if m := ind.Meta; m != nil && m.ID != "" {
+				if v, ok := newest[m.ID]; ok && (v.revoked || !v.modified.Equal(m.Modified)) {
+					st.superseded++
+					continue
+				}
+			}
+			slot := typeSlot(ind.Type)
+			if slot < 0 {
+				continue
+			}
+			st.byType[slot]++
+			s.counts[slot]++
+			s.refs = append(s.refs, ind)
+		}
+	}
+	s.next = make([]uint32, len(s.refs))
+	c := &s.counts
+	if n := c[0] + c[1]; n > 0 {
+		s.ip4 = make(map[[4]byte]uint32, c[0])
+		s.ip6 = make(map[[16]byte]uint32, c[1])
+	}
+	if c[2] > 0 {
+		s.cidr = new(bart.Table[uint32])
+	}
+	if c[3] > 0 {
+		s.domains = make(map[string]uint32, c[3])
+		s.minLabels = 1 << 30
+	}
+	if c[4] > 0 {
+		s.urls = make(map[string]uint32, c[4])
+		s.urlHosts = make(map[string]struct{})
+	}
+	if c[5] > 0 {
+		s.uas = make(map[string]uint32, c[5])
+	}
+	if c[6] > 0 {
+		s.ja3 = make(map[string]uint32, c[6])
+	}
+	// Second pass: index. A key seen before chains the new indicator in
+	// front of the old one.
+	ok := 0
+	for _, ind := range s.refs {
+		idx := uint32(ok)
+		switch ind.Type {
+		case TypeIPv4, TypeIPv6, TypeCIDR:
+			p, isAddr, valid := parseIPOrPrefix(refang(ind.Value))
+			if !valid {
+				continue
+			}
+			switch {
+			case isAddr && p.Addr().Is4():
+				s.next[idx] = chain(s.ip4, p.Addr().As4(), idx)
+			case isAddr:
+				s.next[idx] = chain(s.ip6, p.Addr().As16(), idx)
+			default:
+				if s.cidr == nil {
+					s.cidr = new(bart.Table[uint32])
+				}
+				if old, ok := s.cidr.Get(p); ok {
+					s.next[idx] = old + 1
+				}
+				s.cidr.Insert(p, idx)
+			}
+		case TypeDomain:
+			k := domainKey(ind.Value)
+			if !validDomain(k) {
+				continue
+			}
+			s.next[idx] = chain(s.domains, k, idx)
+			n := strings.Count(k, ".") + 1
+			s.minLabels = min(s.minLabels, n)
+			s.maxLabels = max(s.maxLabels, n)
+		case TypeURL:
+			k, valid := urlKey(ind.Value)
+			if !valid {
+				continue
+			}
+			s.next[idx] = chain(s.urls, k, idx)
+			s.urlHosts[k[:strings.IndexByte(k, '/')]] = struct{}{}
+		case TypeUA:
+			s.next[idx] = chain(s.uas, ind.Value, idx)
+		case TypeJA3:
+			s.next[idx] = chain(s.ja3, strings.ToLower(ind.Value), idx)
+		}
+		s.refs[ok] = ind
+		ok++
+	}
+	s.refs = s.refs[:ok]
+	s.next = s.next[:ok]
+	return s, stats
+}
+
+// chain sets m[k] to idx and returns the link to the indicator it replaces.
+func chain[K comparable](m map[K]uint32, k K, idx uint32) uint32 {
+	old, ok := m[k]
+	m[k] = idx
+	if ok {
+		return old + 1
+	}
+	return 0
+}
+
+// Len returns the number of indicators in the set. An indicator listed in
+// two files counts twice.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.refs)
+}
+
+// Counts returns the number of indicators of each type.
+func (s *Set) Counts() map[Type]int {
+	m := make(map[Type]int, len(typeIndex))
+	for i, t := range typeIndex {
+		if s != nil {
+			m[t] = s.counts[i]
+		} else {
+			m[t] = 0
+		}
+	}
+	return m
+}
+
+// plan names the fields of one dataset that are matched, by role.
+type plan struct {
+	ips      []string // client addresses: addresses and ranges
+	hosts    []string // host names: domains, subdomains included
+	urlHost  string   // with urlPath, the request URL: URLs
+	urlPath  string
+	referrer string // a URL: its host against domains, itself against URLs
+	ua       string // user-agents, exact
+	ja3      string // JA3 hashes
+}
+
+var plans = map[string]*plan{
+	"http_requests": {
+		ips:      []string{"source.ip"},
+		hosts:    []string{"destination.address"},
+		urlHost:  "destination.address",
+		urlPath:  "url.original",
+		referrer: "http.request.referrer",
+		ua:       "user_agent.original",
+		ja3:      "cloudflare.JA3Hash",
+	},
+	"firewall_events": {
+		ips:     []string{"source.ip"},
+		hosts:   []string{"url.domain", "destination.domain"},
+		urlHost: "url.domain",
+		urlPath: "url.original",
+		ua:      "user_agent.original",
+	},
+	"dns_logs": {
+		ips:   []string{"source.ip"},
+		hosts: []string{"dns.question.name"},
+	},
+	"gateway_dns": {
+		ips:   []string{"source.ip"},
+		hosts: []string{"dns.question.name"},
+	},
+	"gateway_http": {
+		ips:      []string{"source.ip", "destination.ip"},
+		hosts:    []string{"url.domain", "destination.domain"},
+		urlHost:  "url.domain",
+		urlPath:  "url.original",
+		referrer: "http.request.referrer",
+		ua:       "user_agent.original",
+	},
+}
+
+// otherPlan serves the datasets without a plan of their own.
+var otherPlan = &plan{
+	ips:      []string{"source.ip"},
+	hosts:    []string{"destination.domain", "url.domain", "dns.question.name"},
+	urlHost:  "url.domain",
+	urlPath:  "url.original",
+	referrer: "http.request.referrer",
+	ua:       "user_agent.original",
+}
+
+// Match appends to dst a Hit for every indicator the event matches and
+// returns the extended slice; it does not allocate when nothing matches.
+//
+// What is compared, for http_requests:
+//   - source.ip (the client) with addresses and CIDR ranges of both
+//     families, whatever the indicator's tags: behind Cloudflare an infected
+//     host calling its command-and-control server is the client;
+//   - destination.address (the requested host) and the host of
+//     http.request.referrer with domains: a listed domain matches itself and
+//     its subdomains; case, a trailing dot and a port are ignored;
+//   - destination.address + url.original, and the referrer, with URLs: the
+//     scheme, userinfo, port and fragment are ignored and the host's case too;
+//     the path and query are compared as written (case kept, no
+//     percent-decoding). A URL indicator without a query also matches that
+//     path with any query;
+//   - user_agent.original with user-agents, exactly;
+//   - cloudflare.JA3Hash with JA3 hashes, ignoring case.
+//
+// The DNS datasets compare dns.question.name with domains and source.ip
+// with addresses; firewall_events url.domain and destination.domain with
+// domains, the URL and the user-agent. An indicator whose ValidUntil is not
+// after the event's time (or now, for an event without a time) does not
+// match. A nil Set matches nothing.
+func (s *Set) Match(ev *normalize.Event, dst []Hit) []Hit {
+	if s == nil || len(s.refs) == 0 {
+		return dst
+	}
+	return s.match(ev.Dataset, ev.Time, ev, dst)
+}
+
+// fields is the view of an event that matching needs.
+type fields interface {
+	String(field string) (string, bool)
+}
+
+func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hit {
+	p := plans[dataset]
+	if p == nil {
+		p = otherPlan
+	}
+	m := matcher{s: s, evTime: evTime, dst: dst, start: len(dst)}
+	if s.ip4 != nil || s.cidr != nil {
+		for _, f := range p.ips {
+			if v, ok := ev.String(f); ok {
+				m.ip(f, v)
+			}
+		}
+	}
+	if s.domains != nil {
+		for _, f := range p.hosts {
+			if v, ok := ev.String(f); ok {
+				m.domain(f, v, v)
+			}
+		}
+	}
+	if s.urls != nil && p.urlHost != "" {
+		if path, ok := ev.String(p.urlPath); ok {
+			if host, ok := ev.String(p.urlHost); ok {
+				m.requestURL(p.urlPath, host, path)
+			}
+		}
+	}
+	if (s.domains != nil || s.urls != nil) && p.referrer != "" {
+		if v, ok := ev.String(p.referrer); ok && v != "" {
+			m.referrer(p.referrer, v)
+		}
+	}
+	if s.uas != nil && p.ua != "" {
+		if v, ok := ev.String(p.ua); ok {
+			if i, ok := s.uas[v]; ok {
+				m.hit(i, p.ua, v)
+			}
+		}
+	}
+	if s.ja3 != nil && p.ja3 != "" {
+		if v, ok := ev.String(p.ja3); ok && len(v) == 32 {
+			var buf [32]byte
+			if i, ok := s.ja3[string(appendLower(buf[:0], v))]; ok {
+				m.hit(i, p.ja3, v)
+			}
+		}
+	}
+	return m.dst
+}
+
+// matcher is the state of one Match call.
+type matcher struct {
+	s      *Set
+	evTime time.Time
+	dst    []Hit
+	start  int
+	at     time.Time // when expiry is judged, once needed
+}
+
+// hit appends a Hit for the indicator at index i and those chained to it,
+// skipping expired ones and repeats of the same indicator and value.
+func (m *matcher) hit(i uint32, field, value string) {
+	for {
+		ind := m.s.refs[i]
+		if !m.expired(ind) && !m.seen(ind, value) {
+			m.dst = append(m.dst, Hit{Indicator: ind, Field: field, Value: value})
+		}
+		n := m.s.next[i]
+		if n == 0 {
+			return
+		}
+		i = n - 1
+	}
+}
+
+func (m *matcher) expired(ind *Indicator) bool {
+	if ind.Meta == nil || ind.Meta.ValidUntil.IsZero() {
+		return false
+	}
+	if m.at.IsZero() {
+		m.at = m.evTime
+		if m.at.IsZero() {
+			m.at = time.Now()
+		}
+	}
+	return ind.expired(m.at)
+}
+
+func (m *matcher) seen(ind *Indicator, value string) bool {
+	for _, h := range m.dst[m.start:] {
+		if h.Indicator == ind && h.Value == value {
+			return true
+		}
+	}
+	return false
+}
+
+// ip matches an address against addresses and every range holding it.
+func (m *matcher) ip(field, v string) {
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		if i, ok := m.s.ip4[a.As4()]; ok {
+			m.hit(i, field, v)
+		}
+	} else if i, ok := m.s.ip6[a.As16()]; ok {
+		m.hit(i, field, v)
+	}
+	if m.s.cidr == nil {
+		return
+	}
+	if _, ok := m.s.cidr.Lookup(a); !ok {
+		return
+	}
+	for _, i := range m.s.cidr.Supernets(netip.PrefixFrom(a, a.BitLen())) {
+		m.hit(i, field, v)
+	}
+}
+
+// lowerHost writes host into buf in lower case, without port and trailing
+// dot. ok is false for an address literal or a name too long to be a host.
+func lowerHost(buf *[256]byte, host string) (b []byte, ok bool) {
+	if strings.HasPrefix(host, "[") {
+		if i := strings.IndexByte(host, ']'); i > 0 {
+			return appendLower(buf[:0], host[:i+1]), true
+		}
+		return nil, false
+	}
+	if i := strings.IndexByte(host, ':'); i >= 0 {
+		if strings.IndexByte(host[i+1:], ':') >= 0 || strings.HasPrefix(host, "[") {
+			return nil, false // IPv6
+		}
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(host, ".")
+	if host == "" || len(host) > 253 {
+		return nil, false
+	}
+	return appendLower(buf[:0], host), true
+}
+
+// domain matches host against domains, its parent domains included,
+// reporting value as the event's value of field.
+func (m *matcher) domain(field, host, value string) {
+	var buf [256]byte
+	b, ok := lowerHost(&buf, host)
+	if !ok {
+		return
+	}
+	labels := 1
+	for _, c := range b {
+		if c == '.' {
+			labels++
+		}
+	}
+	s := m.s
+	for i := 0; labels >= s.minLabels; labels-- {
+		if labels <= s.maxLabels {
+			if idx, ok := s.domains[string(b[i:])]; ok {
+				m.hit(idx, field, value)
+			}
+		}
+		j := indexByte(b[i:], '.')
+		if j < 0 {
+			return
+		}
+		i += j + 1
+	}
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// requestURL matches the URL of a request: host plus path (url.original,
+// which may also be an absolute URL).
+func (m *matcher) requestURL(field, host, path string) {
+	if path == "" {
+		return
+	}
+	if path[0] != '/' {
+		h, rest, ok := splitURL(path)
+		if !ok {
+			return
+		}
+		host, path = h, rest
+	}
+	m.url(field, host, path, "")
+}
+
+// referrer matches a referrer URL's host against domains and the URL
+// against URLs.
+func (m *matcher) referrer(field, v string) {
+	host, rest, ok := splitURL(v)
+	if !ok {
+		return
+	}
+	if m.s.domains != nil {
+		m.domain(field, host, v)
+	}
+	if m.s.urls != nil {
+		m.url(field, host, rest, v)
+	}
+}
+
+// url matches host + rest against URLs, with its query and without. value
+// is the event value to report, or "" for host + rest.
+func (m *matcher) url(field, host, rest, value string) {
+	var hbuf [256]byte
+	h, ok := lowerHost(&hbuf, host)
+	if !ok {
+		return
+	}
+	if _, ok := m.s.urlHosts[string(h)]; !ok {
+		return
+	}
+	var kbuf [1024]byte
+	k := appendRest(append(kbuf[:0], h...), rest)
+	report := func(i uint32) {
+		if value == "" {
+			value = host + rest
+		}
+		m.hit(i, field, value)
+	}
+	if i, ok := m.s.urls[string(k)]; ok {
+		report(i)
+	}
+	if q := indexByte(k, '?'); q >= 0 {
+		if i, ok := m.s.urls[string(k[:q])]; ok {
+			report(i)
+		}
+	}
+}
+
+// splitURL splits an absolute URL ("scheme://host/rest" or "//host/rest")
+// into its host (userinfo removed, port kept) and the rest.
+func splitURL(u string) (host, rest string, ok bool) {
+	i := strings.Index(u, "//")
+	if i < 0 || (i > 0 && (u[i-1] != ':' || i > 20)) {
+		return "", "", false
+	}
+	u = u[i+2:]
+	end := strings.IndexAny(u, "/?#")
+	if end < 0 {
+		end = len(u)
+	}
+	host = u[:end]
+	if j := strings.LastIndexByte(host, '@'); j >= 0 {
+		host = host[j+1:]
+	}
+	return host, u[end:], host != ""
+}
