@@ -86,9 +86,9 @@ type scanResult struct {
 func (r scanResult) changed() bool { return len(r.parsed)+len(r.gone) > 0 }
 
 // scan lists the folder and re-reads every file that is new, has changed
-// size or modification time, or is named in force. It fails only when the
-// folder cannot be listed, and then changes nothing.
-func (l *loader) scan(now time.Time, force map[string]bool) (scanResult, error) {
+// size or modification time, or is named in force (every file if all). It
+// fails only when the folder cannot be listed, and then changes nothing.
+func (l *loader) scan(now time.Time, force map[string]bool, all bool) (scanResult, error) {
 	var r scanResult
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
@@ -119,7 +119,7 @@ func (l *loader) scan(now time.Time, force map[string]bool) (scanResult, error) 
 		if fi != nil {
 			fp = fingerprint{fi.Size(), fi.ModTime()}
 		}
-		if err == nil && !force[name] && st.fp == fp && (st.res != nil || st.lastErr != nil) {
+		if err == nil && !all && !force[name] && st.fp == fp && (st.res != nil || st.lastErr != nil) {
 			continue
 		}
 		st.fp = fp
@@ -231,7 +231,7 @@ func (l *loader) status() []FileStatus {
 // when dir cannot be listed.
 func LoadDir(dir string, now time.Time) (*Set, []FileStatus, error) {
 	l := newLoader(dir)
-	if _, err := l.scan(now, nil); err != nil {
+	if _, err := l.scan(now, nil, false); err != nil {
 		return nil, nil, err
 	}
 	set := l.build(now)

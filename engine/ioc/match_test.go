@@ -51,10 +51,10 @@ func TestLoadDirFixture(t *testing.T) {
 		t.Errorf("Len = %d; want 33", set.Len())
 	}
 	type sum struct {
-		File                                 string
-		Format                               string
+		File                                string
+		Format                              string
 		Total, Expired, Superseded, Skipped int
-		BadLines                             int
+		BadLines                            int
 	}
 	var got []sum
 	for _, fs := range status {
