@@ -150,6 +150,9 @@ func classify(typeName, value string) (Type, string, error) {
 		if ipTypeNames[typeName] && t != TypeIPv4 && t != TypeIPv6 && t != TypeCIDR {
 			return "", "", fmt.Errorf("%q is not an IP address or CIDR range", value)
 		}
+		if t != TypeURL {
+			return t, value, nil // inferType checked it
+		}
 	}
 	if err := check(t, value); err != nil {
 		return "", "", err
@@ -158,24 +161,33 @@ func classify(typeName, value string) (Type, string, error) {
 }
 
 // inferType guesses the type of a bare value: an address, a range, a URL or
-// a domain; "" when it is none of those.
+// a domain; "" when it is none of those. An address, range or domain it
+// returns is valid; a URL still needs [check].
 func inferType(v string) Type {
 	v = refang(v)
-	if a, err := netip.ParseAddr(v); err == nil {
-		if a.Unmap().Is4() {
-			return TypeIPv4
-		}
-		return TypeIPv6
-	}
-	if _, err := netip.ParsePrefix(v); err == nil {
-		return TypeCIDR
-	}
 	if strings.Contains(v, "://") {
 		return TypeURL
 	}
+	// Only a value that could be an address is parsed as one: a failed
+	// parse allocates its error.
+	if v != "" && ('0' <= v[0] && v[0] <= '9' || strings.IndexByte(v, ':') >= 0) {
+		if strings.IndexByte(v, '/') < 0 {
+			if a, err := netip.ParseAddr(v); err == nil {
+				if a.Zone() != "" {
+					return ""
+				}
+				if a.Unmap().Is4() {
+					return TypeIPv4
+				}
+				return TypeIPv6
+			}
+		} else if _, _, ok := parseIPOrPrefix(v); ok {
+			return TypeCIDR
+		}
+	}
 	if i := strings.IndexAny(v, "/?"); i > 0 {
 		h := strings.ToLower(hostOnly(v[:i]))
-		if _, err := netip.ParseAddr(h); err == nil || validDomain(h) {
+		if validDomain(h) || validIP(h) {
 			return TypeURL
 		}
 	}
@@ -183,6 +195,15 @@ func inferType(v string) Type {
 		return TypeDomain
 	}
 	return ""
+}
+
+// validIP reports whether h is an IPv4 address.
+func validIP(h string) bool {
+	if h == "" || h[0] < '0' || h[0] > '9' {
+		return false
+	}
+	_, err := netip.ParseAddr(h)
+	return err == nil
 }
 
 // check reports whether v is a valid value of type t.
@@ -372,14 +393,24 @@ func appendRest(dst []byte, rest string) []byte {
 
 // appendLower appends s in ASCII lower case.
 func appendLower(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
+	n := len(dst)
+	dst = append(dst, s...)
+	for i := n; i < len(dst); i++ {
+		if c := dst[i]; 'A' <= c && c <= 'Z' {
+			dst[i] = c + 'a' - 'A'
 		}
-		dst = append(dst, c)
 	}
 	return dst
+}
+
+// hasUpper reports whether s has an ASCII upper-case letter.
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // isMD5 reports whether v is 32 hexadecimal digits.

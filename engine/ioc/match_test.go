@@ -106,7 +106,7 @@ func TestMatchHTTPRequests(t *testing.T) {
 		{"referrer host", `{"ClientRequestReferer":"https://user@www.Phish.example:444/a?b#c"}`, []string{"http.request.referrer=https://user@www.Phish.example:444/a?b#c -> domain Phish.Example. (plain.txt:8)"}},
 		{"referrer without host", `{"ClientRequestReferer":"phish.example"}`, nil},
 		{"URL", `{"ClientRequestHost":"drop.example","ClientRequestURI":"/gate.php"}`, []string{"url.original=drop.example/gate.php -> url hxxp://drop[.]example/gate.php (plain.txt:9)"}},
-		{"URL, any query when the indicator has none", `{"ClientRequestHost":"DROP.example","ClientRequestURI":"/gate.php?id=7"}`, []string{"url.original=DROP.example/gate.php?id=7 -> url hxxp://drop[.]example/gate.php (plain.txt:9)"}},
+		{"URL, any query when the indicator has none", `{"ClientRequestHost":"DROP.example","ClientRequestURI":"/gate.php?id=7"}`, []string{"url.original=drop.example/gate.php?id=7 -> url hxxp://drop[.]example/gate.php (plain.txt:9)"}},
 		{"URL path is case-sensitive", `{"ClientRequestHost":"drop.example","ClientRequestURI":"/Gate.php"}`, nil},
 		{"URL with query, port and fragment in the indicator", `{"ClientRequestHost":"shop.example","ClientRequestURI":"/kit/login.php?id=1"}`, []string{"url.original=shop.example/kit/login.php?id=1 -> url http://Shop.Example:8080/kit/login.php?id=1#frag (plain.txt:10)"}},
 		{"URL with another query", `{"ClientRequestHost":"shop.example","ClientRequestURI":"/kit/login.php?id=2"}`, nil},

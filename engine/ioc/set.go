@@ -9,6 +9,7 @@
 package ioc
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"strings"
 	"time"
@@ -28,7 +29,8 @@ type Hit struct {
 	// "user_agent.original", "cloudflare.JA3Hash", "dns.question.name").
 	Field string `json:"field"`
 	// Value is the event's value of Field, except for a URL matched on
-	// url.original, where it is the URL matched: host plus url.original.
+	// url.original, where it is the URL matched: the host (lower case,
+	// without port) plus url.original.
 	Value string `json:"value"`
 }
 
@@ -40,12 +42,15 @@ type Set struct {
 	// files): next[i] is 1 + the index of the next one, 0 at the end.
 	next []uint32
 
-	ip4  map[[4]byte]uint32
+	ip4  map[uint32]uint32
 	ip6  map[[16]byte]uint32
 	cidr *bart.Table[uint32]
 	// domains holds domain keys; a host matches when it or one of its
-	// parent domains (with minLabels to maxLabels labels) is a key.
+	// parent domains (with minLabels to maxLabels labels) is a key. tails
+	// holds the last two labels of every key: a host whose own last two
+	// labels are not there matches no domain, which saves most lookups.
 	domains              map[string]uint32
+	tails                map[string]struct{}
 	minLabels, maxLabels int
 	urls                 map[string]uint32
 	urlHosts             map[string]struct{} // hosts of the URL keys
@@ -128,7 +133,7 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 	s.next = make([]uint32, len(s.refs))
 	c := &s.counts
 	if n := c[0] + c[1]; n > 0 {
-		s.ip4 = make(map[[4]byte]uint32, c[0])
+		s.ip4 = make(map[uint32]uint32, c[0])
 		s.ip6 = make(map[[16]byte]uint32, c[1])
 	}
 	if c[2] > 0 {
@@ -136,6 +141,7 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 	}
 	if c[3] > 0 {
 		s.domains = make(map[string]uint32, c[3])
+		s.tails = make(map[string]struct{})
 		s.minLabels = 1 << 30
 	}
 	if c[4] > 0 {
@@ -161,7 +167,8 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 			}
 			switch {
 			case isAddr && p.Addr().Is4():
-				s.next[idx] = chain(s.ip4, p.Addr().As4(), idx)
+				a := p.Addr().As4()
+				s.next[idx] = chain(s.ip4, binary.BigEndian.Uint32(a[:]), idx)
 			case isAddr:
 				s.next[idx] = chain(s.ip6, p.Addr().As16(), idx)
 			default:
@@ -179,6 +186,7 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 				continue
 			}
 			s.next[idx] = chain(s.domains, k, idx)
+			s.tails[tail(k)] = struct{}{}
 			n := strings.Count(k, ".") + 1
 			s.minLabels = min(s.minLabels, n)
 			s.maxLabels = max(s.maxLabels, n)
@@ -280,6 +288,22 @@ var plans = map[string]*plan{
 	},
 }
 
+// planFor returns the plan of a dataset (a switch: faster than the map).
+func planFor(dataset string) *plan {
+	switch dataset {
+	case "http_requests":
+		return httpPlan
+	case "":
+		return otherPlan
+	}
+	if p := plans[dataset]; p != nil {
+		return p
+	}
+	return otherPlan
+}
+
+var httpPlan = plans["http_requests"]
+
 // otherPlan serves the datasets without a plan of their own.
 var otherPlan = &plan{
 	ips:      []string{"source.ip"},
@@ -326,10 +350,7 @@ type fields interface {
 }
 
 func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hit {
-	p := plans[dataset]
-	if p == nil {
-		p = otherPlan
-	}
+	p := planFor(dataset)
 	m := matcher{s: s, evTime: evTime, dst: dst, start: len(dst)}
 	if s.ip4 != nil || s.cidr != nil {
 		for _, f := range p.ips {
@@ -338,18 +359,28 @@ func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hi
 			}
 		}
 	}
+	// The requested host: its parent domains against domains, its hash to
+	// find whether any URL indicator has that host.
+	var hbuf, obuf [256]byte
+	var urlHost []byte // p.urlHost in lower case (in hbuf), once read
 	if s.domains != nil {
 		for _, f := range p.hosts {
 			if v, ok := ev.String(f); ok {
-				m.domain(f, v, v)
+				if f == p.urlHost {
+					urlHost = m.host(&hbuf, f, v, v)
+				} else {
+					m.host(&obuf, f, v, v)
+				}
 			}
 		}
 	}
 	if s.urls != nil && p.urlHost != "" {
-		if path, ok := ev.String(p.urlPath); ok {
-			if host, ok := ev.String(p.urlHost); ok {
-				m.requestURL(p.urlPath, host, path)
+		if path, ok := ev.String(p.urlPath); ok && path != "" {
+			if urlHost == nil {
+				v, _ := ev.String(p.urlHost)
+				urlHost = lowerHost(&hbuf, v)
 			}
+			m.requestURL(p.urlPath, urlHost, path)
 		}
 	}
 	if (s.domains != nil || s.urls != nil) && p.referrer != "" {
@@ -366,8 +397,12 @@ func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hi
 	}
 	if s.ja3 != nil && p.ja3 != "" {
 		if v, ok := ev.String(p.ja3); ok && len(v) == 32 {
-			var buf [32]byte
-			if i, ok := s.ja3[string(appendLower(buf[:0], v))]; ok {
+			if hasUpper(v) {
+				var buf [32]byte
+				if i, ok := s.ja3[string(appendLower(buf[:0], v))]; ok {
+					m.hit(i, p.ja3, v)
+				}
+			} else if i, ok := s.ja3[v]; ok {
 				m.hit(i, p.ja3, v)
 			}
 		}
@@ -430,7 +465,8 @@ func (m *matcher) ip(field, v string) {
 	}
 	a = a.Unmap().WithZone("")
 	if a.Is4() {
-		if i, ok := m.s.ip4[a.As4()]; ok {
+		b := a.As4()
+		if i, ok := m.s.ip4[binary.BigEndian.Uint32(b[:])]; ok {
 			m.hit(i, field, v)
 		}
 	} else if i, ok := m.s.ip6[a.As16()]; ok {
@@ -447,43 +483,65 @@ func (m *matcher) ip(field, v string) {
 	}
 }
 
-// lowerHost writes host into buf in lower case, without port and trailing
-// dot. ok is false for an address literal or a name too long to be a host.
-func lowerHost(buf *[256]byte, host string) (b []byte, ok bool) {
-	if strings.HasPrefix(host, "[") {
-		if i := strings.IndexByte(host, ']'); i > 0 {
-			return appendLower(buf[:0], host[:i+1]), true
-		}
-		return nil, false
+// tail returns the last two labels of a domain key.
+func tail(k string) string {
+	i := strings.LastIndexByte(k, '.')
+	if i < 0 {
+		return k
 	}
-	if i := strings.IndexByte(host, ':'); i >= 0 {
-		if strings.IndexByte(host[i+1:], ':') >= 0 || strings.HasPrefix(host, "[") {
-			return nil, false // IPv6
+	if j := strings.LastIndexByte(k[:i], '.'); j >= 0 {
+		return k[j+1:]
+	}
+	return k
+}
+
+// lowerHost writes host into buf in lower case, without port and trailing
+// dot; a bracketed IPv6 address keeps its brackets. It returns nil for a
+// bare IPv6 address and what is too long to be a host.
+func lowerHost(buf *[256]byte, host string) []byte {
+	if strings.HasPrefix(host, "[") {
+		i := strings.IndexByte(host, ']')
+		if i < 0 || i >= len(buf) {
+			return nil
+		}
+		host = host[:i+1]
+	} else if i := strings.IndexByte(host, ':'); i >= 0 {
+		if strings.IndexByte(host[i+1:], ':') >= 0 {
+			return nil // IPv6
 		}
 		host = host[:i]
 	}
 	host = strings.TrimSuffix(host, ".")
 	if host == "" || len(host) > 253 {
-		return nil, false
+		return nil
 	}
-	return appendLower(buf[:0], host), true
+	return appendLower(buf[:0], host)
 }
 
-// domain matches host against domains, its parent domains included,
-// reporting value as the event's value of field.
-func (m *matcher) domain(field, host, value string) {
-	var buf [256]byte
-	b, ok := lowerHost(&buf, host)
-	if !ok {
-		return
-	}
-	labels := 1
-	for _, c := range b {
-		if c == '.' {
-			labels++
-		}
+// host matches a host name and its parent domains against domains,
+// reporting value as the event's value of field. It returns the host in
+// lower case, in buf, or nil when it is no host name.
+func (m *matcher) host(buf *[256]byte, field, host, value string) []byte {
+	b := lowerHost(buf, host)
+	if len(b) == 0 || b[0] == '[' {
+		return b
 	}
 	s := m.s
+	labels, dot1, dot2 := 1, -1, -1 // dot1, dot2: the last two dots
+	for i, c := range b {
+		if c == '.' {
+			labels++
+			dot2, dot1 = dot1, i
+		}
+	}
+	if labels < s.minLabels {
+		return b
+	}
+	if labels > 1 {
+		if _, ok := s.tails[string(b[dot2+1:])]; !ok {
+			return b
+		}
+	}
 	for i := 0; labels >= s.minLabels; labels-- {
 		if labels <= s.maxLabels {
 			if idx, ok := s.domains[string(b[i:])]; ok {
@@ -492,33 +550,25 @@ func (m *matcher) domain(field, host, value string) {
 		}
 		j := indexByte(b[i:], '.')
 		if j < 0 {
-			return
+			break
 		}
 		i += j + 1
 	}
+	return b
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
-
-// requestURL matches the URL of a request: host plus path (url.original,
-// which may also be an absolute URL).
-func (m *matcher) requestURL(field, host, path string) {
-	if path == "" {
-		return
-	}
+// requestURL matches the URL of a request: host (lower case, from
+// lowerHost) plus path (url.original, which may also be an absolute URL).
+func (m *matcher) requestURL(field string, host []byte, path string) {
 	if path[0] != '/' {
-		h, rest, ok := splitURL(path)
-		if !ok {
+		h, rest, isURL := splitURL(path)
+		if !isURL {
 			return
 		}
-		host, path = h, rest
+		var buf [256]byte
+		host, path = lowerHost(&buf, h), rest
+		m.url(field, host, path, "")
+		return
 	}
 	m.url(field, host, path, "")
 }
@@ -530,30 +580,33 @@ func (m *matcher) referrer(field, v string) {
 	if !ok {
 		return
 	}
+	var buf [256]byte
+	var h []byte
 	if m.s.domains != nil {
-		m.domain(field, host, v)
+		h = m.host(&buf, field, host, v)
+	} else {
+		h = lowerHost(&buf, host)
 	}
 	if m.s.urls != nil {
-		m.url(field, host, rest, v)
+		m.url(field, h, rest, v)
 	}
 }
 
-// url matches host + rest against URLs, with its query and without. value
-// is the event value to report, or "" for host + rest.
-func (m *matcher) url(field, host, rest, value string) {
-	var hbuf [256]byte
-	h, ok := lowerHost(&hbuf, host)
-	if !ok {
+// url matches host (lower case, from lowerHost) + rest against URLs, with
+// its query and without, if any URL indicator has that host. value is the
+// event value to report, or "" for host + rest.
+func (m *matcher) url(field string, host []byte, rest, value string) {
+	if len(host) == 0 {
 		return
 	}
-	if _, ok := m.s.urlHosts[string(h)]; !ok {
+	if _, ok := m.s.urlHosts[string(host)]; !ok {
 		return
 	}
 	var kbuf [1024]byte
-	k := appendRest(append(kbuf[:0], h...), rest)
+	k := appendRest(append(kbuf[:0], host...), rest)
 	report := func(i uint32) {
 		if value == "" {
-			value = host + rest
+			value = string(host) + rest
 		}
 		m.hit(i, field, value)
 	}
@@ -567,6 +620,15 @@ func (m *matcher) url(field, host, rest, value string) {
 	}
 }
 
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
 // splitURL splits an absolute URL ("scheme://host/rest" or "//host/rest")
 // into its host (userinfo removed, port kept) and the rest.
 func splitURL(u string) (host, rest string, ok bool) {
@@ -575,9 +637,9 @@ func splitURL(u string) (host, rest string, ok bool) {
 		return "", "", false
 	}
 	u = u[i+2:]
-	end := strings.IndexAny(u, "/?#")
-	if end < 0 {
-		end = len(u)
+	end := 0
+	for end < len(u) && u[end] != '/' && u[end] != '?' && u[end] != '#' {
+		end++
 	}
 	host = u[:end]
 	if j := strings.LastIndexByte(host, '@'); j >= 0 {
