@@ -11,6 +11,7 @@ package ioc
 import (
 	"encoding/binary"
 	"net/netip"
+	"runtime"
 	"strings"
 	"time"
 
@@ -157,7 +158,10 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 	// Second pass: index. A key seen before chains the new indicator in
 	// front of the old one.
 	ok := 0
-	for _, ind := range s.refs {
+	for n, ind := range s.refs {
+		if n&yieldEvery == yieldEvery {
+			runtime.Gosched()
+		}
 		idx := uint32(ok)
 		switch ind.Type {
 		case TypeIPv4, TypeIPv6, TypeCIDR:
@@ -209,6 +213,11 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 	s.next = s.next[:ok]
 	return s, stats
 }
+
+// yieldEvery+1 is how many indicators a load parses or indexes before it
+// lets other goroutines run: on a small machine a reload must not hold a
+// processor that event matching is waiting for.
+const yieldEvery = 1<<13 - 1
 
 // chain sets m[k] to idx and returns the link to the indicator it replaces.
 func chain[K comparable](m map[K]uint32, k K, idx uint32) uint32 {

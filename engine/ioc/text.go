@@ -2,6 +2,7 @@ package ioc
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 )
 
@@ -18,6 +19,9 @@ func parseText(file, text string, res *fileResult) {
 	line := 0
 	for len(text) > 0 {
 		line++
+		if line&yieldEvery == yieldEvery {
+			runtime.Gosched()
+		}
 		var l string
 		if i := strings.IndexByte(text, '\n'); i >= 0 {
 			l, text = text[:i], text[i+1:]
