@@ -1,0 +1,239 @@
+package ioc
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// FileStatus describes one file of the IOC folder as last loaded.
+type FileStatus struct {
+	// File is the file's name in the folder.
+	File   string `json:"file"`
+	Format string `json:"format,omitempty"`
+	// Indicators counts, by type, the file's indicators in the current set.
+	Indicators map[Type]int `json:"indicators"`
+	// Total is the sum of Indicators.
+	Total int `json:"total"`
+	// Expired and Superseded count indicators left out of the set: past
+	// their valid_until, or replaced by a newer version (or a revocation)
+	// of the same STIX object.
+	Expired    int `json:"expired"`
+	Superseded int `json:"superseded"`
+	// Skipped counts entries of types raywatch cannot match on Cloudflare
+	// logs (file hashes, e-mail addresses, MISP rows with to_ids off,
+	// non-STIX patterns).
+	Skipped int `json:"skipped"`
+	// BadLines counts lines (or STIX objects) that are not indicators;
+	// LineErrors holds the first 100 of them.
+	BadLines   int         `json:"bad_lines"`
+	LineErrors []LineError `json:"line_errors,omitempty"`
+	// LastLoad is when the file last loaded; zero if it never has.
+	LastLoad time.Time `json:"last_load,omitzero"`
+	// LastError is why the last attempt to load the file failed, with its
+	// path and line where known; "" when it loaded. A file that fails keeps
+	// the indicators of its last good load.
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+}
+
+// fileState is what the loader remembers of one file.
+type fileState struct {
+	name      string
+	res       *fileResult // last good parse; nil if none
+	fp        fingerprint // of the last attempt
+	lastLoad  time.Time
+	lastErr   error
+	lastErrAt time.Time
+	stats     buildStats // what the last build took from res
+}
+
+type fingerprint struct {
+	size    int64
+	modTime time.Time
+}
+
+// loader keeps the parsed files of a folder and builds sets from them. It is
+// not safe for concurrent use.
+type loader struct {
+	dir        string
+	files      map[string]*fileState
+	nextExpiry time.Time // the earliest valid_until after the last build, or zero
+}
+
+func newLoader(dir string) *loader {
+	return &loader{dir: dir, files: make(map[string]*fileState)}
+}
+
+// ignored reports whether a folder entry is not an indicator file: hidden
+// files and editor or download leftovers.
+func ignored(name string) bool {
+	return strings.HasPrefix(name, ".") || strings.HasSuffix(name, "~") ||
+		strings.HasPrefix(name, "#") ||
+		strings.HasSuffix(name, ".swp") || strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, ".part")
+}
+
+// scanResult says what one scan did.
+type scanResult struct {
+	parsed []string // files read and parsed successfully
+	failed []string // files that failed (and kept their previous indicators)
+	gone   []string // files that disappeared
+}
+
+func (r scanResult) changed() bool { return len(r.parsed)+len(r.gone) > 0 }
+
+// scan lists the folder and re-reads every file that is new, has changed
+// size or modification time, or is named in force (every file if all). It
+// fails only when the folder cannot be listed, and then changes nothing.
+func (l *loader) scan(now time.Time, force map[string]bool, all bool) (scanResult, error) {
+	var r scanResult
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return r, fmt.Errorf("read IOC folder: %w", err)
+	}
+	seen := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		name := e.Name()
+		if ignored(name) {
+			continue
+		}
+		path := filepath.Join(l.dir, name)
+		fi, err := os.Stat(path) // follows symlinks
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue // removed meanwhile
+			}
+		} else if !fi.Mode().IsRegular() {
+			continue
+		}
+		seen[name] = true
+		st := l.files[name]
+		if st == nil {
+			st = &fileState{name: name}
+			l.files[name] = st
+		}
+		var fp fingerprint
+		if fi != nil {
+			fp = fingerprint{fi.Size(), fi.ModTime()}
+		}
+		if err == nil && !all && !force[name] && st.fp == fp && (st.res != nil || st.lastErr != nil) {
+			continue
+		}
+		st.fp = fp
+		if err == nil {
+			err = l.load(st, path)
+		}
+		if err != nil {
+			st.lastErr, st.lastErrAt = err, now
+			r.failed = append(r.failed, name)
+			continue
+		}
+		st.lastErr, st.lastLoad = nil, now
+		r.parsed = append(r.parsed, name)
+	}
+	for name := range l.files {
+		if !seen[name] {
+			delete(l.files, name)
+			r.gone = append(r.gone, name)
+		}
+	}
+	return r, nil
+}
+
+// load reads and parses one file into st.
+func (l *loader) load(st *fileState, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	res, err := parseFile(st.name, data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	st.res = res
+	return nil
+}
+
+// build indexes the indicators of every file that has loaded, as valid at
+// now, and remembers per file what went into the set.
+func (l *loader) build(now time.Time) *Set {
+	names := l.names()
+	newest := make(map[string]version)
+	groups := make([][]Indicator, len(names))
+	for i, name := range names {
+		res := l.files[name].res
+		if res == nil {
+			continue
+		}
+		groups[i] = res.inds
+		for _, v := range res.versions {
+			old, ok := newest[v.id]
+			if !ok || v.modified.After(old.modified) || v.modified.Equal(old.modified) && v.revoked {
+				newest[v.id] = v
+			}
+		}
+	}
+	set, stats := build(groups, newest, now)
+	for i, name := range names {
+		l.files[name].stats = stats[i]
+	}
+	l.nextExpiry = time.Time{}
+	for _, ind := range set.refs {
+		if ind.Meta != nil {
+			if u := ind.Meta.ValidUntil; !u.IsZero() && (l.nextExpiry.IsZero() || u.Before(l.nextExpiry)) {
+				l.nextExpiry = u
+			}
+		}
+	}
+	return set
+}
+
+func (l *loader) names() []string {
+	names := make([]string, 0, len(l.files))
+	for name := range l.files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// status reports on every file of the folder, sorted by name. The counts
+// are those of the last build.
+func (l *loader) status() []FileStatus {
+	names := l.names()
+	status := make([]FileStatus, len(names))
+	for i, name := range names {
+		st := l.files[name]
+		fs := FileStatus{File: name, Indicators: make(map[Type]int, len(typeIndex)), LastLoad: st.lastLoad}
+		for j, t := range typeIndex {
+			fs.Indicators[t] = st.stats.byType[j]
+			fs.Total += st.stats.byType[j]
+		}
+		fs.Expired, fs.Superseded = st.stats.expired, st.stats.superseded
+		if res := st.res; res != nil {
+			fs.Format, fs.Skipped, fs.BadLines, fs.LineErrors = res.format, res.skipped, res.badLines, res.errs
+		}
+		if st.lastErr != nil {
+			fs.LastError, fs.LastErrorTime = st.lastErr.Error(), st.lastErrAt
+		}
+		status[i] = fs
+	}
+	return status
+}
+
+// LoadDir loads every indicator file of dir once, as valid at now. Files
+// whose names start with '.' or '#', or end in '~', ".swp", ".tmp" or
+// ".part", and subfolders are ignored. A file that cannot be read or parsed
+// contributes nothing and says why in its status. The error is non-nil only
+// when dir cannot be listed.
+func LoadDir(dir string, now time.Time) (*Set, []FileStatus, error) {
+	l := newLoader(dir)
+	if _, err := l.scan(now, nil, false); err != nil {
+		return nil, nil, err
+	}
+	set := l.build(now)
+	return set, l.status(), nil
+}

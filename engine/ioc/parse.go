@@ -1,0 +1,94 @@
+package ioc
+
+import (
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// maxLineErrors bounds the line errors kept per file; the rest are counted.
+const maxLineErrors = 100
+
+// Formats of indicator files.
+const (
+	FormatText = "text"
+	FormatCSV  = "csv"
+	FormatSTIX = "stix"
+)
+
+// fileResult is what parsing one file gives.
+type fileResult struct {
+	format   string
+	inds     []Indicator
+	versions []version // STIX object versions, revoked ones included
+	errs     []LineError
+	badLines int // lines or objects that are not indicators
+	skipped  int // entries of a type raywatch does not match
+}
+
+// version is one STIX object version, for supersession across files.
+type version struct {
+	id       string
+	modified time.Time
+	revoked  bool
+}
+
+func (res *fileResult) lineError(file string, line int, msg string) {
+	res.badLines++
+	if len(res.errs) < maxLineErrors {
+		res.errs = append(res.errs, LineError{File: file, Line: line, Msg: msg})
+	}
+}
+
+// parseFile parses the content of the indicator file named name (relative
+// to the folder), choosing the format by extension and content. A non-nil
+// error means the file as a whole is unusable (broken JSON, a CSV without a
+// value column); bad lines are reported in the result instead.
+func parseFile(name string, data []byte) (*fileResult, error) {
+	res := &fileResult{format: detectFormat(name, data)}
+	var err error
+	switch res.format {
+	case FormatSTIX:
+		err = parseSTIX(name, data, res)
+	case FormatCSV:
+		err = parseCSV(name, data, res)
+	default:
+		parseText(name, string(data), res)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// detectFormat tells STIX (JSON), CSV and plain text apart: by extension
+// first, else JSON by its first byte and CSV by a header line that names a
+// value column.
+func detectFormat(name string, data []byte) string {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".json", ".stix", ".stix2":
+		return FormatSTIX
+	case ".csv":
+		return FormatCSV
+	}
+	s := string(data[:min(len(data), 4096)])
+	s = strings.TrimLeft(s, " \t\r\n\ufeff")
+	if strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[") {
+		return FormatSTIX
+	}
+	first, _, _ := strings.Cut(s, "\n")
+	if strings.Contains(first, ",") {
+		if _, err := csvColumns(splitHeader(first)); err == nil {
+			return FormatCSV
+		}
+	}
+	return FormatText
+}
+
+func splitHeader(line string) []string {
+	f := strings.Split(strings.TrimSpace(line), ",")
+	for i := range f {
+		f[i] = strings.Trim(strings.TrimSpace(f[i]), `"`)
+	}
+	return f
+}

@@ -1,0 +1,658 @@
+// Package ioc loads indicators of compromise from a folder of files (plain
+// text, CSV including MISP exports, STIX 2.1 bundles), keeps them current as
+// the files change, and matches normalized Cloudflare events against them.
+//
+// A [Set] is an immutable, indexed snapshot of every indicator of the
+// folder; [Set.Match] is safe for concurrent use and does not allocate when
+// nothing matches. A [Watcher] rebuilds the set off to the side when the
+// folder changes and swaps it in atomically.
+package ioc
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/gaissmai/bart"
+
+	"github.com/raywatch/raywatch/normalize"
+)
+
+// Hit is one match of an event field against an indicator.
+type Hit struct {
+	// Indicator is the indicator that matched; it is shared and must not be
+	// modified.
+	Indicator *Indicator `json:"indicator"`
+	// Field is the ECS field of the event that matched ("source.ip",
+	// "destination.address", "http.request.referrer", "url.original",
+	// "user_agent.original", "cloudflare.JA3Hash", "dns.question.name").
+	Field string `json:"field"`
+	// Value is the event's value of Field, except for a URL matched on
+	// url.original, where it is the URL matched: the host (lower case,
+	// without port) plus url.original.
+	Value string `json:"value"`
+}
+
+// Set is an immutable snapshot of indicators indexed for matching. The zero
+// Set and a nil *Set are empty. All methods are safe for concurrent use.
+type Set struct {
+	refs []*Indicator
+	// next chains indicators with the same match key (listed twice, in two
+	// files): next[i] is 1 + the index of the next one, 0 at the end.
+	next []uint32
+
+	ip4  map[uint32]uint32
+	ip6  map[[16]byte]uint32
+	cidr *bart.Table[uint32]
+	// domains holds domain keys; a host matches when it or one of its
+	// parent domains (with minLabels to maxLabels labels) is a key. tails
+	// holds the last two labels of every key: a host whose own last two
+	// labels are not there matches no domain, which saves most lookups.
+	domains              map[string]uint32
+	tails                map[string]struct{}
+	minLabels, maxLabels int
+	urls                 map[string]uint32
+	urlHosts             map[string]struct{} // hosts of the URL keys
+	uas                  map[string]uint32
+	ja3                  map[string]uint32
+
+	counts [len(typeIndex)]int
+}
+
+var typeIndex = [...]Type{TypeIPv4, TypeIPv6, TypeCIDR, TypeDomain, TypeURL, TypeUA, TypeJA3}
+
+func typeSlot(t Type) int {
+	for i, x := range typeIndex {
+		if x == t {
+			return i
+		}
+	}
+	return -1
+}
+
+// NewSet indexes indicators that are valid at now: it drops those whose
+// ValidUntil has passed, and of STIX indicators sharing a Meta.ID keeps only
+// the newest Meta.Modified. The Set keeps pointers into inds, which the
+// caller must not modify afterwards. Indicators with an invalid value are
+// dropped.
+func NewSet(inds []Indicator, now time.Time) *Set {
+	vs := make(map[string]version)
+	for i := range inds {
+		if m := inds[i].Meta; m != nil && m.ID != "" && !m.Modified.IsZero() {
+			if v, ok := vs[m.ID]; !ok || m.Modified.After(v.modified) {
+				vs[m.ID] = version{id: m.ID, modified: m.Modified}
+			}
+		}
+	}
+	s, _ := build([][]Indicator{inds}, vs, now)
+	return s
+}
+
+// buildStats counts what build did with one group of indicators.
+type buildStats struct {
+	byType     [len(typeIndex)]int
+	expired    int
+	superseded int
+}
+
+// build indexes groups of indicators (one per file). newest gives, per STIX
+// id, the version that counts: an indicator of an older version, or of a
+// revoked newest version, is dropped as superseded.
+func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set, []buildStats) {
+	stats := make([]buildStats, len(groups))
+	total := 0
+	for _, g := range groups {
+		total += len(g)
+	}
+	s := &Set{refs: make([]*Indicator, 0, total)}
+	// First pass: keep what counts and size the indexes.
+	for gi, g := range groups {
+		st := &stats[gi]
+		for i := range g {
+			ind := &g[i]
+			if ind.expired(now) {
+				st.expired++
+				continue
+			}
+			if m := ind.Meta; m != nil && m.ID != "" {
+				if v, ok := newest[m.ID]; ok && (v.revoked || !v.modified.Equal(m.Modified)) {
+					st.superseded++
+					continue
+				}
+			}
+			slot := typeSlot(ind.Type)
+			if slot < 0 {
+				continue
+			}
+			st.byType[slot]++
+			s.counts[slot]++
+			s.refs = append(s.refs, ind)
+		}
+	}
+	s.next = make([]uint32, len(s.refs))
+	c := &s.counts
+	if n := c[0] + c[1]; n > 0 {
+		s.ip4 = make(map[uint32]uint32, c[0])
+		s.ip6 = make(map[[16]byte]uint32, c[1])
+	}
+	if c[2] > 0 {
+		s.cidr = new(bart.Table[uint32])
+	}
+	if c[3] > 0 {
+		s.domains = make(map[string]uint32, c[3])
+		s.tails = make(map[string]struct{})
+		s.minLabels = 1 << 30
+	}
+	if c[4] > 0 {
+		s.urls = make(map[string]uint32, c[4])
+		s.urlHosts = make(map[string]struct{})
+	}
+	if c[5] > 0 {
+		s.uas = make(map[string]uint32, c[5])
+	}
+	if c[6] > 0 {
+		s.ja3 = make(map[string]uint32, c[6])
+	}
+	// Second pass: index. A key seen before chains the new indicator in
+	// front of the old one.
+	ok := 0
+	for n, ind := range s.refs {
+		if n&yieldEvery == yieldEvery {
+			runtime.Gosched()
+		}
+		idx := uint32(ok)
+		switch ind.Type {
+		case TypeIPv4, TypeIPv6, TypeCIDR:
+			p, isAddr, valid := parseIPOrPrefix(refang(ind.Value))
+			if !valid {
+				continue
+			}
+			switch {
+			case isAddr && p.Addr().Is4():
+				a := p.Addr().As4()
+				s.next[idx] = chain(s.ip4, binary.BigEndian.Uint32(a[:]), idx)
+			case isAddr:
+				s.next[idx] = chain(s.ip6, p.Addr().As16(), idx)
+			default:
+				if s.cidr == nil {
+					s.cidr = new(bart.Table[uint32])
+				}
+				if old, ok := s.cidr.Get(p); ok {
+					s.next[idx] = old + 1
+				}
+				s.cidr.Insert(p, idx)
+			}
+		case TypeDomain:
+			k := domainKey(ind.Value)
+			if !validDomain(k) {
+				continue
+			}
+			s.next[idx] = chain(s.domains, k, idx)
+			s.tails[tail(k)] = struct{}{}
+			n := strings.Count(k, ".") + 1
+			s.minLabels = min(s.minLabels, n)
+			s.maxLabels = max(s.maxLabels, n)
+		case TypeURL:
+			k, valid := urlKey(ind.Value)
+			if !valid {
+				continue
+			}
+			s.next[idx] = chain(s.urls, k, idx)
+			s.urlHosts[k[:strings.IndexByte(k, '/')]] = struct{}{}
+		case TypeUA:
+			s.next[idx] = chain(s.uas, ind.Value, idx)
+		case TypeJA3:
+			s.next[idx] = chain(s.ja3, strings.ToLower(ind.Value), idx)
+		}
+		s.refs[ok] = ind
+		ok++
+	}
+	s.refs = s.refs[:ok]
+	s.next = s.next[:ok]
+	return s, stats
+}
+
+// yieldEvery+1 is how many indicators a load parses or indexes before it
+// lets other goroutines run: on a small machine a reload must not hold a
+// processor that event matching is waiting for.
+const yieldEvery = 1<<13 - 1
+
+// chain sets m[k] to idx and returns the link to the indicator it replaces.
+func chain[K comparable](m map[K]uint32, k K, idx uint32) uint32 {
+	old, ok := m[k]
+	m[k] = idx
+	if ok {
+		return old + 1
+	}
+	return 0
+}
+
+// Len returns the number of indicators in the set. An indicator listed in
+// two files counts twice.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.refs)
+}
+
+// Counts returns the number of indicators of each type.
+func (s *Set) Counts() map[Type]int {
+	m := make(map[Type]int, len(typeIndex))
+	for i, t := range typeIndex {
+		if s != nil {
+			m[t] = s.counts[i]
+		} else {
+			m[t] = 0
+		}
+	}
+	return m
+}
+
+// plan names the fields of one dataset that are matched, by role.
+type plan struct {
+	ips      []string // client addresses: addresses and ranges
+	hosts    []string // host names: domains, subdomains included
+	urlHost  string   // with urlPath, the request URL: URLs
+	urlPath  string
+	referrer string // a URL: its host against domains, itself against URLs
+	ua       string // user-agents, exact
+	ja3      string // JA3 hashes
+}
+
+var plans = map[string]*plan{
+	"http_requests": {
+		ips:      []string{"source.ip"},
+		hosts:    []string{"destination.address"},
+		urlHost:  "destination.address",
+		urlPath:  "url.original",
+		referrer: "http.request.referrer",
+		ua:       "user_agent.original",
+		ja3:      "cloudflare.JA3Hash",
+	},
+	"firewall_events": {
+		ips:     []string{"source.ip"},
+		hosts:   []string{"url.domain", "destination.domain"},
+		urlHost: "url.domain",
+		urlPath: "url.original",
+		ua:      "user_agent.original",
+	},
+	"dns_logs": {
+		ips:   []string{"source.ip"},
+		hosts: []string{"dns.question.name"},
+	},
+	"gateway_dns": {
+		ips:   []string{"source.ip"},
+		hosts: []string{"dns.question.name"},
+	},
+	"gateway_http": {
+		ips:      []string{"source.ip", "destination.ip"},
+		hosts:    []string{"url.domain", "destination.domain"},
+		urlHost:  "url.domain",
+		urlPath:  "url.original",
+		referrer: "http.request.referrer",
+		ua:       "user_agent.original",
+	},
+}
+
+// planFor returns the plan of a dataset (a switch: faster than the map).
+func planFor(dataset string) *plan {
+	switch dataset {
+	case "http_requests":
+		return httpPlan
+	case "":
+		return otherPlan
+	}
+	if p := plans[dataset]; p != nil {
+		return p
+	}
+	return otherPlan
+}
+
+var httpPlan = plans["http_requests"]
+
+// otherPlan serves the datasets without a plan of their own.
+var otherPlan = &plan{
+	ips:      []string{"source.ip"},
+	hosts:    []string{"destination.domain", "url.domain", "dns.question.name"},
+	urlHost:  "url.domain",
+	urlPath:  "url.original",
+	referrer: "http.request.referrer",
+	ua:       "user_agent.original",
+}
+
+// Match appends to dst a Hit for every indicator the event matches and
+// returns the extended slice; it does not allocate when nothing matches.
+//
+// What is compared, for http_requests:
+//   - source.ip (the client) with addresses and CIDR ranges of both
+//     families, whatever the indicator's tags: behind Cloudflare an infected
+//     host calling its command-and-control server is the client;
+//   - destination.address (the requested host) and the host of
+//     http.request.referrer with domains: a listed domain matches itself and
+//     its subdomains; case, a trailing dot and a port are ignored;
+//   - destination.address + url.original, and the referrer, with URLs: the
+//     scheme, userinfo, port and fragment are ignored and the host's case too;
+//     the path and query are compared as written (case kept, no
+//     percent-decoding). A URL indicator without a query also matches that
+//     path with any query;
+//   - user_agent.original with user-agents, exactly;
+//   - cloudflare.JA3Hash with JA3 hashes, ignoring case.
+//
+// The DNS datasets compare dns.question.name with domains and source.ip
+// with addresses; firewall_events url.domain and destination.domain with
+// domains, the URL and the user-agent. An indicator whose ValidUntil is not
+// after the event's time (or now, for an event without a time) does not
+// match. A nil Set matches nothing.
+func (s *Set) Match(ev *normalize.Event, dst []Hit) []Hit {
+	if s == nil || len(s.refs) == 0 {
+		return dst
+	}
+	return s.match(ev.Dataset, ev.Time, ev, dst)
+}
+
+// fields is the view of an event that matching needs.
+type fields interface {
+	String(field string) (string, bool)
+}
+
+func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hit {
+	p := planFor(dataset)
+	m := matcher{s: s, evTime: evTime, dst: dst, start: len(dst)}
+	if s.ip4 != nil || s.cidr != nil {
+		for _, f := range p.ips {
+			if v, ok := ev.String(f); ok {
+				m.ip(f, v)
+			}
+		}
+	}
+	// The requested host: its parent domains against domains, its hash to
+	// find whether any URL indicator has that host.
+	var hbuf, obuf [256]byte
+	var urlHost []byte // p.urlHost in lower case (in hbuf), once read
+	if s.domains != nil {
+		for _, f := range p.hosts {
+			if v, ok := ev.String(f); ok {
+				if f == p.urlHost {
+					urlHost = m.host(&hbuf, f, v, v)
+				} else {
+					m.host(&obuf, f, v, v)
+				}
+			}
+		}
+	}
+	if s.urls != nil && p.urlHost != "" {
+		if path, ok := ev.String(p.urlPath); ok && path != "" {
+			if urlHost == nil {
+				v, _ := ev.String(p.urlHost)
+				urlHost = lowerHost(&hbuf, v)
+			}
+			m.requestURL(p.urlPath, urlHost, path)
+		}
+	}
+	if (s.domains != nil || s.urls != nil) && p.referrer != "" {
+		if v, ok := ev.String(p.referrer); ok && v != "" {
+			m.referrer(p.referrer, v)
+		}
+	}
+	if s.uas != nil && p.ua != "" {
+		if v, ok := ev.String(p.ua); ok {
+			if i, ok := s.uas[v]; ok {
+				m.hit(i, p.ua, v)
+			}
+		}
+	}
+	if s.ja3 != nil && p.ja3 != "" {
+		if v, ok := ev.String(p.ja3); ok && len(v) == 32 {
+			if hasUpper(v) {
+				var buf [32]byte
+				if i, ok := s.ja3[string(appendLower(buf[:0], v))]; ok {
+					m.hit(i, p.ja3, v)
+				}
+			} else if i, ok := s.ja3[v]; ok {
+				m.hit(i, p.ja3, v)
+			}
+		}
+	}
+	return m.dst
+}
+
+// matcher is the state of one Match call.
+type matcher struct {
+	s      *Set
+	evTime time.Time
+	dst    []Hit
+	start  int
+	at     time.Time // when expiry is judged, once needed
+}
+
+// hit appends a Hit for the indicator at index i and those chained to it,
+// skipping expired ones and repeats of the same indicator and value.
+func (m *matcher) hit(i uint32, field, value string) {
+	for {
+		ind := m.s.refs[i]
+		if !m.expired(ind) && !m.seen(ind, value) {
+			m.dst = append(m.dst, Hit{Indicator: ind, Field: field, Value: value})
+		}
+		n := m.s.next[i]
+		if n == 0 {
+			return
+		}
+		i = n - 1
+	}
+}
+
+func (m *matcher) expired(ind *Indicator) bool {
+	if ind.Meta == nil || ind.Meta.ValidUntil.IsZero() {
+		return false
+	}
+	if m.at.IsZero() {
+		m.at = m.evTime
+		if m.at.IsZero() {
+			m.at = time.Now()
+		}
+	}
+	return ind.expired(m.at)
+}
+
+func (m *matcher) seen(ind *Indicator, value string) bool {
+	for _, h := range m.dst[m.start:] {
+		if h.Indicator == ind && h.Value == value {
+			return true
+		}
+	}
+	return false
+}
+
+// ip matches an address against addresses and every range holding it.
+func (m *matcher) ip(field, v string) {
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		b := a.As4()
+		if i, ok := m.s.ip4[binary.BigEndian.Uint32(b[:])]; ok {
+			m.hit(i, field, v)
+		}
+	} else if i, ok := m.s.ip6[a.As16()]; ok {
+		m.hit(i, field, v)
+	}
+	if m.s.cidr == nil {
+		return
+	}
+	if _, ok := m.s.cidr.Lookup(a); !ok {
+		return
+	}
+	for _, i := range m.s.cidr.Supernets(netip.PrefixFrom(a, a.BitLen())) {
+		m.hit(i, field, v)
+	}
+}
+
+// tail returns the last two labels of a domain key.
+func tail(k string) string {
+	i := strings.LastIndexByte(k, '.')
+	if i < 0 {
+		return k
+	}
+	if j := strings.LastIndexByte(k[:i], '.'); j >= 0 {
+		return k[j+1:]
+	}
+	return k
+}
+
+// lowerHost writes host into buf in lower case, without port and trailing
+// dot; a bracketed IPv6 address keeps its brackets. It returns nil for a
+// bare IPv6 address and what is too long to be a host.
+func lowerHost(buf *[256]byte, host string) []byte {
+	if strings.HasPrefix(host, "[") {
+		i := strings.IndexByte(host, ']')
+		if i < 0 || i >= len(buf) {
+			return nil
+		}
+		host = host[:i+1]
+	} else if i := strings.IndexByte(host, ':'); i >= 0 {
+		if strings.IndexByte(host[i+1:], ':') >= 0 {
+			return nil // IPv6
+		}
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(host, ".")
+	if host == "" || len(host) > 253 {
+		return nil
+	}
+	return appendLower(buf[:0], host)
+}
+
+// host matches a host name and its parent domains against domains,
+// reporting value as the event's value of field. It returns the host in
+// lower case, in buf, or nil when it is no host name.
+func (m *matcher) host(buf *[256]byte, field, host, value string) []byte {
+	b := lowerHost(buf, host)
+	if len(b) == 0 || b[0] == '[' {
+		return b
+	}
+	s := m.s
+	labels, dot1, dot2 := 1, -1, -1 // dot1, dot2: the last two dots
+	for i, c := range b {
+		if c == '.' {
+			labels++
+			dot2, dot1 = dot1, i
+		}
+	}
+	if labels < s.minLabels {
+		return b
+	}
+	if labels > 1 {
+		if _, ok := s.tails[string(b[dot2+1:])]; !ok {
+			return b
+		}
+	}
+	for i := 0; labels >= s.minLabels; labels-- {
+		if labels <= s.maxLabels {
+			if idx, ok := s.domains[string(b[i:])]; ok {
+				m.hit(idx, field, value)
+			}
+		}
+		j := indexByte(b[i:], '.')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	return b
+}
+
+// requestURL matches the URL of a request: host (lower case, from
+// lowerHost) plus path (url.original, which may also be an absolute URL).
+func (m *matcher) requestURL(field string, host []byte, path string) {
+	if path[0] != '/' {
+		h, rest, isURL := splitURL(path)
+		if !isURL {
+			return
+		}
+		var buf [256]byte
+		host, path = lowerHost(&buf, h), rest
+		m.url(field, host, path, "")
+		return
+	}
+	m.url(field, host, path, "")
+}
+
+// referrer matches a referrer URL's host against domains and the URL
+// against URLs.
+func (m *matcher) referrer(field, v string) {
+	host, rest, ok := splitURL(v)
+	if !ok {
+		return
+	}
+	var buf [256]byte
+	var h []byte
+	if m.s.domains != nil {
+		h = m.host(&buf, field, host, v)
+	} else {
+		h = lowerHost(&buf, host)
+	}
+	if m.s.urls != nil {
+		m.url(field, h, rest, v)
+	}
+}
+
+// url matches host (lower case, from lowerHost) + rest against URLs, with
+// its query and without, if any URL indicator has that host. value is the
+// event value to report, or "" for host + rest.
+func (m *matcher) url(field string, host []byte, rest, value string) {
+	if len(host) == 0 {
+		return
+	}
+	if _, ok := m.s.urlHosts[string(host)]; !ok {
+		return
+	}
+	var kbuf [1024]byte
+	k := appendRest(append(kbuf[:0], host...), rest)
+	report := func(i uint32) {
+		if value == "" {
+			value = string(host) + rest
+		}
+		m.hit(i, field, value)
+	}
+	if i, ok := m.s.urls[string(k)]; ok {
+		report(i)
+	}
+	if q := indexByte(k, '?'); q >= 0 {
+		if i, ok := m.s.urls[string(k[:q])]; ok {
+			report(i)
+		}
+	}
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// splitURL splits an absolute URL ("scheme://host/rest" or "//host/rest")
+// into its host (userinfo removed, port kept) and the rest.
+func splitURL(u string) (host, rest string, ok bool) {
+	i := strings.Index(u, "//")
+	if i < 0 || (i > 0 && (u[i-1] != ':' || i > 20)) {
+		return "", "", false
+	}
+	u = u[i+2:]
+	end := 0
+	for end < len(u) && u[end] != '/' && u[end] != '?' && u[end] != '#' {
+		end++
+	}
+	host = u[:end]
+	if j := strings.LastIndexByte(host, '@'); j >= 0 {
+		host = host[j+1:]
+	}
+	return host, u[end:], host != ""
+}
