@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
+
+	"github.com/raywatch/raywatch/engine/ioc"
 )
 
 // Alert statuses.
@@ -53,6 +55,9 @@ type RuleRef struct {
 type Match struct {
 	Field string `json:"field"`
 	Value any    `json:"value"`
+	// Indicator is, for an intelligence-feed alert, the indicator of
+	// compromise that matched: its type, value, file, line and metadata.
+	Indicator *ioc.Indicator `json:"indicator,omitempty"`
 }
 
 // AlertID returns the ID of the alert of rule ruleID on the record with key

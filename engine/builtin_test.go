@@ -144,8 +144,8 @@ func TestBuiltinRuleMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rs) != 5 {
-		t.Fatalf("Builtin() = %d rules; want 5", len(rs))
+	if len(rs) != 6 {
+		t.Fatalf("Builtin() = %d rules; want 6 (five detections and the intelligence feed)", len(rs))
 	}
 	for _, r := range rs {
 		if r.ID == "" || r.Title == "" || r.Description == "" || r.Level == "" || len(r.References) == 0 || len(r.FalsePositives) == 0 {
@@ -155,8 +155,17 @@ func TestBuiltinRuleMetadata(t *testing.T) {
 		for _, tag := range r.Tags {
 			tags[tag] = true
 		}
-		if !tags["attack.command-and-control"] || !tags["attack.t1071.001"] {
-			t.Errorf("rule %s tags = %v; want attack.command-and-control and attack.t1071.001", r.File, r.Tags)
+		want := []string{"attack.command-and-control", "attack.t1071.001"}
+		if r.ID == rules.IntelligenceFeedID {
+			want = []string{"attack.t1071", "attack.t1041", "attack.t1566"}
+			if r.Title != "Intelligence feed match" {
+				t.Errorf("intelligence rule title = %q", r.Title)
+			}
+		}
+		for _, tag := range want {
+			if !tags[tag] {
+				t.Errorf("rule %s tags = %v; want %v among them", r.File, r.Tags, want)
+			}
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raywatch/raywatch/engine/ioc"
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/rules"
 )
@@ -43,6 +44,9 @@ type Options struct {
 	// aggregation or correlation rule keeps; the least recently seen group
 	// is forgotten first. 0 means DefaultMaxGroups.
 	MaxGroups int
+	// IOC returns the current indicator set for the intelligence-feed rule
+	// (typically an ioc.Watcher's Current); nil means no IOC matching.
+	IOC func() *ioc.Set
 }
 
 // Engine matches events against an immutable compiled rule set, which
@@ -74,6 +78,7 @@ type ruleSet struct {
 	kw      *acMachine // keyword literals, scanned over every field
 	always  []uint64   // rules evaluated on every event
 	nwords  int
+	intel   *compiledRule // the intelligence-feed rule, when enabled
 }
 
 type slotFilter struct {
@@ -238,6 +243,10 @@ func (e *Engine) compile(rs []rules.Rule) (*ruleSet, []*rules.LoadError) {
 			byRef[r.Name] = cr
 		}
 		if e.disabled[r.ID] {
+			continue
+		}
+		if r.ID == rules.IntelligenceFeedID {
+			set.intel = cr // evaluated by the IOC matcher, not by its detection
 			continue
 		}
 		set.rules = append(set.rules, cr)
@@ -438,6 +447,9 @@ func (e *Engine) Match(ev *normalize.Event, intake string, received time.Time) [
 	}
 	c.release()
 	e.pool.Put(c)
+	if set.intel != nil && e.opts.IOC != nil {
+		out = e.matchIOC(set.intel, ev, intake, received, out)
+	}
 	return out
 }
 

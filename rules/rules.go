@@ -20,6 +20,10 @@ import (
 //go:embed builtin/*.yml
 var builtinFS embed.FS
 
+// IntelligenceFeedID is the id of the built-in "Intelligence feed match"
+// rule, which the engine's IOC matcher evaluates instead of its detection.
+const IntelligenceFeedID = "294002c4-19e9-49b6-b4e2-92f3756e8c0e"
+
 // SourceBuiltin is the [Rule.Source] of the rules embedded in the binary.
 const SourceBuiltin = "builtin"
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/raywatch/raywatch/rules"
 	"io"
 	"io/fs"
 	"maps"
@@ -382,6 +383,9 @@ func wantedFields(dataset string, needs []RuleNeeds) map[string]*fieldUse {
 		return u
 	}
 	for _, rn := range needs {
+		if rn.ID == rules.IntelligenceFeedID {
+			continue // its fields are the IOC matcher's, marked below
+		}
 		for _, f := range LogpushFieldsFor(rn.Needs) {
 			u := get(f)
 			if !slices.Contains(u.rules, rn.Title) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/raywatch/raywatch/engine/ioc"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,6 +33,12 @@ type Config struct {
 	FieldMapping string
 	DisableRules string
 	MaxGroups    int
+	// IOCDir is the folder of indicator files for the intelligence-feed
+	// rule; empty means no IOC matching.
+	IOCDir string
+	// iocSet returns the current indicator set (set up from IOCDir by
+	// serve and scan before the engine is built).
+	iocSet func() *ioc.Set
 
 	// IntakeKeys maps intake names to keys, from RAYWATCH_INTAKE_KEY
 	// (intake "default"), RAYWATCH_INTAKE_KEYS (name=key,...) or
@@ -67,6 +74,7 @@ func (c *Config) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", envOr("RAYWATCH_DATA_DIR", "./raywatch-data"), "folder for the alert store and the generated intake key (RAYWATCH_DATA_DIR)")
 	fs.StringVar(&c.RulesDir, "rules-dir", envOr("RAYWATCH_RULES_DIR", ""), "folder of Sigma rules loaded on top of the built-in ones (RAYWATCH_RULES_DIR)")
 	fs.StringVar(&c.Dataset, "dataset", envOr("RAYWATCH_DATASET", "auto"), "Logpush dataset of the records, or auto to recognise it (RAYWATCH_DATASET)")
+	fs.StringVar(&c.IOCDir, "ioc-dir", envOr("RAYWATCH_IOC_DIR", ""), "folder of IOC files (text, CSV, STIX 2.1) for the intelligence-feed rule, reloaded on change (RAYWATCH_IOC_DIR)")
 	c.ruleFlags(fs)
 }
 

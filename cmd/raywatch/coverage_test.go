@@ -38,6 +38,7 @@ func TestBuiltinRuleNeeds(t *testing.T) {
 	want := map[string][]FieldNeed{
 		"Bazar Loader Backdoor C2 Polling": {method, path},
 		"Covenant Default HTTP Beaconing":  {path, ua},
+		"Intelligence feed match":          {{"indicator fields", iocFields}},
 		"Lemon Duck User-Agent":            {ua},
 		"LokiBot User-Agent":               {method, ua},
 		"TrevorC2 HTTP Communication":      {method, FieldNeed{"url.original", []string{"ClientRequestURI"}}, ua},

@@ -455,8 +455,8 @@ func TestRulesCommands(t *testing.T) {
 	if err := json.Unmarshal(out, &list); err != nil {
 		t.Fatalf("rules list --json: %v\n%s", err, out)
 	}
-	if len(list) != 5 || list[0].Source != "builtin" || !list[0].Enabled {
-		t.Errorf("rules list = %+v; want the 5 enabled built-in rules", list)
+	if len(list) != 6 || list[0].Source != "builtin" || !list[0].Enabled {
+		t.Errorf("rules list = %+v; want the 6 enabled built-in rules", list)
 	}
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "good.yml"), []byte("title: Test\nid: 1\nlogsource: {category: webserver}\ndetection:\n  sel:\n    url.path: /x\n  condition: sel\n"), 0o600)
@@ -467,7 +467,51 @@ func TestRulesCommands(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Errorf("rules check with a broken file: err %v; want exit 1", err)
 	}
-	if !strings.Contains(string(out), "broken.yml:") || !strings.Contains(string(out), "6 rules loaded, 1 errors") {
+	if !strings.Contains(string(out), "broken.yml:") || !strings.Contains(string(out), "7 rules loaded, 1 errors") {
 		t.Errorf("rules check output = %q; want the broken file with its line and the counts", out)
+	}
+}
+
+func TestScanWithIOCs(t *testing.T) {
+	dir := t.TempDir()
+	feed := "# attackers' range\n203.0.113.0/24\nnot an indicator at all!\n"
+	if err := os.WriteFile(filepath.Join(dir, "feed.txt"), []byte(feed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binPath, "scan", "--ioc-dir", dir, "../../testdata/sample-batch.ndjson")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	intel := 0
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var a struct {
+			Rule    struct{ Title string }
+			Matches []struct {
+				Field     string
+				Indicator struct {
+					Type, Value, File string
+					Line              int
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.Rule.Title != "Intelligence feed match" {
+			continue
+		}
+		intel++
+		if m := a.Matches[0]; m.Field != "source.ip" || m.Indicator.Type != "cidr" || m.Indicator.Line != 2 || !strings.HasSuffix(m.Indicator.File, "feed.txt") {
+			t.Errorf("intelligence match = %+v; want source.ip on the CIDR of feed.txt line 2", m)
+		}
+	}
+	// Six records of the sample come from 203.0.113.0/24.
+	if intel != 6 {
+		t.Errorf("intelligence alerts = %d; want 6\n%s", intel, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "feed.txt:3") {
+		t.Errorf("stderr does not name the bad IOC line feed.txt:3:\n%s", stderr.String())
 	}
 }

@@ -210,6 +210,11 @@ type RuleNeeds struct {
 func rulesNeeds(rs []rules.Rule) ([]RuleNeeds, error) {
 	out := make([]RuleNeeds, 0, len(rs))
 	for _, r := range rs {
+		if r.ID == rules.IntelligenceFeedID {
+			// The IOC matcher evaluates it: any one indicator field will do.
+			out = append(out, RuleNeeds{ID: r.ID, Title: r.Title, Needs: []FieldNeed{{Field: "indicator fields", AnyOf: iocFields}}})
+			continue
+		}
 		fields, err := ruleFields(r)
 		if err != nil {
 			return nil, err

@@ -19,7 +19,7 @@ const ruleDebounce = 300 * time.Millisecond
 
 // engineOptions builds the engine options of the configuration.
 func (c *Config) engineOptions() (engine.Options, error) {
-	opts := engine.Options{MaxGroups: c.MaxGroups}
+	opts := engine.Options{MaxGroups: c.MaxGroups, IOC: c.iocSet}
 	for _, id := range strings.Split(c.DisableRules, ",") {
 		if id = strings.TrimSpace(id); id != "" {
 			opts.Disabled = append(opts.Disabled, id)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/raywatch/raywatch/engine/ioc"
 	"io"
 	"os"
 	"slices"
@@ -99,6 +100,22 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	if err := validDataset(cfg.Dataset); err != nil {
 		return err
+	}
+	if cfg.IOCDir != "" {
+		set, status, err := ioc.LoadDir(cfg.IOCDir, time.Now())
+		if err != nil {
+			return err
+		}
+		for _, st := range status {
+			if st.LastError != "" {
+				fmt.Fprintf(stderr, "raywatch scan: IOC file %s\n", st.LastError)
+			}
+			for _, le := range st.LineErrors {
+				fmt.Fprintf(stderr, "raywatch scan: IOC line skipped: %v\n", le)
+			}
+		}
+		fmt.Fprintf(stderr, "raywatch scan: %d indicators from %d files in %s\n", set.Len(), len(status), cfg.IOCDir)
+		cfg.iocSet = func() *ioc.Set { return set }
 	}
 	eng, problems, err := newEngine(cfg)
 	if err != nil {

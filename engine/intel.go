@@ -1,0 +1,39 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/raywatch/raywatch/normalize"
+)
+
+// matchIOC runs the current indicator set over ev for the intelligence-feed
+// rule r and appends its alert, one per event, listing every indicator hit.
+func (e *Engine) matchIOC(r *compiledRule, ev *normalize.Event, intake string, received time.Time, out []Alert) []Alert {
+	set := e.opts.IOC()
+	if set == nil {
+		return out
+	}
+	hits := set.Match(ev, nil) // nil when nothing matches: no allocation
+	if len(hits) == 0 {
+		return out
+	}
+	matches := make([]Match, len(hits))
+	for i, h := range hits {
+		matches[i] = Match{Field: h.Field, Value: h.Value, Indicator: h.Indicator}
+	}
+	r.counter.hits.Add(1)
+	t := eventTime(ev, received)
+	return append(out, Alert{
+		ID:        AlertID(ev.Time, r.meta.ID, ev.Key),
+		Rule:      r.ref,
+		Count:     1,
+		FirstSeen: t,
+		LastSeen:  t,
+		Status:    StatusNew,
+		Intake:    intake,
+		Dataset:   ev.Dataset,
+		RecordKey: ev.Key,
+		Matches:   matches,
+		Event:     ev.Doc(),
+	})
+}
