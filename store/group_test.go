@@ -40,8 +40,8 @@ func TestGroupingCountsEachRecordOnce(t *testing.T) {
 		hit(base+30, "r1", "k3", "203.0.113.1", "a.example", "ua1"),
 		hit(base+10, "r1", "k1", "203.0.113.1", "a.example", "ua1"),
 		hit(base+20, "r1", "k2", "203.0.113.1", "a.example", "ua1"),
-		hit(base+20, "r1", "k4", "203.0.113.2", "a.example", "ua2"), // other IP
-		hit(base+20, "r2", "k2", "203.0.113.1", "a.example", "ua1"), // other rule
+		hit(base+20, "r1", "k4", "203.0.113.2", "a.example", "ua2"),  // other IP
+		hit(base+20, "r2", "k2", "203.0.113.1", "a.example", "ua1"),  // other rule
 		hit(base+3600, "r1", "k5", "203.0.113.1", "a.example", "ua"), // next window
 	}
 	if _, err := s.Commit(ctx, Batch{ID: "b1", Alerts: batch1}); err != nil {
