@@ -205,7 +205,10 @@ func (p *pipeline) process(ctx context.Context, b *store.SpooledBatch) error {
 	}
 	err = normalize.Split(body, normalize.SplitOptions{
 		MaxLineBytes: p.maxLine,
-		OnError:      func(n int, err error) { st.Records++; reject(n, nil, err) },
+		OnError: func(n int, err error) {
+			st.Records++
+			reject(n, nil, fmt.Errorf("%w: over %d bytes", normalize.ErrRecordTooLong, p.maxLine))
+		},
 	}, func(n int, raw []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
