@@ -21,11 +21,18 @@ import (
 // tryPost posts a gzip'd batch and returns the status, or an error when the
 // server did not answer (it was killed).
 func tryPost(base, key string, gz []byte) (int, string, error) {
-	req, err := http.NewRequest("POST", base+"/plain/batch", bytes.NewReader(gz))
+	return tryPostEnc(base, key, gz, "gzip")
+}
+
+// tryPostEnc posts body with the given Content-Encoding ("" for none).
+func tryPostEnc(base, key string, body []byte, enc string) (int, string, error) {
+	req, err := http.NewRequest("POST", base+"/plain/batch", bytes.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}
-	req.Header.Set("Content-Encoding", "gzip")
+	if enc != "" {
+		req.Header.Set("Content-Encoding", enc)
+	}
 	req.Header.Set("X-SEKOIAIO-INTAKE-KEY", key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
