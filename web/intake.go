@@ -19,7 +19,6 @@ import (
 
 // Intake errors, each with its answer (see statusFor).
 var (
-	errBodyTooLarge     = errors.New("body too large")
 	errInflatedTooLarge = errors.New("decompressed body too large")
 	errTooManyLines     = errors.New("too many records")
 	errBadGzip          = errors.New("bad gzip body")
