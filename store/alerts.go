@@ -589,8 +589,9 @@ func (s *Store) SetStatus(ctx context.Context, id, status, by string, at time.Ti
 // RuleStats are the counters of one rule.
 type RuleStats struct {
 	Rule     string    `json:"rule"`
-	Alerts   int64     `json:"alerts"` // alerts created (grouped)
-	Events   int64     `json:"events"` // records counted into them
+	Title    string    `json:"title,omitempty"` // filled in by the caller, which knows the rules
+	Alerts   int64     `json:"alerts"`          // alerts created (grouped)
+	Events   int64     `json:"events"`          // records counted into them
 	LastSeen time.Time `json:"last_seen"`
 }
 

@@ -257,6 +257,7 @@ func (p *pipeline) process(ctx context.Context, b *store.SpooledBatch) error {
 type alertSource struct {
 	s     *store.Store
 	spool *store.Spool
+	rules web.RuleLister
 }
 
 func (a alertSource) ListAlerts(ctx context.Context, q web.AlertQuery) ([]engine.Alert, string, error) {
@@ -297,6 +298,15 @@ func (a alertSource) Stats(ctx context.Context) (any, error) {
 	st, err := a.s.Stats(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if a.rules != nil {
+		titles := map[string]string{}
+		for _, r := range a.rules.Rules() {
+			titles[r.ID] = r.Title
+		}
+		for i := range st.Rules {
+			st.Rules[i].Title = titles[st.Rules[i].Rule]
+		}
 	}
 	out := stats{Stats: st}
 	out.Spool.Batches, out.Spool.Bytes = a.spool.Stats()

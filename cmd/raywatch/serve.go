@@ -128,7 +128,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 		IntakeKeys:           cfg.IntakeKeys,
 		DashboardToken:       cfg.DashboardToken,
 		Spool:                spoolAdapter{spool},
-		Alerts:               alertSource{s: st, spool: spool},
+		Alerts:               alertSource{s: st, spool: spool, rules: eng},
 		Rules:                eng,
 		Hub:                  hub,
 		Logger:               log,
