@@ -39,6 +39,25 @@ type Alert struct {
 	Group   map[string]string `json:"group,omitempty"`
 	Matches []Match           `json:"matches"`
 	Event   map[string]any    `json:"event"`
+	// Samples are some of the events grouped into this alert (the earliest
+	// ones, bounded), filled in by the alert store.
+	Samples []Sample `json:"samples,omitempty"`
+	// StatusHistory lists the status changes, oldest first.
+	StatusHistory []StatusChange `json:"status_history,omitempty"`
+}
+
+// Sample is one event that contributed to a grouped alert.
+type Sample struct {
+	RecordKey string         `json:"record_key"`
+	Time      time.Time      `json:"time"`
+	Event     map[string]any `json:"event"`
+}
+
+// StatusChange records who set an alert's status, and when.
+type StatusChange struct {
+	Status string    `json:"status"`
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
 }
 
 // RuleRef describes the rule of an alert.

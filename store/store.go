@@ -1,35 +1,72 @@
-// Package store keeps alerts in a bbolt database on disk.
+// Package store keeps raywatch's state on disk: the alerts in a bbolt
+// database ([Store]) and the batches received but not yet processed in a
+// folder of fsync'd files ([Spool]).
 package store
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/raywatch/raywatch/engine"
 )
 
-// ErrNotFound is returned for an alert id that is not in the store.
-var ErrNotFound = errors.New("alert not found")
+// Errors returned by the Store.
+var (
+	// ErrNotFound is returned for an alert id that is not in the store.
+	ErrNotFound = errors.New("alert not found")
+	// ErrBadStatus is returned by [Store.SetStatus] for an unknown status.
+	ErrBadStatus = errors.New("unknown status")
+)
 
-var bucketAlerts = []byte("alerts")
+// Buckets. Keys of alerts are alert IDs, which start with 12 hex digits of
+// milliseconds, so that byte order is time order.
+var (
+	bucketAlerts   = []byte("alerts")    // id -> alert JSON
+	bucketByRule   = []byte("by_rule")   // rule id 0x00 alert id -> empty
+	bucketByStatus = []byte("by_status") // status 0x00 alert id -> empty
+	bucketSeen     = []byte("seen")      // alert id 0x00 record key -> empty: records counted
+	bucketBatches  = []byte("batches")   // batch id -> commit time (unix ns, big endian)
+	bucketRejects  = []byte("rejects")   // sequence (big endian) -> reject JSON
+	bucketRules    = []byte("rules")     // rule id -> ruleCounters JSON
+	bucketMeta     = []byte("meta")      // name -> value
+	allBuckets     = [][]byte{bucketAlerts, bucketByRule, bucketByStatus, bucketSeen, bucketBatches, bucketRejects, bucketRules, bucketMeta}
 
-// Options configures [Open].
+	metaAlerts = []byte("alerts") // number of alerts, uint64 big endian
+)
+
+// Options configures [Open]. The zero value works.
 type Options struct {
 	// Timeout bounds the wait for the database file lock (another raywatch
 	// using the same data folder). Zero means 5 seconds.
 	Timeout time.Duration
+	// GroupWindow is the width of the time slots in which alerts of one rule
+	// on one entity (intake, source IP, host) are grouped into one alert.
+	// Slots are aligned on multiples of the window since the Unix epoch, so
+	// that grouping does not depend on the order records arrive in. Zero
+	// means no grouping: one alert per rule and record.
+	GroupWindow time.Duration
+	// Samples bounds the events kept in an alert's Samples; 0 means 10.
+	Samples int
+	// MaxAge and MaxAlerts drive [Store.Prune]: alerts whose last event is
+	// older than MaxAge go, then the oldest alerts beyond MaxAlerts. Zero
+	// means no limit.
+	MaxAge    time.Duration
+	MaxAlerts int
+	// MaxRejects bounds the malformed records kept for inspection; 0 means
+	// 1000.
+	MaxRejects int
+	// BatchMemory is how long the ids of processed batches are remembered
+	// to recognise a retried batch; 0 means 48 hours.
+	BatchMemory time.Duration
 }
 
 // Store is the alert store. Its methods are safe for concurrent use.
 type Store struct {
 	db        *bolt.DB
+	opts      Options
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -39,19 +76,32 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
 	}
+	if opts.Samples <= 0 {
+		opts.Samples = 10
+	}
+	if opts.MaxRejects <= 0 {
+		opts.MaxRejects = 1000
+	}
+	if opts.BatchMemory <= 0 {
+		opts.BatchMemory = 48 * time.Hour
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketAlerts)
-		return err
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("init store %q: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, opts: opts}, nil
 }
 
 // Close closes the database. It is safe to call more than once.
@@ -60,123 +110,32 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// Put commits alerts durably and returns those that were not already stored
-// (an alert whose ID is present is left as it is, so that retried batches
-// create no duplicates). When Put returns, the new alerts are on disk.
-func (s *Store) Put(ctx context.Context, alerts []engine.Alert) ([]engine.Alert, error) {
-	if len(alerts) == 0 {
-		return nil, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	encoded := make([][]byte, len(alerts))
-	for i := range alerts {
-		b, err := json.Marshal(&alerts[i])
-		if err != nil {
-			return nil, fmt.Errorf("encode alert %s: %w", alerts[i].ID, err)
-		}
-		encoded[i] = b
-	}
-	var fresh []engine.Alert
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		fresh = fresh[:0]
-		b := tx.Bucket(bucketAlerts)
-		for i := range alerts {
-			key := []byte(alerts[i].ID)
-			if b.Get(key) != nil {
-				continue
-			}
-			if err := b.Put(key, encoded[i]); err != nil {
-				return err
-			}
-			fresh = append(fresh, alerts[i])
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store alerts: %w", err)
-	}
-	return fresh, nil
+// Size returns the size of the database file in bytes.
+func (s *Store) Size() int64 {
+	var n int64
+	_ = s.db.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
 }
 
-// Query selects alerts for [Store.List].
-type Query struct {
-	// Limit is the page size; 0 means 50, and it is capped at 1000.
-	Limit int
-	// Cursor continues a listing: the Next of the previous page.
-	Cursor string
+func u64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
 }
 
-// List returns alerts newest first (by ID, which starts with the event time)
-// and the cursor of the next page ("" when there is none).
-func (s *Store) List(ctx context.Context, q Query) ([]engine.Alert, string, error) {
-	if q.Limit <= 0 {
-		q.Limit = 50
-	}
-	if q.Limit > 1000 {
-		q.Limit = 1000
-	}
-	var out []engine.Alert
-	next := ""
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketAlerts).Cursor()
-		var k, v []byte
-		if q.Cursor == "" {
-			k, v = c.Last()
-		} else {
-			k, v = c.Seek([]byte(q.Cursor))
-			if k == nil {
-				k, v = c.Last()
-			}
-			// The cursor is the last ID of the previous page: start below it.
-			for k != nil && bytes.Compare(k, []byte(q.Cursor)) >= 0 {
-				k, v = c.Prev()
-			}
-		}
-		for ; k != nil; k, v = c.Prev() {
-			if len(out) == q.Limit {
-				next = out[len(out)-1].ID
-				return nil
-			}
-			a, err := decodeAlert(v)
-			if err != nil {
-				return fmt.Errorf("decode alert %s: %w", k, err)
-			}
-			out = append(out, a)
-		}
-		return ctx.Err()
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("list alerts: %w", err)
-	}
-	return out, next, nil
+func u64bytes(n uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, n)
+	return b
 }
 
-// Get returns one alert by id, or ErrNotFound.
-func (s *Store) Get(ctx context.Context, id string) (engine.Alert, error) {
-	var a engine.Alert
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketAlerts).Get([]byte(id))
-		if v == nil {
-			return ErrNotFound
-		}
-		var err error
-		a, err = decodeAlert(v)
-		return err
-	})
-	if err != nil {
-		return engine.Alert{}, fmt.Errorf("get alert %q: %w", id, err)
+// addMeta adds delta to the counter name of the meta bucket.
+func addMeta(tx *bolt.Tx, name []byte, delta int64) error {
+	b := tx.Bucket(bucketMeta)
+	n := int64(u64(b.Get(name))) + delta
+	if n < 0 {
+		n = 0
 	}
-	return a, nil
-}
-
-// decodeAlert decodes a stored alert, keeping numbers exact. The decoder
-// copies what it keeps, so v may be memory owned by a bbolt transaction.
-func decodeAlert(v []byte) (engine.Alert, error) {
-	var a engine.Alert
-	d := json.NewDecoder(bytes.NewReader(v))
-	d.UseNumber()
-	err := d.Decode(&a)
-	return a, err
+	return b.Put(name, u64bytes(uint64(n)))
 }

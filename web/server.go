@@ -1,20 +1,26 @@
 // Package web serves raywatch over HTTP: the Logpush intake (POST
-// /plain/batch), the REST API, the websocket feed of new alerts and the
-// embedded dashboard.
+// /plain/batch), the REST API, the websocket feed of new alerts, /metrics
+// and the embedded dashboard.
 package web
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/raywatch/raywatch/engine"
 )
@@ -27,32 +33,66 @@ var uiFS embed.FS
 // header_X-SEKOIAIO-INTAKE-KEY parameter).
 const IntakeKeyHeader = "X-SEKOIAIO-INTAKE-KEY"
 
-// Ingester processes one decompressed Logpush batch for the named intake. It
-// returns only once the batch's alerts are committed, so that a 2xx answer
-// never loses an alert. It must be safe for concurrent use.
-type Ingester interface {
-	Ingest(ctx context.Context, intake string, body []byte) (IngestResult, error)
+// Errors that the interfaces below may wrap.
+var (
+	// ErrNotFound is returned by an AlertSource for an unknown id.
+	ErrNotFound = errors.New("not found")
+	// ErrBadRequest is returned by an AlertSource for an invalid request
+	// (an unknown status); its message is shown to the client.
+	ErrBadRequest = errors.New("bad request")
+	// ErrBusy is returned by a Spool (or its writer) that is over its
+	// budget: the intake answers 429 with Retry-After.
+	ErrBusy = errors.New("spool full")
+)
+
+// Spool durably accepts batches. It must be safe for concurrent use.
+type Spool interface {
+	// Begin starts receiving a batch of the named intake; it fails with an
+	// error wrapping ErrBusy when the spool is over its budget.
+	Begin(intake string) (SpoolWriter, error)
 }
 
-// IngestResult summarises one ingested batch.
-type IngestResult struct {
-	Records   int      `json:"records"`
-	Malformed int      `json:"malformed"`
-	Alerts    int      `json:"alerts"`
-	New       int      `json:"new_alerts"`
-	Errors    []string `json:"errors,omitempty"` // the first malformed records, with their number
+// SpoolWriter receives the body of one batch, exactly as sent.
+type SpoolWriter interface {
+	// Write appends body bytes; it fails with an error wrapping ErrBusy
+	// when the spool goes over its budget.
+	io.Writer
+	// Commit makes the batch durable under id and queues it for
+	// processing. When it returns nil the batch survives a crash; duplicate
+	// reports a batch with this id already spooled or processed (the bytes
+	// are then discarded).
+	Commit(id string, lines int) (duplicate bool, err error)
+	// Abort discards the batch; it does nothing after Commit.
+	Abort()
 }
 
-// AlertQuery selects alerts for listing.
+// AlertQuery selects alerts for listing. Empty fields do not filter.
 type AlertQuery struct {
 	Limit  int
 	Cursor string
+	Rule   string
+	Level  string
+	Status string
+	Intake string
+	From   time.Time
+	To     time.Time
+	Text   string // on source IP, host or user-agent
 }
 
-// AlertSource reads stored alerts. It must be safe for concurrent use.
+// AlertSource reads and updates stored alerts. It must be safe for
+// concurrent use.
 type AlertSource interface {
 	ListAlerts(ctx context.Context, q AlertQuery) (alerts []engine.Alert, next string, err error)
+	// GetAlert returns an error wrapping ErrNotFound for an unknown id.
 	GetAlert(ctx context.Context, id string) (engine.Alert, error)
+	// SetStatus sets an alert's status, recording by; errors wrap
+	// ErrNotFound or ErrBadRequest.
+	SetStatus(ctx context.Context, id, status, by string) (engine.Alert, error)
+	// Stats returns the counters of /api/v1/stats (any JSON value).
+	Stats(ctx context.Context) (any, error)
+	// Rejects returns the malformed records kept for inspection, newest
+	// first (any JSON value).
+	Rejects(ctx context.Context, limit int) (any, error)
 }
 
 // RuleLister describes the loaded rules.
@@ -60,32 +100,44 @@ type RuleLister interface {
 	Rules() []engine.RuleStatus
 }
 
-// ErrNotFound is returned by an AlertSource for an unknown id.
-var ErrNotFound = errors.New("not found")
-
 // Options configures [New].
 type Options struct {
 	// IntakeKeys maps intake names to their keys. At least one is required.
 	IntakeKeys map[string]string
-	Ingester   Ingester
-	Alerts     AlertSource
-	Rules      RuleLister
-	Hub        *Hub
-	Logger     *slog.Logger
+	// DashboardToken, when not empty, is required by every API call, /ws
+	// and /metrics: as "Authorization: Bearer <token>" or through the
+	// session cookie that POST /login sets.
+	DashboardToken string
+	Spool          Spool
+	Alerts         AlertSource
+	Rules          RuleLister
+	Hub            *Hub
+	Logger         *slog.Logger
+	// Registry, if set, receives the web metrics and is served on
+	// /metrics.
+	Registry *prometheus.Registry
 	// MaxBodyBytes caps the request body as sent (compressed); 0 means 64 MiB.
 	MaxBodyBytes int64
 	// MaxDecompressedBytes caps the decompressed batch; 0 means 256 MiB.
 	MaxDecompressedBytes int64
+	// MaxLines caps the lines of an NDJSON batch; 0 means 1,000,000.
+	MaxLines int
 }
 
 // Server is raywatch's HTTP handler.
 type Server struct {
-	opts  Options
-	log   *slog.Logger
-	mux   *http.ServeMux
-	ready atomic.Bool
-	keys  []intakeKey
-	wsWG  sync.WaitGroup
+	opts    Options
+	log     *slog.Logger
+	mux     *http.ServeMux
+	ready   atomic.Bool
+	keys    []intakeKey
+	token   []byte // nil when no dashboard token
+	session []byte // key of the session cookie MAC
+	wsWG    sync.WaitGroup
+	metrics *metrics
+
+	rejectMu sync.Mutex
+	rejected []RejectedBatch // ring of the last maxRejectedBatches
 }
 
 type intakeKey struct {
@@ -93,14 +145,14 @@ type intakeKey struct {
 	key  []byte
 }
 
-// New returns a Server. It is not ready (healthz answers 503) until
-// SetReady(true).
+// New returns a Server. It is not ready (healthz and the intake answer 503)
+// until SetReady(true).
 func New(opts Options) (*Server, error) {
 	if len(opts.IntakeKeys) == 0 {
 		return nil, errors.New("no intake key configured")
 	}
-	if opts.Ingester == nil || opts.Alerts == nil || opts.Hub == nil {
-		return nil, errors.New("web: Ingester, Alerts and Hub are required")
+	if opts.Spool == nil || opts.Alerts == nil || opts.Hub == nil {
+		return nil, errors.New("web: Spool, Alerts and Hub are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -111,6 +163,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxDecompressedBytes == 0 {
 		opts.MaxDecompressedBytes = 256 << 20
 	}
+	if opts.MaxLines == 0 {
+		opts.MaxLines = 1_000_000
+	}
 	s := &Server{opts: opts, log: opts.Logger.With("component", "web"), mux: http.NewServeMux()}
 	for name, key := range opts.IntakeKeys {
 		if key == "" {
@@ -118,18 +173,39 @@ func New(opts Options) (*Server, error) {
 		}
 		s.keys = append(s.keys, intakeKey{name: name, key: []byte(key)})
 	}
+	if opts.DashboardToken != "" {
+		s.token = []byte(opts.DashboardToken)
+		k := sha256.Sum256([]byte("raywatch session key\x00" + opts.DashboardToken))
+		s.session = k[:]
+	}
+	s.metrics = newMetrics(opts.Registry, opts.Hub)
 	ui, err := fs.Sub(uiFS, "ui")
 	if err != nil {
 		return nil, err
 	}
+	static := http.FileServerFS(ui)
 	s.mux.HandleFunc("POST /plain/batch", s.handleBatch)
 	s.mux.HandleFunc("PUT /plain/batch", s.handleBatch)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
-	s.mux.HandleFunc("GET /api/v1/alerts", s.handleListAlerts)
-	s.mux.HandleFunc("GET /api/v1/alerts/{id}", s.handleGetAlert)
-	s.mux.HandleFunc("GET /api/v1/rules", s.handleRules)
-	s.mux.HandleFunc("GET /ws", s.handleWS)
-	s.mux.Handle("GET /", http.FileServerFS(ui))
+	s.mux.HandleFunc("POST /login", s.handleLogin)
+	s.mux.HandleFunc("POST /logout", s.handleLogout)
+	s.mux.HandleFunc("GET /api/v1/alerts", s.requireAuth(s.handleListAlerts))
+	s.mux.HandleFunc("GET /api/v1/alerts/{id}", s.requireAuth(s.handleGetAlert))
+	s.mux.HandleFunc("PATCH /api/v1/alerts/{id}", s.requireAuth(s.handlePatchAlert))
+	s.mux.HandleFunc("GET /api/v1/rules", s.requireAuth(s.handleRules))
+	s.mux.HandleFunc("GET /api/v1/stats", s.requireAuth(s.handleStats))
+	s.mux.HandleFunc("GET /api/v1/rejects", s.requireAuth(s.handleRejects))
+	s.mux.HandleFunc("GET /api/", s.requireAuth(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API endpoint")
+	}))
+	s.mux.HandleFunc("GET /ws", s.requireAuth(s.handleWS))
+	if opts.Registry != nil {
+		s.mux.Handle("GET /metrics", s.requireAuth(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}).ServeHTTP))
+	}
+	// The page itself needs a session; its scripts and styles hold no data.
+	s.mux.HandleFunc("GET /{$}", s.handleIndex(static))
+	s.mux.HandleFunc("GET /index.html", s.handleIndex(static))
+	s.mux.Handle("GET /", static)
 	return s, nil
 }
 
@@ -142,7 +218,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -171,50 +247,16 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (s *Server) handleListAlerts(w http.ResponseWriter, r *http.Request) {
-	q := AlertQuery{Cursor: r.URL.Query().Get("cursor")}
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, "limit must be a positive integer")
+func (s *Server) handleIndex(static http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(r) {
+			http.Redirect(w, r, "/login.html", http.StatusSeeOther)
 			return
 		}
-		q.Limit = n
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/"
+		static.ServeHTTP(w, r2)
 	}
-	alerts, next, err := s.opts.Alerts.ListAlerts(r.Context(), q)
-	if err != nil {
-		s.log.Error("list alerts", "err", err)
-		writeError(w, http.StatusInternalServerError, "cannot list alerts")
-		return
-	}
-	if alerts == nil {
-		alerts = []engine.Alert{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"alerts": alerts, "next": next})
-}
-
-func (s *Server) handleGetAlert(w http.ResponseWriter, r *http.Request) {
-	a, err := s.opts.Alerts.GetAlert(r.Context(), r.PathValue("id"))
-	switch {
-	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, "no such alert")
-	case err != nil:
-		s.log.Error("get alert", "err", err)
-		writeError(w, http.StatusInternalServerError, "cannot read alert")
-	default:
-		writeJSON(w, http.StatusOK, a)
-	}
-}
-
-func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
-	var rs []engine.RuleStatus
-	if s.opts.Rules != nil {
-		rs = s.opts.Rules.Rules()
-	}
-	if rs == nil {
-		rs = []engine.RuleStatus{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": rs})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

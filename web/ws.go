@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -84,9 +85,11 @@ func (s *Server) wsWriter(conn *websocket.Conn, sub *hubClient) {
 		s.log.Error("websocket snapshot", "err", err)
 		return
 	}
-	sent := make(map[string]bool, len(recent))
+	// An alert changes (its count grows, its status moves): a live copy is
+	// skipped only when it is the very version the snapshot sent.
+	sent := make(map[string]string, len(recent))
 	for i := len(recent) - 1; i >= 0; i-- {
-		sent[recent[i].ID] = true
+		sent[recent[i].ID] = version(&recent[i])
 		if !send(wsMessage{Type: "alert", Alert: &recent[i]}) {
 			return
 		}
@@ -99,9 +102,11 @@ func (s *Server) wsWriter(conn *websocket.Conn, sub *hubClient) {
 	for {
 		select {
 		case a := <-sub.send:
-			if sent[a.ID] {
+			if v, ok := sent[a.ID]; ok {
 				delete(sent, a.ID)
-				continue
+				if v == version(&a) {
+					continue
+				}
 			}
 			if !send(wsMessage{Type: "alert", Alert: &a}) {
 				return
@@ -118,4 +123,9 @@ func (s *Server) wsWriter(conn *websocket.Conn, sub *hubClient) {
 			}
 		}
 	}
+}
+
+// version identifies the state of an alert that the dashboard shows.
+func version(a *engine.Alert) string {
+	return fmt.Sprint(a.Count, "|", a.Status, "|", a.LastSeen.UnixNano(), "|", len(a.StatusHistory))
 }

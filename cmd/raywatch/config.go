@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -26,7 +27,27 @@ type Config struct {
 	// MaxBodyBytes and MaxDecompressedBytes bound one intake request.
 	MaxBodyBytes         int64
 	MaxDecompressedBytes int64
-	ShutdownTimeout      time.Duration
+	// MaxLineBytes bounds one record; a longer one is a malformed record.
+	MaxLineBytes int
+	// MaxRecords bounds the records (lines) of one batch.
+	MaxRecords      int
+	ShutdownTimeout time.Duration
+	// SpoolMaxBytes is the disk budget of the spool of received batches.
+	SpoolMaxBytes int64
+	// Workers is the number of batches processed at once.
+	Workers int
+	// GroupWindow groups the alerts of one rule on one entity; 0 disables.
+	GroupWindow time.Duration
+	// RetentionAge and RetentionCount bound the stored alerts; 0 means no
+	// bound.
+	RetentionAge   time.Duration
+	RetentionCount int
+	// Insecure allows listening beyond loopback without a dashboard token.
+	Insecure bool
+
+	// DashboardToken protects the API, /ws and /metrics, from
+	// RAYWATCH_DASHBOARD_TOKEN or the file RAYWATCH_DASHBOARD_TOKEN_FILE.
+	DashboardToken string
 	// FieldMapping is a YAML file merged over the embedded Sigma field
 	// mapping; DisableRules are ids of rules not evaluated; MaxGroups
 	// bounds the groups of each aggregation or correlation rule.
@@ -65,7 +86,15 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", envOr("RAYWATCH_TLS_KEY", ""), "TLS private key file (RAYWATCH_TLS_KEY)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", envInt("RAYWATCH_MAX_BODY_BYTES", 64<<20), "largest request body accepted, as sent (RAYWATCH_MAX_BODY_BYTES)")
 	fs.Int64Var(&c.MaxDecompressedBytes, "max-decompressed-bytes", envInt("RAYWATCH_MAX_DECOMPRESSED_BYTES", 256<<20), "largest batch accepted once gunzipped; keep Logpush's max_upload_bytes below it (RAYWATCH_MAX_DECOMPRESSED_BYTES)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("RAYWATCH_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGTERM waits for batches in progress (RAYWATCH_SHUTDOWN_TIMEOUT)")
+	fs.IntVar(&c.MaxLineBytes, "max-line-bytes", int(envInt("RAYWATCH_MAX_LINE_BYTES", 4<<20)), "largest record; a longer one is counted as malformed (RAYWATCH_MAX_LINE_BYTES)")
+	fs.IntVar(&c.MaxRecords, "max-records", int(envInt("RAYWATCH_MAX_RECORDS", 1_000_000)), "most records (lines) in one batch; more is answered 413 (RAYWATCH_MAX_RECORDS)")
+	fs.Int64Var(&c.SpoolMaxBytes, "spool-max-bytes", envInt("RAYWATCH_SPOOL_MAX_BYTES", 1<<30), "disk budget of the spool of received batches; beyond it the intake answers 429 (RAYWATCH_SPOOL_MAX_BYTES)")
+	fs.IntVar(&c.Workers, "workers", int(envInt("RAYWATCH_WORKERS", int64(runtime.GOMAXPROCS(0)))), "batches processed at once (RAYWATCH_WORKERS)")
+	fs.DurationVar(&c.GroupWindow, "group-window", envDuration("RAYWATCH_GROUP_WINDOW", time.Hour), "alerts of one rule on one source IP and host within a window of this width are one alert; 0 disables grouping (RAYWATCH_GROUP_WINDOW)")
+	fs.DurationVar(&c.RetentionAge, "retention-age", envDuration("RAYWATCH_RETENTION_AGE", 90*24*time.Hour), "delete alerts whose last event is older; 0 keeps them (RAYWATCH_RETENTION_AGE)")
+	fs.IntVar(&c.RetentionCount, "retention-count", int(envInt("RAYWATCH_RETENTION_COUNT", 1_000_000)), "keep at most this many alerts, deleting the oldest; 0 means no limit (RAYWATCH_RETENTION_COUNT)")
+	fs.BoolVar(&c.Insecure, "insecure", envBool("RAYWATCH_INSECURE"), "allow listening beyond loopback without RAYWATCH_DASHBOARD_TOKEN (RAYWATCH_INSECURE)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("RAYWATCH_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGTERM waits for acknowledged batches to be processed (RAYWATCH_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("RAYWATCH_LOG_LEVEL", "info"), "debug, info, warn or error (RAYWATCH_LOG_LEVEL)")
 }
 
@@ -98,6 +127,14 @@ func envInt(name string, def int64) int64 {
 	return n
 }
 
+func envBool(name string) bool {
+	switch strings.ToLower(getenv(name)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
 func envDuration(name string, def time.Duration) time.Duration {
 	v := getenv(name)
 	if v == "" {
@@ -123,8 +160,21 @@ func (c *Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
 	}
-	if c.MaxBodyBytes <= 0 || c.MaxDecompressedBytes <= 0 {
-		errs = append(errs, errors.New("--max-body-bytes and --max-decompressed-bytes must be positive"))
+	if c.MaxBodyBytes <= 0 || c.MaxDecompressedBytes <= 0 || c.MaxLineBytes <= 0 || c.MaxRecords <= 0 || c.SpoolMaxBytes <= 0 {
+		errs = append(errs, errors.New("--max-body-bytes, --max-decompressed-bytes, --max-line-bytes, --max-records and --spool-max-bytes must be positive"))
+	}
+	if c.Workers < 1 {
+		errs = append(errs, errors.New("--workers must be at least 1"))
+	}
+	if c.GroupWindow < 0 || c.RetentionAge < 0 || c.RetentionCount < 0 {
+		errs = append(errs, errors.New("--group-window, --retention-age and --retention-count cannot be negative"))
+	}
+	if c.DashboardToken != "" && len(c.DashboardToken) < 16 {
+		// Never echo the token.
+		errs = append(errs, errors.New("RAYWATCH_DASHBOARD_TOKEN is shorter than 16 characters; use a long random one (openssl rand -hex 24)"))
+	}
+	if c.DashboardToken == "" && !c.Insecure && !loopback(c.Listen) {
+		errs = append(errs, fmt.Errorf("--listen %q reaches beyond this machine: set RAYWATCH_DASHBOARD_TOKEN to protect the API and dashboard, or pass --insecure", c.Listen))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -145,6 +195,45 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// loopback reports whether a listen address is reachable only from this
+// machine.
+func loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return true // reported elsewhere
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// loadSecrets reads the intake keys and the dashboard token from the
+// environment.
+func (c *Config) loadSecrets() error {
+	keys, err := parseIntakeKeys()
+	if err != nil {
+		return err
+	}
+	c.IntakeKeys = keys
+	c.DashboardToken = getenv("RAYWATCH_DASHBOARD_TOKEN")
+	if f := getenv("RAYWATCH_DASHBOARD_TOKEN_FILE"); f != "" {
+		if c.DashboardToken != "" {
+			return errors.New("set RAYWATCH_DASHBOARD_TOKEN or RAYWATCH_DASHBOARD_TOKEN_FILE, not both")
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("RAYWATCH_DASHBOARD_TOKEN_FILE: %w", err)
+		}
+		c.DashboardToken = strings.TrimSpace(string(b))
+		if c.DashboardToken == "" {
+			return fmt.Errorf("RAYWATCH_DASHBOARD_TOKEN_FILE %s is empty", f)
+		}
+	}
+	return nil
+}
+
 // parseIntakeKeys reads the intake keys from the environment. It returns an
 // empty map when none is configured.
 func parseIntakeKeys() (map[string]string, error) {
@@ -163,6 +252,9 @@ func parseIntakeKeys() (map[string]string, error) {
 			if !ok || name == "" || key == "" {
 				// Never echo the item: it may hold a key.
 				return fmt.Errorf("%s: an entry is not of the form name=key", src)
+			}
+			if len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+				return fmt.Errorf("%s: intake name %q: want at most 64 printable characters", src, name)
 			}
 			if _, dup := keys[name]; dup {
 				return fmt.Errorf("%s: intake %q is defined twice", src, name)

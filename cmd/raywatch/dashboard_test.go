@@ -101,7 +101,8 @@ func TestDashboardShowsLiveAlerts(t *testing.T) {
 			t.Fatalf("POST = %d %s", status, resp)
 		}
 	}
-	evalUntil(t, ctx, `document.querySelectorAll("#alert-rows tr").length === 7`, "7 alert rows")
+	// Five grouped alerts from the sample batch, one from the hostile record.
+	evalUntil(t, ctx, `document.querySelectorAll("#alert-rows tr").length === 6`, "6 alert rows")
 
 	var page struct {
 		NotReloaded bool     `json:"notReloaded"`
@@ -140,6 +141,42 @@ func TestDashboardShowsLiveAlerts(t *testing.T) {
 		if !strings.Contains(joined, title) {
 			t.Errorf("rows %q lack %q", page.Titles, title)
 		}
+	}
+	if code := in.stop(); code != 0 {
+		t.Errorf("exit = %d", code)
+	}
+}
+
+func TestDashboardLogin(t *testing.T) {
+	ctx := newBrowser(t)
+	const key = "dashboard-login-intake-key"
+	const token = "dashboard-login-token-0123456789"
+	in := startServe(t, t.TempDir(), "RAYWATCH_INTAKE_KEY="+key, "RAYWATCH_DASHBOARD_TOKEN="+token)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(in.base+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), "wrong-token-0123456789"),
+		chromedp.Click(chromedp.CSS(`#login button[type="submit"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	evalUntil(t, ctx, `!document.getElementById("login-error").hidden`, "the wrong-token message")
+	if err := chromedp.Do(ctx,
+		chromedp.Clear(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), token),
+		chromedp.Click(chromedp.CSS(`#login button[type="submit"]`)),
+		chromedp.WaitReady(chromedp.CSS("#alert-rows")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	evalUntil(t, ctx, `document.getElementById("conn").textContent === "live"`, "the live connection state after login")
+	if status, resp := postBatch(t, in.base, key, sampleBatch(t)); status != 200 {
+		t.Fatalf("POST = %d %s", status, resp)
+	}
+	evalUntil(t, ctx, `document.querySelectorAll("#alert-rows tr").length === 5`, "5 alert rows")
+	// The session cookie is HttpOnly: the page's scripts cannot read it.
+	if c, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie`)); err != nil || c != "" {
+		t.Errorf("document.cookie = %q, %v; want it empty (HttpOnly)", c, err)
 	}
 	if code := in.stop(); code != 0 {
 		t.Errorf("exit = %d", code)

@@ -1,12 +1,18 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/normalize"
@@ -16,6 +22,13 @@ import (
 
 // maxReportedErrors bounds the malformed-record messages kept per batch.
 const maxReportedErrors = 10
+
+// maxRejectsPerBatch bounds the malformed records of one batch kept in the
+// store for inspection; the rest are only counted.
+const maxRejectsPerBatch = 100
+
+// maxRejectLine is how much of a malformed record is kept.
+const maxRejectLine = 1024
 
 // detector turns raw records into alerts: normalize, then match.
 type detector struct {
@@ -44,65 +57,344 @@ func (d *detector) detectRecord(raw []byte, intake string, now time.Time) ([]eng
 	if err != nil {
 		return nil, err
 	}
-	return d.eng.Match(ev, intake, now), nil
+	alerts := d.eng.Match(ev, intake, now)
+	if key := dedupeKey(ev); key != ev.Key {
+		for i := range alerts {
+			alerts[i].RecordKey = key
+			alerts[i].ID = engine.AlertID(ev.Time, alerts[i].Rule.ID, key)
+		}
+	}
+	return alerts, nil
 }
 
-// pipeline is the serve path of a batch: detect, commit to the store, then
-// publish to the dashboards. It implements web.Ingester.
+// dedupeKey is the key that identifies a record across Logpush retries: the
+// RayID (normalize's Event.Key), except for firewall_events, where one
+// request yields several events: RayID, RuleID, Source and MatchIndex.
+func dedupeKey(ev *normalize.Event) string {
+	if ev.Dataset != "firewall_events" {
+		return ev.Key
+	}
+	ray, ok := ev.String("cloudflare.RayID")
+	if !ok || ray == "" {
+		return ev.Key
+	}
+	rule, _ := ev.String("cloudflare.RuleID")
+	src, _ := ev.String("cloudflare.Source")
+	idx, _ := ev.String("cloudflare.MatchIndex")
+	return ray + "/" + rule + "/" + src + "/" + idx
+}
+
+// pipeline processes spooled batches: detect, commit to the store, publish
+// to the dashboards, and only then remove the batch from the spool.
 type pipeline struct {
 	detector
-	store *store.Store
-	hub   *web.Hub
-	log   *slog.Logger
+	store      *store.Store
+	spool      *store.Spool
+	hub        *web.Hub
+	log        *slog.Logger
+	maxLine    int
+	maxRecords int
+	metrics    *pipelineMetrics
 }
 
-// Ingest processes one decompressed batch. It returns after the batch's
-// alerts are committed; a malformed record is counted and reported, never
-// fatal to the rest of the batch.
-func (p *pipeline) Ingest(ctx context.Context, intake string, body []byte) (web.IngestResult, error) {
-	now := time.Now()
+type pipelineMetrics struct {
+	batches   *prometheus.CounterVec // by result
+	records   prometheus.Counter
+	malformed prometheus.Counter
+	latency   prometheus.Histogram
+}
+
+func newPipelineMetrics(reg prometheus.Registerer) *pipelineMetrics {
+	m := &pipelineMetrics{
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "raywatch_batches_processed_total",
+			Help: "Spooled batches processed, by result (committed, replayed_done, retry).",
+		}, []string{"result"}),
+		records: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raywatch_records_processed_total",
+			Help: "Records processed from the spool, malformed ones included.",
+		}),
+		malformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raywatch_records_rejected_total",
+			Help: "Malformed records (not JSON, not a known dataset, too long, over the batch limit).",
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "raywatch_batch_latency_seconds",
+			Help:    "Time from a batch's acknowledgement (2xx) to its alerts being committed.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
+	}
+	reg.MustRegister(m.batches, m.records, m.malformed, m.latency)
+	return m
+}
+
+// run processes batches with the given number of workers until the spool
+// is drained or closed, or ctx ends (a batch in progress then stays in the
+// spool for the next start).
+func (p *pipeline) run(ctx context.Context, workers int) {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() { p.work(ctx) })
+	}
+	wg.Wait()
+}
+
+func (p *pipeline) work(ctx context.Context) {
+	for {
+		b, err := p.spool.Next(ctx)
+		if err != nil {
+			return
+		}
+		if err := p.process(ctx, b); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.metrics.batches.WithLabelValues("retry").Inc()
+			p.log.Error("batch not processed; will retry", "batch", b.ID, "intake", b.Intake, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			p.spool.Retry(b)
+		}
+	}
+}
+
+// process runs one spooled batch through detection and commits it. A
+// malformed record is counted and kept for inspection; it never stops the
+// batch.
+func (p *pipeline) process(ctx context.Context, b *store.SpooledBatch) error {
+	done, err := p.store.BatchDone(b.ID)
+	if err != nil {
+		return err
+	}
+	if done { // committed before a crash, not yet removed
+		p.metrics.batches.WithLabelValues("replayed_done").Inc()
+		return p.spool.Remove(b)
+	}
+	rc, err := p.spool.Open(b)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	var body io.Reader = bufio.NewReaderSize(rc, 256<<10)
+	if magic, _ := body.(*bufio.Reader).Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return fmt.Errorf("batch %s: %w", b.ID, err)
+		}
+		defer zr.Close()
+		body = zr
+	}
 	var st batchStats
 	var alerts []engine.Alert
-	err := normalize.Split(bytes.NewReader(body), normalize.SplitOptions{
-		OnError: func(n int, err error) { st.Records++; st.malformed(fmt.Sprintf("record %d", n), err) },
+	var rejects []store.Reject
+	reject := func(n int, raw []byte, err error) {
+		st.malformed(fmt.Sprintf("record %d", n), err)
+		if len(rejects) < maxRejectsPerBatch {
+			line := raw
+			if len(line) > maxRejectLine {
+				line = line[:maxRejectLine]
+			}
+			rejects = append(rejects, store.Reject{
+				Time: b.Received, Intake: b.Intake, Batch: b.ID, Record: n,
+				Reason: err.Error(), Line: strings.ToValidUTF8(string(line), "\uFFFD"),
+			})
+		}
+	}
+	err = normalize.Split(body, normalize.SplitOptions{
+		MaxLineBytes: p.maxLine,
+		OnError: func(n int, err error) {
+			st.Records++
+			reject(n, nil, fmt.Errorf("%w: over %d bytes", normalize.ErrRecordTooLong, p.maxLine))
+		},
 	}, func(n int, raw []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		st.Records++
-		as, err := p.detectRecord(raw, intake, now)
+		if st.Records > p.maxRecords {
+			reject(n, nil, fmt.Errorf("over the limit of %d records per batch", p.maxRecords))
+			return nil
+		}
+		// The batch's receive time stands in for a missing event time, so
+		// that a replay computes the same alerts.
+		as, err := p.detectRecord(raw, b.Intake, b.Received)
 		if err != nil {
-			st.malformed(fmt.Sprintf("record %d", n), err)
+			reject(n, raw, err)
 			return nil
 		}
 		alerts = append(alerts, as...)
 		return nil
 	})
 	if err != nil {
-		return web.IngestResult{}, fmt.Errorf("read batch: %w", err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The intake checked the framing before the 2xx, so this is a
+		// JSON array that breaks off, or damage on disk: keep what was
+		// read, and say so.
+		reject(st.Records+1, nil, fmt.Errorf("batch body unreadable after record %d: %w", st.Records, err))
 	}
-	fresh, err := p.store.Put(ctx, alerts)
+	changed, err := p.store.Commit(ctx, store.Batch{ID: b.ID, Alerts: alerts, Rejects: rejects})
 	if err != nil {
-		return web.IngestResult{}, err
+		return err
 	}
-	p.hub.Publish(fresh)
-	return web.IngestResult{
-		Records:   st.Records,
-		Malformed: st.Malformed,
-		Alerts:    len(alerts),
-		New:       len(fresh),
-		Errors:    st.Errors,
-	}, nil
+	p.hub.Publish(changed)
+	p.metrics.latency.Observe(time.Since(b.Received).Seconds())
+	p.metrics.records.Add(float64(st.Records))
+	p.metrics.malformed.Add(float64(st.Malformed))
+	p.metrics.batches.WithLabelValues("committed").Inc()
+	if st.Malformed > 0 {
+		p.log.Warn("malformed records in batch", "batch", b.ID, "intake", b.Intake, "records", st.Records, "malformed", st.Malformed, "first_errors", st.Errors)
+	}
+	p.log.Debug("batch processed", "batch", b.ID, "intake", b.Intake, "records", st.Records, "alerts", len(alerts), "changed", len(changed))
+	return p.spool.Remove(b)
 }
 
 // alertSource adapts the store to web.AlertSource.
-type alertSource struct{ s *store.Store }
+type alertSource struct {
+	s     *store.Store
+	spool *store.Spool
+	rules web.RuleLister
+}
 
 func (a alertSource) ListAlerts(ctx context.Context, q web.AlertQuery) ([]engine.Alert, string, error) {
-	return a.s.List(ctx, store.Query{Limit: q.Limit, Cursor: q.Cursor})
+	return a.s.List(ctx, store.Query{
+		Limit: q.Limit, Cursor: q.Cursor, Rule: q.Rule, Level: q.Level, Status: q.Status,
+		Intake: q.Intake, From: q.From, To: q.To, Text: q.Text,
+	})
 }
 
 func (a alertSource) GetAlert(ctx context.Context, id string) (engine.Alert, error) {
-	al, err := a.s.Get(ctx, id)
-	if err != nil && errors.Is(err, store.ErrNotFound) {
+	return mapStoreErr(a.s.Get(ctx, id))
+}
+
+func (a alertSource) SetStatus(ctx context.Context, id, status, by string) (engine.Alert, error) {
+	return mapStoreErr(a.s.SetStatus(ctx, id, status, by, time.Now()))
+}
+
+func mapStoreErr(al engine.Alert, err error) (engine.Alert, error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return engine.Alert{}, fmt.Errorf("%w: %v", web.ErrNotFound, err)
+	case errors.Is(err, store.ErrBadStatus):
+		return engine.Alert{}, fmt.Errorf("%w: %v", web.ErrBadRequest, err)
 	}
 	return al, err
+}
+
+// stats is the JSON of /api/v1/stats.
+type stats struct {
+	store.Stats
+	Spool struct {
+		Batches int   `json:"batches"`
+		Bytes   int64 `json:"bytes"`
+	} `json:"spool"`
+}
+
+func (a alertSource) Stats(ctx context.Context) (any, error) {
+	st, err := a.s.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if a.rules != nil {
+		titles := map[string]string{}
+		for _, r := range a.rules.Rules() {
+			titles[r.ID] = r.Title
+		}
+		for i := range st.Rules {
+			st.Rules[i].Title = titles[st.Rules[i].Rule]
+		}
+	}
+	out := stats{Stats: st}
+	out.Spool.Batches, out.Spool.Bytes = a.spool.Stats()
+	return out, nil
+}
+
+func (a alertSource) Rejects(ctx context.Context, limit int) (any, error) {
+	return a.s.Rejects(ctx, limit)
+}
+
+// spoolAdapter adapts the store's spool to web.Spool.
+type spoolAdapter struct{ s *store.Spool }
+
+func (a spoolAdapter) Begin(intake string) (web.SpoolWriter, error) {
+	w, err := a.s.Begin(intake)
+	if err != nil {
+		return nil, busy(err)
+	}
+	return spoolWriter{w}, nil
+}
+
+type spoolWriter struct{ w *store.SpoolWriter }
+
+func (w spoolWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	return n, busy(err)
+}
+
+func (w spoolWriter) Commit(id string, lines int) (bool, error) {
+	dup, err := w.w.Commit(id, lines)
+	return dup, busy(err)
+}
+
+func (w spoolWriter) Abort() { w.w.Abort() }
+
+// busy maps the spool's ErrSpoolFull to web.ErrBusy.
+func busy(err error) error {
+	if errors.Is(err, store.ErrSpoolFull) {
+		return fmt.Errorf("%w: %v", web.ErrBusy, err)
+	}
+	return err
+}
+
+// storeCollector exports the store's counters on each scrape.
+type storeCollector struct {
+	s      *store.Store
+	spool  *store.Spool
+	alerts *prometheus.Desc
+	events *prometheus.Desc
+	stored *prometheus.Desc
+	size   *prometheus.Desc
+	depth  *prometheus.Desc
+	bytes  *prometheus.Desc
+}
+
+func newStoreCollector(s *store.Store, sp *store.Spool) *storeCollector {
+	return &storeCollector{
+		s: s, spool: sp,
+		alerts: prometheus.NewDesc("raywatch_rule_alerts_total", "Alerts created, by rule (grouped alerts count once).", []string{"rule"}, nil),
+		events: prometheus.NewDesc("raywatch_rule_events_total", "Records counted into alerts, by rule.", []string{"rule"}, nil),
+		stored: prometheus.NewDesc("raywatch_store_alerts", "Alerts in the store.", nil, nil),
+		size:   prometheus.NewDesc("raywatch_store_bytes", "Size of the alert database file.", nil, nil),
+		depth:  prometheus.NewDesc("raywatch_spool_batches", "Batches acknowledged and not yet processed.", nil, nil),
+		bytes:  prometheus.NewDesc("raywatch_spool_bytes", "Bytes in the spool, batches being received included.", nil, nil),
+	}
+}
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.alerts, c.events, c.stored, c.size, c.depth, c.bytes} {
+		ch <- d
+	}
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	n, b := c.spool.Stats()
+	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(b))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.s.Stats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.stored, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.stored, prometheus.GaugeValue, float64(st.Alerts))
+	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(st.Bytes))
+	for _, r := range st.Rules {
+		ch <- prometheus.MustNewConstMetric(c.alerts, prometheus.CounterValue, float64(r.Alerts), r.Rule)
+		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(r.Events), r.Rule)
+	}
 }

@@ -14,8 +14,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/normalize"
@@ -36,14 +40,12 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "raywatch serve: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
+	if err := cfg.loadSecrets(); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	keys, err := parseIntakeKeys()
-	if err != nil {
-		return err
-	}
-	cfg.IntakeKeys = keys
 	log := newLogger(stderr, cfg.LogLevel)
 	return serve(ctx, cfg, log, stderr)
 }
@@ -71,11 +73,31 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 		return err
 	}
 	defer startRuleWatcher(ctx, cfg, eng, log)()
-	st, err := store.Open(filepath.Join(cfg.DataDir, "alerts.db"), store.Options{})
+	st, err := store.Open(filepath.Join(cfg.DataDir, "alerts.db"), store.Options{
+		GroupWindow: cfg.GroupWindow,
+		MaxAge:      cfg.RetentionAge,
+		MaxAlerts:   cfg.RetentionCount,
+	})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	spool, err := store.OpenSpool(store.SpoolOptions{
+		Dir:      filepath.Join(cfg.DataDir, "spool"),
+		MaxBytes: cfg.SpoolMaxBytes,
+		Done:     st.BatchDone,
+	})
+	if err != nil {
+		return err
+	}
+	defer spool.Close()
+	if n, b := spool.Stats(); n > 0 {
+		log.Info("replaying spooled batches", "batches", n, "bytes", b)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newStoreCollector(st, spool))
 
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
@@ -84,20 +106,37 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 	go func() { hub.Run(hubCtx); close(hubDone) }()
 
 	p := &pipeline{
-		detector: detector{norm: normalize.New(normalize.Options{}), eng: eng, dataset: cfg.Dataset},
-		store:    st,
-		hub:      hub,
-		log:      log,
+		detector:   detector{norm: normalize.New(normalize.Options{}), eng: eng, dataset: cfg.Dataset},
+		store:      st,
+		spool:      spool,
+		hub:        hub,
+		log:        log.With("component", "pipeline"),
+		maxLine:    cfg.MaxLineBytes,
+		maxRecords: cfg.MaxRecords,
+		metrics:    newPipelineMetrics(reg),
 	}
+	// The workers start at once: batches left in the spool by the last run
+	// are processed first.
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	workDone := make(chan struct{})
+	go func() { p.run(workCtx, cfg.Workers); close(workDone) }()
+
+	retentionDone := make(chan struct{})
+	go func() { retain(workCtx, st, log); close(retentionDone) }()
+
 	srv, err := web.New(web.Options{
 		IntakeKeys:           cfg.IntakeKeys,
-		Ingester:             p,
-		Alerts:               alertSource{st},
+		DashboardToken:       cfg.DashboardToken,
+		Spool:                spoolAdapter{spool},
+		Alerts:               alertSource{s: st, spool: spool, rules: eng},
 		Rules:                eng,
 		Hub:                  hub,
 		Logger:               log,
+		Registry:             reg,
 		MaxBodyBytes:         cfg.MaxBodyBytes,
 		MaxDecompressedBytes: cfg.MaxDecompressedBytes,
+		MaxLines:             cfg.MaxRecords,
 	})
 	if err != nil {
 		return err
@@ -129,29 +168,67 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 	for n := range cfg.IntakeKeys {
 		names = append(names, n)
 	}
+	sort.Strings(names)
 	log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/",
-		"rules", len(eng.Rules()), "intakes", strings.Join(names, ","), "data_dir", cfg.DataDir)
+		"rules", len(eng.Rules()), "intakes", strings.Join(names, ","), "data_dir", cfg.DataDir,
+		"dashboard_token", cfg.DashboardToken != "", "workers", cfg.Workers)
 
+	var runErr error
 	select {
 	case err := <-serveErr:
-		return fmt.Errorf("serve: %w", err)
+		runErr = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing batches in progress")
+	// Stop accepting, wait for the requests in flight (each either got
+	// its batch spooled or not), then process what was acknowledged.
+	log.Info("shutting down: finishing acknowledged batches")
 	srv.SetReady(false)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		log.Warn("requests still open at shutdown", "err", err)
 	}
+	spool.Drain()
+	select {
+	case <-workDone:
+	case <-sctx.Done():
+		n, _ := spool.Stats()
+		log.Warn("shutdown timeout: batches left in the spool for the next start", "batches", n)
+	}
+	stopWork()
+	<-workDone
+	<-retentionDone
 	stopHub()
 	<-hubDone
 	srv.Wait()
+	spool.Close()
 	if err := st.Close(); err != nil {
 		return err
 	}
+	if runErr != nil {
+		return runErr
+	}
 	log.Info("stopped")
 	return nil
+}
+
+// retain applies the retention limits now and then every minute until ctx
+// ends.
+func retain(ctx context.Context, st *store.Store, log *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if n, err := st.Prune(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.Error("retention", "err", err)
+		} else if n > 0 {
+			log.Info("retention deleted alerts", "alerts", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // loadEngine compiles the built-in rules plus those of the rules folder. A

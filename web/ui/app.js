@@ -92,6 +92,11 @@
       }
     };
     ws.onclose = function () {
+      // A refused websocket hides its status: ask the API whether the
+      // session has expired, and if so go back to the login page.
+      fetch("/api/v1/stats", { credentials: "same-origin" }).then(function (resp) {
+        if (resp.status === 401) location.replace("/login.html");
+      }, function () {});
       setState("down", "disconnected, retrying in " + Math.round(backoff / 1000) + " s");
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 30000);

@@ -1,0 +1,755 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/raywatch/raywatch/engine"
+)
+
+// Batch is what one processed batch brings to the store, committed
+// atomically by [Store.Commit].
+type Batch struct {
+	// ID identifies the batch (see [Spool]); "" for none. Once committed, a
+	// batch id is remembered for Options.BatchMemory: [Store.BatchDone]
+	// reports it.
+	ID string
+	// Alerts are the matches of the batch: one alert per rule and record, as
+	// [engine.Engine.Match] makes them, with RecordKey set to the record's
+	// de-duplication key.
+	Alerts []engine.Alert
+	// Rejects are the malformed records of the batch to keep.
+	Rejects []Reject
+}
+
+// Reject is a malformed record kept for inspection.
+type Reject struct {
+	Time   time.Time `json:"time"`
+	Intake string    `json:"intake"`
+	Batch  string    `json:"batch"`
+	Record int       `json:"record"`
+	Reason string    `json:"reason"`
+	// Line is the start of the record as received (at most 1 KiB, invalid
+	// UTF-8 replaced).
+	Line string `json:"line"`
+}
+
+// ruleCounters are the per-rule counters of /api/v1/stats.
+type ruleCounters struct {
+	Alerts   int64     `json:"alerts"` // alerts created
+	Events   int64     `json:"events"` // records counted into alerts
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// Commit stores a batch in one transaction: its alerts grouped into the
+// stored ones, its rejects, and its id. A record already counted into an
+// alert (same rule, same record key) is not counted again, so a retried
+// record or batch never inflates a count. Commit returns the alerts that
+// were created or changed, as stored; they are on disk when it returns.
+//
+// Concurrent calls are coalesced into shared transactions (bbolt's Batch).
+func (s *Store) Commit(ctx context.Context, b Batch) ([]engine.Alert, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rejects := make([][]byte, len(b.Rejects))
+	for i := range b.Rejects {
+		v, err := json.Marshal(&b.Rejects[i])
+		if err != nil {
+			return nil, fmt.Errorf("encode reject: %w", err)
+		}
+		rejects[i] = v
+	}
+	var changed []engine.Alert
+	// The function may run more than once (bbolt retries a failed batch one
+	// function at a time): it starts from the database alone each time.
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		changed = changed[:0]
+		if b.ID != "" && tx.Bucket(bucketBatches).Get([]byte(b.ID)) != nil {
+			return nil // committed before: nothing to do
+		}
+		g := grouper{s: s, tx: tx, touched: map[string]*engine.Alert{}, created: map[string]bool{}, rules: map[string]*ruleCounters{}}
+		for i := range b.Alerts {
+			if err := g.add(&b.Alerts[i]); err != nil {
+				return err
+			}
+		}
+		out, err := g.flush()
+		if err != nil {
+			return err
+		}
+		if err := s.putRejects(tx, rejects); err != nil {
+			return err
+		}
+		if b.ID != "" {
+			if err := tx.Bucket(bucketBatches).Put([]byte(b.ID), u64bytes(uint64(time.Now().UnixNano()))); err != nil {
+				return err
+			}
+		}
+		changed = out
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit batch %s: %w", b.ID, err)
+	}
+	return changed, nil
+}
+
+// Put stores alerts without a batch id; see [Store.Commit].
+func (s *Store) Put(ctx context.Context, alerts []engine.Alert) ([]engine.Alert, error) {
+	return s.Commit(ctx, Batch{Alerts: alerts})
+}
+
+// BatchDone reports whether the batch id was committed (within
+// Options.BatchMemory).
+func (s *Store) BatchDone(id string) (bool, error) {
+	var done bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		done = tx.Bucket(bucketBatches).Get([]byte(id)) != nil
+		return nil
+	})
+	return done, err
+}
+
+// grouper folds per-record alerts into stored alerts within one
+// transaction.
+type grouper struct {
+	s       *Store
+	tx      *bolt.Tx
+	touched map[string]*engine.Alert // by id, decoded or new
+	created map[string]bool
+	order   []string
+	rules   map[string]*ruleCounters
+}
+
+// GroupID returns the id of the stored alert that a per-record alert a
+// belongs to, given the grouping window: the slot start then a hash of the
+// rule, intake, source IP and host; with no window, a's own id.
+func GroupID(a *engine.Alert, window time.Duration) string {
+	if window <= 0 {
+		return engine.AlertID(a.FirstSeen, a.Rule.ID, a.RecordKey)
+	}
+	slot := a.FirstSeen.UTC().Truncate(window)
+	ip, host, _ := entity(a.Event)
+	return engine.AlertID(slot, a.Rule.ID, "group\x00"+a.Intake+"\x00"+ip+"\x00"+host)
+}
+
+func (g *grouper) add(a *engine.Alert) error {
+	id := GroupID(a, g.s.opts.GroupWindow)
+	rk := a.RecordKey
+	if rk == "" {
+		rk = a.ID
+	}
+	seen := g.tx.Bucket(bucketSeen)
+	seenKey := []byte(id + "\x00" + rk)
+	if seen.Get(seenKey) != nil {
+		return nil // this record is counted already
+	}
+	if err := seen.Put(seenKey, []byte{}); err != nil {
+		return err
+	}
+	rc, err := g.counters(a.Rule.ID)
+	if err != nil {
+		return err
+	}
+	rc.Events++
+	if a.LastSeen.After(rc.LastSeen) {
+		rc.LastSeen = a.LastSeen
+	}
+	cur := g.touched[id]
+	if cur == nil {
+		if v := g.tx.Bucket(bucketAlerts).Get([]byte(id)); v != nil {
+			old, err := decodeAlert(v)
+			if err != nil {
+				return fmt.Errorf("decode alert %s: %w", id, err)
+			}
+			cur = &old
+		}
+		if cur != nil {
+			g.touched[id] = cur
+			g.order = append(g.order, id)
+		}
+	}
+	if cur == nil {
+		n := *a
+		n.ID = id
+		n.Count = 1
+		n.Status = engine.StatusNew
+		n.Samples = []engine.Sample{{RecordKey: rk, Time: a.FirstSeen, Event: a.Event}}
+		n.StatusHistory = nil
+		g.touched[id] = &n
+		g.created[id] = true
+		g.order = append(g.order, id)
+		rc.Alerts++
+		return nil
+	}
+	cur.Count++
+	if a.FirstSeen.Before(cur.FirstSeen) {
+		cur.FirstSeen = a.FirstSeen
+	}
+	if a.LastSeen.After(cur.LastSeen) {
+		cur.LastSeen = a.LastSeen
+	}
+	// The alert shows its earliest event (ties broken by record key), so
+	// that the result does not depend on the order records arrive in.
+	if earlier(a.FirstSeen, rk, sampleTime(cur), cur.RecordKey) {
+		cur.Event, cur.Matches, cur.RecordKey = a.Event, a.Matches, rk
+	}
+	cur.Samples = append(cur.Samples, engine.Sample{RecordKey: rk, Time: a.FirstSeen, Event: a.Event})
+	sort.SliceStable(cur.Samples, func(i, j int) bool {
+		return earlier(cur.Samples[i].Time, cur.Samples[i].RecordKey, cur.Samples[j].Time, cur.Samples[j].RecordKey)
+	})
+	if len(cur.Samples) > g.s.opts.Samples {
+		cur.Samples = cur.Samples[:g.s.opts.Samples]
+	}
+	return nil
+}
+
+// sampleTime is the time of the event an alert shows.
+func sampleTime(a *engine.Alert) time.Time {
+	for _, sm := range a.Samples {
+		if sm.RecordKey == a.RecordKey {
+			return sm.Time
+		}
+	}
+	return a.FirstSeen
+}
+
+func earlier(t1 time.Time, k1 string, t2 time.Time, k2 string) bool {
+	if !t1.Equal(t2) {
+		return t1.Before(t2)
+	}
+	return k1 < k2
+}
+
+func (g *grouper) counters(rule string) (*ruleCounters, error) {
+	if rc := g.rules[rule]; rc != nil {
+		return rc, nil
+	}
+	rc := &ruleCounters{}
+	if v := g.tx.Bucket(bucketRules).Get([]byte(rule)); v != nil {
+		if err := json.Unmarshal(v, rc); err != nil {
+			return nil, fmt.Errorf("decode counters of rule %s: %w", rule, err)
+		}
+	}
+	g.rules[rule] = rc
+	return rc, nil
+}
+
+// flush writes the touched alerts, their indexes and the counters.
+func (g *grouper) flush() ([]engine.Alert, error) {
+	alerts := g.tx.Bucket(bucketAlerts)
+	out := make([]engine.Alert, 0, len(g.order))
+	for _, id := range g.order {
+		a := g.touched[id]
+		v, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("encode alert %s: %w", id, err)
+		}
+		if err := alerts.Put([]byte(id), v); err != nil {
+			return nil, err
+		}
+		if g.created[id] {
+			if err := g.tx.Bucket(bucketByRule).Put(indexKey(a.Rule.ID, id), []byte{}); err != nil {
+				return nil, err
+			}
+			if err := g.tx.Bucket(bucketByStatus).Put(indexKey(a.Status, id), []byte{}); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, *a)
+	}
+	if n := len(g.created); n > 0 {
+		if err := addMeta(g.tx, metaAlerts, int64(n)); err != nil {
+			return nil, err
+		}
+	}
+	for rule, rc := range g.rules {
+		v, err := json.Marshal(rc)
+		if err != nil {
+			return nil, err
+		}
+		if err := g.tx.Bucket(bucketRules).Put([]byte(rule), v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func indexKey(prefix, id string) []byte {
+	k := make([]byte, 0, len(prefix)+1+len(id))
+	k = append(k, prefix...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+func (s *Store) putRejects(tx *bolt.Tx, rejects [][]byte) error {
+	if len(rejects) == 0 {
+		return nil
+	}
+	b := tx.Bucket(bucketRejects)
+	for _, v := range rejects {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := b.Put(u64bytes(seq), v); err != nil {
+			return err
+		}
+	}
+	// Keep the newest MaxRejects.
+	n := b.Stats().KeyN
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && n > s.opts.MaxRejects; k, _ = c.First() {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+		n--
+	}
+	return nil
+}
+
+// Rejects returns up to limit kept malformed records, newest first.
+func (s *Store) Rejects(ctx context.Context, limit int) ([]Reject, error) {
+	if limit <= 0 || limit > s.opts.MaxRejects {
+		limit = s.opts.MaxRejects
+	}
+	out := []Reject{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRejects).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var r Reject
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode reject %x: %w", k, err)
+			}
+			out = append(out, r)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list rejects: %w", err)
+	}
+	return out, nil
+}
+
+// Query selects alerts for [Store.List]. Empty fields do not filter.
+type Query struct {
+	// Limit is the page size; 0 means 50, and it is capped at 1000.
+	Limit int
+	// Cursor continues a listing: the Next of the previous page.
+	Cursor string
+	Rule   string // rule id
+	Level  string
+	Status string
+	Intake string
+	// From and To keep the alerts whose events overlap [From, To].
+	From, To time.Time
+	// Text keeps the alerts whose event's source IP, host or user-agent
+	// contains it, ignoring case.
+	Text string
+}
+
+// maxScan bounds the alerts one List call examines; a listing with very
+// selective filters may return a short (even empty) page with a Next to go
+// on from.
+const maxScan = 50000
+
+// List returns alerts newest first (by ID, which starts with the time of the
+// alert's slot) and the cursor of the next page ("" when there is none).
+func (s *Store) List(ctx context.Context, q Query) ([]engine.Alert, string, error) {
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	if q.Limit > 1000 {
+		q.Limit = 1000
+	}
+	text := strings.ToLower(strings.TrimSpace(q.Text))
+	var out []engine.Alert
+	next := ""
+	err := s.db.View(func(tx *bolt.Tx) error {
+		alerts := tx.Bucket(bucketAlerts)
+		// Walk an index when one applies, else the alerts themselves.
+		var prefix []byte
+		c := alerts.Cursor()
+		switch {
+		case q.Rule != "":
+			prefix, c = indexKey(q.Rule, ""), tx.Bucket(bucketByRule).Cursor()
+		case q.Status != "":
+			prefix, c = indexKey(q.Status, ""), tx.Bucket(bucketByStatus).Cursor()
+		}
+		// Start below the cursor and below the end of the time range.
+		start := q.Cursor
+		if !q.To.IsZero() {
+			top := fmt.Sprintf("%012x", q.To.UnixMilli()+1)
+			if start == "" || top < start {
+				start = top
+			}
+		}
+		var k, v []byte
+		if start == "" {
+			k, v = seekLast(c, prefix)
+		} else {
+			seek := append(slices.Clip(prefix), start...)
+			k, v = c.Seek(seek)
+			if k == nil {
+				k, v = c.Last()
+			}
+			for k != nil && bytes.Compare(k, seek) >= 0 {
+				k, v = c.Prev()
+			}
+		}
+		window := s.opts.GroupWindow
+		for scanned := 0; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+			id := k[len(prefix):]
+			if t, ok := idTime(id); ok && !q.From.IsZero() && t.Add(window).Before(q.From) {
+				return nil // this alert and every older one ended before From
+			}
+			if len(out) == q.Limit {
+				next = out[len(out)-1].ID
+				return nil
+			}
+			if scanned++; scanned > maxScan {
+				next = string(id)
+				return nil
+			}
+			if prefix != nil {
+				v = alerts.Get(id)
+				if v == nil {
+					continue
+				}
+			}
+			a, err := decodeAlert(v)
+			if err != nil {
+				return fmt.Errorf("decode alert %s: %w", id, err)
+			}
+			if !q.matches(&a, text) {
+				continue
+			}
+			out = append(out, a)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list alerts: %w", err)
+	}
+	return out, next, nil
+}
+
+// idTime returns the time an alert id starts with.
+func idTime(id []byte) (time.Time, bool) {
+	if len(id) < 12 {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseInt(string(id[:12]), 16, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+// seekLast positions c on the last key with prefix (the last key when
+// prefix is nil).
+func seekLast(c *bolt.Cursor, prefix []byte) ([]byte, []byte) {
+	if prefix == nil {
+		return c.Last()
+	}
+	end := append(slices.Clip(prefix[:len(prefix)-1]), 1) // prefix's 0x00 separator + 1
+	if k, _ := c.Seek(end); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+func (q *Query) matches(a *engine.Alert, text string) bool {
+	switch {
+	case q.Rule != "" && a.Rule.ID != q.Rule,
+		q.Level != "" && !strings.EqualFold(a.Rule.Level, q.Level),
+		q.Status != "" && a.Status != q.Status,
+		q.Intake != "" && a.Intake != q.Intake,
+		!q.From.IsZero() && a.LastSeen.Before(q.From),
+		!q.To.IsZero() && a.FirstSeen.After(q.To):
+		return false
+	}
+	if text == "" {
+		return true
+	}
+	ip, host, ua := entity(a.Event)
+	for _, f := range []string{ip, host, ua} {
+		if strings.Contains(strings.ToLower(f), text) {
+			return true
+		}
+	}
+	return false
+}
+
+// entity returns the source IP, host and user-agent of an ECS document.
+func entity(doc map[string]any) (ip, host, ua string) {
+	ip = first(doc, "source.ip", "client.ip", "cloudflare.ClientIP")
+	host = first(doc, "destination.address", "url.domain", "cloudflare.ClientRequestHost")
+	ua = first(doc, "user_agent.original", "cloudflare.ClientRequestUserAgent")
+	return ip, host, ua
+}
+
+// first returns the first of the dotted fields present in doc as text.
+func first(doc map[string]any, fields ...string) string {
+	for _, f := range fields {
+		var v any = doc
+		for _, part := range strings.Split(f, ".") {
+			m, ok := v.(map[string]any)
+			if !ok {
+				v = nil
+				break
+			}
+			v = m[part]
+		}
+		switch x := v.(type) {
+		case string:
+			if x != "" {
+				return x
+			}
+		case json.Number:
+			return string(x)
+		}
+	}
+	return ""
+}
+
+// Get returns one alert by id, or an error wrapping ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (engine.Alert, error) {
+	var a engine.Alert
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAlerts).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		a, err = decodeAlert(v)
+		return err
+	})
+	if err != nil {
+		return engine.Alert{}, fmt.Errorf("get alert %q: %w", id, err)
+	}
+	return a, nil
+}
+
+// SetStatus sets the status of alert id (new, acknowledged or closed),
+// recording who did it and when, and returns the alert as stored. Setting
+// the status an alert already has changes nothing.
+func (s *Store) SetStatus(ctx context.Context, id, status, by string, at time.Time) (engine.Alert, error) {
+	switch status {
+	case engine.StatusNew, engine.StatusAcknowledged, engine.StatusClosed:
+	default:
+		return engine.Alert{}, fmt.Errorf("%w %q: want new, acknowledged or closed", ErrBadStatus, status)
+	}
+	var a engine.Alert
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAlerts)
+		v := b.Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		if a, err = decodeAlert(v); err != nil {
+			return err
+		}
+		if a.Status == status {
+			return nil
+		}
+		idx := tx.Bucket(bucketByStatus)
+		if err := idx.Delete(indexKey(a.Status, id)); err != nil {
+			return err
+		}
+		if err := idx.Put(indexKey(status, id), []byte{}); err != nil {
+			return err
+		}
+		a.Status = status
+		a.StatusHistory = append(a.StatusHistory, engine.StatusChange{Status: status, By: by, At: at.UTC()})
+		nv, err := json.Marshal(&a)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), nv)
+	})
+	if err != nil {
+		return engine.Alert{}, fmt.Errorf("set status of alert %q: %w", id, err)
+	}
+	return a, nil
+}
+
+// RuleStats are the counters of one rule.
+type RuleStats struct {
+	Rule     string    `json:"rule"`
+	Title    string    `json:"title,omitempty"` // filled in by the caller, which knows the rules
+	Alerts   int64     `json:"alerts"`          // alerts created (grouped)
+	Events   int64     `json:"events"`          // records counted into them
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// Stats describes the store.
+type Stats struct {
+	Alerts   int64            `json:"alerts"` // alerts stored now
+	ByStatus map[string]int64 `json:"by_status"`
+	Rules    []RuleStats      `json:"rules"`
+	Bytes    int64            `json:"bytes"`
+}
+
+// Stats returns counters per rule (since the store was created) and the
+// number of stored alerts by status.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	st := Stats{ByStatus: map[string]int64{}, Rules: []RuleStats{}}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		st.Alerts = int64(u64(tx.Bucket(bucketMeta).Get(metaAlerts)))
+		st.Bytes = tx.Size()
+		err := tx.Bucket(bucketRules).ForEach(func(k, v []byte) error {
+			var rc ruleCounters
+			if err := json.Unmarshal(v, &rc); err != nil {
+				return err
+			}
+			st.Rules = append(st.Rules, RuleStats{Rule: string(k), Alerts: rc.Alerts, Events: rc.Events, LastSeen: rc.LastSeen})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketByStatus).ForEach(func(k, _ []byte) error {
+			if i := bytes.IndexByte(k, 0); i >= 0 {
+				st.ByStatus[string(k[:i])]++
+			}
+			return ctx.Err()
+		})
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	return st, nil
+}
+
+// pruneChunk bounds the deletions of one Prune transaction.
+const pruneChunk = 1000
+
+// Prune applies retention as of now: it deletes alerts older than MaxAge,
+// then the oldest beyond MaxAlerts, with their indexes and record marks, and
+// forgets batch ids older than BatchMemory. It returns the number of alerts
+// deleted. It works in short transactions so as not to hold up commits.
+func (s *Store) Prune(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n := 0
+		more := false
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			n, more = 0, false
+			count := int64(u64(tx.Bucket(bucketMeta).Get(metaAlerts)))
+			cutoff := now.Add(-s.opts.MaxAge)
+			alerts := tx.Bucket(bucketAlerts)
+			var victims [][]byte
+			c := alerts.Cursor()
+			for k, v := c.First(); k != nil && len(victims) < pruneChunk; k, v = c.Next() {
+				if s.opts.MaxAlerts > 0 && count-int64(len(victims)) > int64(s.opts.MaxAlerts) {
+					victims = append(victims, bytes.Clone(k))
+					continue
+				}
+				if s.opts.MaxAge <= 0 {
+					break
+				}
+				// Keys are in slot order, not last-seen order: look no
+				// further than the slots that end before the cutoff.
+				if t, ok := idTime(k); ok && !t.Add(s.opts.GroupWindow).Before(cutoff) {
+					break
+				}
+				a, err := decodeAlert(v)
+				if err != nil {
+					return fmt.Errorf("decode alert %s: %w", k, err)
+				}
+				if a.LastSeen.Before(cutoff) {
+					victims = append(victims, bytes.Clone(k))
+				}
+			}
+			more = len(victims) == pruneChunk
+			for _, k := range victims {
+				if err := s.deleteAlert(tx, k, alerts.Get(k)); err != nil {
+					return err
+				}
+				n++
+			}
+			if n > 0 {
+				if err := addMeta(tx, metaAlerts, -int64(n)); err != nil {
+					return err
+				}
+			}
+			return s.forgetBatches(tx, now)
+		})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("prune alerts: %w", err)
+		}
+		if !more {
+			return total, nil
+		}
+	}
+}
+
+func (s *Store) deleteAlert(tx *bolt.Tx, k, v []byte) error {
+	id := string(k)
+	a, err := decodeAlert(v)
+	if err != nil {
+		return fmt.Errorf("decode alert %s: %w", id, err)
+	}
+	if err := tx.Bucket(bucketByRule).Delete(indexKey(a.Rule.ID, id)); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketByStatus).Delete(indexKey(a.Status, id)); err != nil {
+		return err
+	}
+	seen := tx.Bucket(bucketSeen).Cursor()
+	prefix := indexKey(id, "")
+	for sk, _ := seen.Seek(prefix); sk != nil && bytes.HasPrefix(sk, prefix); sk, _ = seen.Seek(prefix) {
+		if err := seen.Delete(); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketAlerts).Delete(k)
+}
+
+func (s *Store) forgetBatches(tx *bolt.Tx, now time.Time) error {
+	cutoff := uint64(now.Add(-s.opts.BatchMemory).UnixNano())
+	b := tx.Bucket(bucketBatches)
+	var old [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if binary.BigEndian.Uint64(v) < cutoff && len(old) < pruneChunk {
+			old = append(old, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeAlert decodes a stored alert, keeping numbers exact. The decoder
+// copies what it keeps, so v may be memory owned by a bbolt transaction.
+func decodeAlert(v []byte) (engine.Alert, error) {
+	var a engine.Alert
+	d := json.NewDecoder(bytes.NewReader(v))
+	d.UseNumber()
+	err := d.Decode(&a)
+	return a, err
+}

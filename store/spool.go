@@ -1,0 +1,410 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The spool is a folder of files, one per batch, rather than a bbolt
+// bucket: a batch may be tens of megabytes, which bbolt would copy into its
+// pages (and never give back to the file system), and every spooled batch
+// would contend with alert commits for bbolt's single writer. A file is
+// written once, fsync'd, renamed into place (then the folder is fsync'd),
+// read once, and unlinked; the disk budget is the sum of the file sizes.
+
+// Spool errors.
+var (
+	// ErrSpoolFull is returned when accepting a batch would take the spool
+	// over its disk budget.
+	ErrSpoolFull = errors.New("spool over its disk budget")
+	// ErrSpoolClosed is returned by [Spool.Next] once the spool is drained
+	// or closed.
+	ErrSpoolClosed = errors.New("spool closed")
+)
+
+const (
+	spoolMagic  = "RWSPOOL1\n"
+	headerSize  = 512
+	batchSuffix = ".batch"
+	tmpPrefix   = "tmp-"
+)
+
+// SpoolOptions configures [OpenSpool].
+type SpoolOptions struct {
+	// Dir is the spool folder; it is created if needed.
+	Dir string
+	// MaxBytes is the disk budget; 0 means 1 GiB.
+	MaxBytes int64
+	// Done, if set, reports whether a batch id has been processed already;
+	// such a batch is not spooled again (see [SpoolWriter.Commit]).
+	Done func(id string) (bool, error)
+}
+
+// SpooledBatch is a batch waiting in the spool.
+type SpooledBatch struct {
+	ID       string    `json:"id"`
+	Intake   string    `json:"intake"`
+	Received time.Time `json:"received"`
+	Lines    int       `json:"lines"`
+	Size     int64     `json:"-"`
+	path     string
+}
+
+// Spool holds accepted batches durably until they are processed. Its
+// methods are safe for concurrent use.
+type Spool struct {
+	opts    SpoolOptions
+	mu      sync.Mutex
+	pending map[string]*SpooledBatch // spooled, by id (also those being committed)
+	queue   []*SpooledBatch          // waiting for a worker, oldest first
+	bytes   int64                    // on disk, including writes in progress
+	seq     uint64
+	notify  chan struct{}
+	drain   bool
+	closed  bool
+}
+
+// OpenSpool opens the spool folder: it removes the partial files of batches
+// that were never acknowledged and queues the spooled ones, oldest first.
+func OpenSpool(opts SpoolOptions) (*Spool, error) {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 1 << 30
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create spool %q: %w", opts.Dir, err)
+	}
+	s := &Spool{opts: opts, pending: map[string]*SpooledBatch{}, notify: make(chan struct{}, 1)}
+	entries, err := os.ReadDir(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("read spool %q: %w", opts.Dir, err)
+	}
+	for _, e := range entries {
+		path := filepath.Join(opts.Dir, e.Name())
+		switch {
+		case strings.HasPrefix(e.Name(), tmpPrefix):
+			// Never acknowledged: the client got no 2xx and will retry.
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("clean spool: %w", err)
+			}
+		case strings.HasSuffix(e.Name(), batchSuffix):
+			b, err := readHeader(path)
+			if err != nil {
+				return nil, fmt.Errorf("spooled batch %s: %w", e.Name(), err)
+			}
+			seq, _ := strconv.ParseUint(strings.SplitN(e.Name(), "-", 2)[0], 16, 64)
+			s.seq = max(s.seq, seq)
+			s.pending[b.ID] = b
+			s.queue = append(s.queue, b)
+			s.bytes += b.Size
+		}
+	}
+	sort.Slice(s.queue, func(i, j int) bool { return s.queue[i].path < s.queue[j].path })
+	return s, nil
+}
+
+// readHeader reads the header of a spooled batch file.
+func readHeader(path string) (*SpooledBatch, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	h := make([]byte, headerSize)
+	if _, err := io.ReadFull(f, h); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	if !bytes.HasPrefix(h, []byte(spoolMagic)) {
+		return nil, errors.New("not a spool file")
+	}
+	var b SpooledBatch
+	if err := json.Unmarshal(bytes.TrimSpace(h[len(spoolMagic):]), &b); err != nil {
+		return nil, fmt.Errorf("decode header: %w", err)
+	}
+	b.Size, b.path = st.Size(), path
+	return &b, nil
+}
+
+// Stats returns the number of batches spooled (waiting or in progress) and
+// the bytes they take, including batches being received.
+func (s *Spool) Stats() (batches int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending), s.bytes
+}
+
+// reserve accounts n more bytes, failing when over budget.
+func (s *Spool) reserve(n int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bytes+n > s.opts.MaxBytes {
+		return ErrSpoolFull
+	}
+	s.bytes += n
+	return nil
+}
+
+func (s *Spool) release(n int64) {
+	s.mu.Lock()
+	s.bytes -= n
+	s.mu.Unlock()
+}
+
+// Begin starts receiving a batch for intake. The caller writes the body as
+// received and then calls Commit or Abort. Begin fails with ErrSpoolFull
+// when the spool is over its budget.
+func (s *Spool) Begin(intake string) (*SpoolWriter, error) {
+	if err := s.reserve(headerSize); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(s.opts.Dir, tmpPrefix+"*")
+	if err != nil {
+		s.release(headerSize)
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	w := &SpoolWriter{s: s, f: f, n: headerSize, intake: intake, received: time.Now().UTC()}
+	if _, err := f.Write(make([]byte, headerSize)); err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	return w, nil
+}
+
+// SpoolWriter receives one batch into the spool. It is not safe for
+// concurrent use.
+type SpoolWriter struct {
+	s        *Spool
+	f        *os.File
+	n        int64
+	intake   string
+	received time.Time
+	done     bool
+}
+
+// Write appends body bytes. It fails with ErrSpoolFull when they take the
+// spool over its budget.
+func (w *SpoolWriter) Write(p []byte) (int, error) {
+	if err := w.s.reserve(int64(len(p))); err != nil {
+		return 0, err
+	}
+	n, err := w.f.Write(p)
+	w.n += int64(len(p))
+	if err != nil {
+		return n, fmt.Errorf("spool: %w", err)
+	}
+	return n, nil
+}
+
+// Abort discards the batch. It is safe to call after Commit (it then does
+// nothing).
+func (w *SpoolWriter) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.f.Name())
+	w.s.release(w.n)
+}
+
+// Commit makes the batch durable under id (a digest of its content that
+// the caller computed) and queues it for processing. When it returns nil the
+// batch survives a crash. If a batch with the same id is spooled already, or
+// was processed (SpoolOptions.Done), the bytes are discarded and duplicate
+// is true.
+func (w *SpoolWriter) Commit(id string, lines int) (duplicate bool, err error) {
+	if w.done {
+		return false, errors.New("spool: batch already committed or aborted")
+	}
+	s := w.s
+	b := &SpooledBatch{ID: id, Intake: w.intake, Received: w.received, Lines: lines, Size: w.n}
+	h, err := json.Marshal(b)
+	if err != nil || len(spoolMagic)+len(h)+1 > headerSize {
+		w.Abort()
+		return false, fmt.Errorf("spool: batch header too large")
+	}
+	header := bytes.Repeat([]byte{' '}, headerSize)
+	copy(header, spoolMagic)
+	copy(header[len(spoolMagic):], h)
+	header[headerSize-1] = '\n'
+	if _, err := w.f.WriteAt(header, 0); err != nil {
+		w.Abort()
+		return false, fmt.Errorf("spool: %w", err)
+	}
+	if err := w.f.Sync(); err != nil {
+		w.Abort()
+		return false, fmt.Errorf("spool: %w", err)
+	}
+	if err := w.f.Close(); err != nil {
+		w.Abort()
+		return false, fmt.Errorf("spool: %w", err)
+	}
+
+	s.mu.Lock()
+	if _, dup := s.pending[id]; dup || s.closed {
+		s.mu.Unlock()
+		w.Abort()
+		if !dup {
+			return false, ErrSpoolClosed
+		}
+		return true, nil
+	}
+	if s.opts.Done != nil {
+		done, err := s.opts.Done(id)
+		if err != nil || done {
+			s.mu.Unlock()
+			w.Abort()
+			return done, err
+		}
+	}
+	s.seq++
+	b.path = filepath.Join(s.opts.Dir, fmt.Sprintf("%016x-%s%s", s.seq, id, batchSuffix))
+	s.pending[id] = b // claims the id while the rename is made durable
+	s.mu.Unlock()
+
+	if err := os.Rename(w.f.Name(), b.path); err != nil {
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
+		w.Abort()
+		return false, fmt.Errorf("spool: %w", err)
+	}
+	w.done = true
+	if err := syncDir(s.opts.Dir); err != nil {
+		// The file is complete; only its name may not survive a power loss.
+		// Keep it queued but do not acknowledge.
+		s.enqueue(b)
+		return false, fmt.Errorf("spool: %w", err)
+	}
+	s.enqueue(b)
+	return false, nil
+}
+
+func (s *Spool) enqueue(b *SpooledBatch) {
+	s.mu.Lock()
+	s.queue = append(s.queue, b)
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Next returns the oldest batch waiting for processing, waiting for one if
+// needed. It returns ctx's error when ctx ends, and ErrSpoolClosed once the
+// spool is closed, or drained (see [Spool.Drain]) and empty.
+func (s *Spool) Next(ctx context.Context) (*SpooledBatch, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			s.wake()
+			return nil, ErrSpoolClosed
+		}
+		if len(s.queue) > 0 {
+			b := s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			more := len(s.queue) > 0
+			s.mu.Unlock()
+			if more { // wake another worker
+				select {
+				case s.notify <- struct{}{}:
+				default:
+				}
+			}
+			return b, nil
+		}
+		drain := s.drain
+		s.mu.Unlock()
+		if drain {
+			s.wake()
+			return nil, ErrSpoolClosed
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.notify:
+		}
+	}
+}
+
+func (s *Spool) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Drain makes [Spool.Next] return ErrSpoolClosed, instead of waiting, once
+// no batch is left; call it after the intake has stopped.
+func (s *Spool) Drain() {
+	s.mu.Lock()
+	s.drain = true
+	s.mu.Unlock()
+	s.wake()
+}
+
+// Close stops handing out batches. Spooled batches stay on disk for the
+// next start. It is safe to call more than once.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.wake()
+	return nil
+}
+
+// Open returns the body of a spooled batch as it was received.
+func (s *Spool) Open(b *SpooledBatch) (io.ReadCloser, error) {
+	f, err := os.Open(b.path)
+	if err != nil {
+		return nil, fmt.Errorf("open spooled batch %s: %w", b.ID, err)
+	}
+	if _, err := f.Seek(headerSize, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open spooled batch %s: %w", b.ID, err)
+	}
+	return f, nil
+}
+
+// Remove deletes a processed batch from the spool. Call it only after the
+// batch's alerts are committed.
+func (s *Spool) Remove(b *SpooledBatch) error {
+	if err := os.Remove(b.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove spooled batch %s: %w", b.ID, err)
+	}
+	s.mu.Lock()
+	if s.pending[b.ID] == b {
+		delete(s.pending, b.ID)
+		s.bytes -= b.Size
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Retry puts a batch whose processing failed back at the end of the queue.
+func (s *Spool) Retry(b *SpooledBatch) { s.enqueue(b) }

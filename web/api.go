@@ -1,0 +1,159 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/raywatch/raywatch/engine"
+)
+
+// parseTime accepts RFC 3339 or Unix seconds.
+func parseTime(v string) (time.Time, error) {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	return time.Parse(time.RFC3339Nano, v)
+}
+
+// handleListAlerts serves GET /api/v1/alerts?limit=N&cursor=C&rule=&level=
+// &status=&intake=&from=&to=&q=.
+func (s *Server) handleListAlerts(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	q := AlertQuery{
+		Cursor: v.Get("cursor"),
+		Rule:   v.Get("rule"),
+		Level:  v.Get("level"),
+		Status: v.Get("status"),
+		Intake: v.Get("intake"),
+		Text:   v.Get("q"),
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "limit must be a positive integer")
+			return
+		}
+		q.Limit = n
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if x := v.Get(p.name); x != "" {
+			t, err := parseTime(x)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, p.name+" must be RFC 3339 or Unix seconds")
+				return
+			}
+			*p.dst = t
+		}
+	}
+	alerts, next, err := s.opts.Alerts.ListAlerts(r.Context(), q)
+	if err != nil {
+		s.log.Error("list alerts", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot list alerts")
+		return
+	}
+	if alerts == nil {
+		alerts = []engine.Alert{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": alerts, "next": next})
+}
+
+func (s *Server) handleGetAlert(w http.ResponseWriter, r *http.Request) {
+	a, err := s.opts.Alerts.GetAlert(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such alert")
+	case err != nil:
+		s.log.Error("get alert", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot read alert")
+	default:
+		writeJSON(w, http.StatusOK, a)
+	}
+}
+
+// handlePatchAlert serves PATCH /api/v1/alerts/{id} with {"status": "new" |
+// "acknowledged" | "closed", "by": "optional name"}.
+func (s *Server) handlePatchAlert(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Status string `json:"status"`
+		By     string `json:"by"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, `body must be {"status": "new" | "acknowledged" | "closed", "by": "..."}`)
+		return
+	}
+	by := strings.TrimSpace(body.By)
+	if by == "" || !utf8.ValidString(by) {
+		by = s.principal(r)
+	}
+	if len(by) > 64 {
+		by = by[:64]
+		for !utf8.ValidString(by) {
+			by = by[:len(by)-1]
+		}
+	}
+	a, err := s.opts.Alerts.SetStatus(r.Context(), r.PathValue("id"), body.Status, by)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such alert")
+	case errors.Is(err, ErrBadRequest):
+		writeError(w, http.StatusBadRequest, `status must be "new", "acknowledged" or "closed"`)
+	case err != nil:
+		s.log.Error("set alert status", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot update alert")
+	default:
+		s.opts.Hub.Publish([]engine.Alert{a})
+		writeJSON(w, http.StatusOK, a)
+	}
+}
+
+func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
+	var rs []engine.RuleStatus
+	if s.opts.Rules != nil {
+		rs = s.opts.Rules.Rules()
+	}
+	if rs == nil {
+		rs = []engine.RuleStatus{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rules": rs})
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	st, err := s.opts.Alerts.Stats(r.Context())
+	if err != nil {
+		s.log.Error("stats", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot read stats")
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// handleRejects serves GET /api/v1/rejects?limit=N: the malformed records
+// kept for inspection and the batches the intake refused lately.
+func (s *Server) handleRejects(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "limit must be a positive integer")
+			return
+		}
+		limit = n
+	}
+	recs, err := s.opts.Alerts.Rejects(r.Context(), limit)
+	if err != nil {
+		s.log.Error("rejects", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot read rejects")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"records": recs, "batches": s.rejectedBatches()})
+}
