@@ -124,7 +124,41 @@ func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 	if rs == nil {
 		rs = []engine.RuleStatus{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": rs})
+	if s.opts.RuleNotes == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"rules": rs})
+		return
+	}
+	notes := s.opts.RuleNotes(r.Context())
+	out := make([]map[string]any, len(rs))
+	for i := range rs {
+		// Round-trip through JSON so the notes join the rule's own members.
+		b, err := json.Marshal(rs[i])
+		if err == nil {
+			err = json.Unmarshal(b, &out[i])
+		}
+		if err != nil {
+			s.log.Error("encode rule", "rule", rs[i].ID, "err", err)
+			writeError(w, http.StatusInternalServerError, "cannot encode rules")
+			return
+		}
+		for k, v := range notes[rs[i].ID] {
+			out[i][k] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rules": out})
+}
+
+// handleReport serves one of Options.Reports.
+func (s *Server) handleReport(name string, rep Reporter) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := rep(r.Context())
+		if err != nil {
+			s.log.Error("report", "report", name, "err", err)
+			writeError(w, http.StatusInternalServerError, "cannot build the "+name+" report")
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {

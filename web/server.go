@@ -122,7 +122,19 @@ type Options struct {
 	MaxDecompressedBytes int64
 	// MaxLines caps the lines of an NDJSON batch; 0 means 1,000,000.
 	MaxLines int
+	// Reports are served as JSON at GET /api/v1/{name} (for example "iocs",
+	// "coverage", "jobs"), behind the dashboard token like the rest of the
+	// API.
+	Reports map[string]Reporter
+	// RuleNotes, if set, returns extra JSON members per rule id that
+	// GET /api/v1/rules adds to each rule (for example "coverage": whether
+	// the rule's fields are arriving on each intake).
+	RuleNotes func(ctx context.Context) map[string]map[string]any
 }
+
+// Reporter returns a JSON-encodable report. It must be safe for concurrent
+// use.
+type Reporter func(ctx context.Context) (any, error)
 
 // Server is raywatch's HTTP handler.
 type Server struct {
@@ -195,6 +207,9 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/rules", s.requireAuth(s.handleRules))
 	s.mux.HandleFunc("GET /api/v1/stats", s.requireAuth(s.handleStats))
 	s.mux.HandleFunc("GET /api/v1/rejects", s.requireAuth(s.handleRejects))
+	for name, rep := range opts.Reports {
+		s.mux.HandleFunc("GET /api/v1/"+name, s.requireAuth(s.handleReport(name, rep)))
+	}
 	s.mux.HandleFunc("GET /api/", s.requireAuth(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint")
 	}))

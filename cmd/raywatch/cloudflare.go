@@ -905,33 +905,9 @@ func cfStatusCmd(ctx context.Context, args []string, red *redactor, stdout, stde
 	if err != nil {
 		return err
 	}
-	type zoneRef struct{ id, name string }
-	var zs []zoneRef
-	if *zone != "" {
-		zs = []zoneRef{{id: *zone}}
-	} else {
-		var p zones.ZoneListParams
-		p.PerPage.Value, p.PerPage.Present = 50, true
-		it := c.zones.ListAutoPaging(ctx, p)
-		for it.Next() {
-			z := it.Current()
-			zs = append(zs, zoneRef{z.ID, z.Name})
-		}
-		if err := it.Err(); err != nil {
-			return explainAPI("list the zones", err)
-		}
-		if len(zs) == 0 {
-			fmt.Fprintln(stdout, "The credentials can read no zone; pass --zone ZONE_ID.")
-			return nil
-		}
-	}
-	var all []LogpushJobStatus
-	for _, z := range zs {
-		js, err := c.raywatchJobs(ctx, z.id, z.name, keys)
-		if err != nil {
-			return err
-		}
-		all = append(all, js...)
+	all, err := c.allRaywatchJobs(ctx, *zone, keys)
+	if err != nil {
+		return err
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(stdout, "No Logpush job delivers to a raywatch intake; create one with:\n  raywatch cloudflare connect --zone ZONE_ID --url https://YOUR-RAYWATCH-HOST")
@@ -961,6 +937,36 @@ func cfStatusCmd(ctx context.Context, args []string, red *redactor, stdout, stde
 		}
 	}
 	return nil
+}
+
+// allRaywatchJobs returns the jobs delivering to raywatch in zone, or in
+// every zone the credentials can read when zone is "".
+func (c *cfClient) allRaywatchJobs(ctx context.Context, zone string, keys map[string]string) ([]LogpushJobStatus, error) {
+	type zoneRef struct{ id, name string }
+	var zs []zoneRef
+	if zone != "" {
+		zs = []zoneRef{{id: zone}}
+	} else {
+		var p zones.ZoneListParams
+		p.PerPage.Value, p.PerPage.Present = 50, true
+		it := c.zones.ListAutoPaging(ctx, p)
+		for it.Next() {
+			z := it.Current()
+			zs = append(zs, zoneRef{z.ID, z.Name})
+		}
+		if err := it.Err(); err != nil {
+			return nil, explainAPI("list the zones", err)
+		}
+	}
+	var all []LogpushJobStatus
+	for _, z := range zs {
+		js, err := c.raywatchJobs(ctx, z.id, z.name, keys)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, js...)
+	}
+	return all, nil
 }
 
 // localIntakeKeys returns the intake keys raywatch serve would use, or

@@ -95,6 +95,10 @@ type pipeline struct {
 	maxLine    int
 	maxRecords int
 	metrics    *pipelineMetrics
+	// coverage records which Logpush fields each intake's records carry;
+	// activity when each intake last delivered. Both may be nil.
+	coverage *FieldCoverage
+	activity *intakeActivity
 }
 
 type pipelineMetrics struct {
@@ -187,6 +191,9 @@ func (p *pipeline) process(ctx context.Context, b *store.SpooledBatch) error {
 		defer zr.Close()
 		body = zr
 	}
+	if p.activity != nil {
+		p.activity.saw(b.Intake, b.Received)
+	}
 	var st batchStats
 	var alerts []engine.Alert
 	var rejects []store.Reject
@@ -217,6 +224,9 @@ func (p *pipeline) process(ctx context.Context, b *store.SpooledBatch) error {
 		if st.Records > p.maxRecords {
 			reject(n, nil, fmt.Errorf("over the limit of %d records per batch", p.maxRecords))
 			return nil
+		}
+		if p.coverage != nil {
+			p.coverage.ObserveJSON(b.Intake, raw)
 		}
 		// The batch's receive time stands in for a missing event time, so
 		// that a replay computes the same alerts.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/raywatch/raywatch/engine/ioc"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,6 +70,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 		}
 		cfg.IntakeKeys = map[string]string{"default": key}
 	}
+	var iocs *ioc.Watcher
+	if cfg.IOCDir != "" {
+		w, err := ioc.NewWatcher(cfg.IOCDir, ioc.Options{Logger: log.With("component", "ioc")})
+		if err != nil {
+			return err
+		}
+		iocs = w
+		cfg.iocSet = w.Current
+		log.Info("indicators loaded", "dir", cfg.IOCDir, "indicators", w.Current().Len())
+	}
 	eng, err := loadEngine(cfg, log)
 	if err != nil {
 		return err
@@ -114,7 +126,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 		maxLine:    cfg.MaxLineBytes,
 		maxRecords: cfg.MaxRecords,
 		metrics:    newPipelineMetrics(reg),
+		coverage:   NewFieldCoverage(CoverageOptions{}),
+		activity:   &intakeActivity{},
 	}
+	if iocs != nil {
+		reg.MustRegister(iocs.Collectors()...)
+	}
+	jobs := newJobPoller(cfg.IntakeKeys, p.activity, log)
 	// The workers start at once: batches left in the spool by the last run
 	// are processed first.
 	workCtx, stopWork := context.WithCancel(context.Background())
@@ -124,6 +142,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 
 	retentionDone := make(chan struct{})
 	go func() { retain(workCtx, st, log); close(retentionDone) }()
+	// The IOC watcher, the coverage keeper and the job poller run until
+	// the workers stop.
+	var side sync.WaitGroup
+	if iocs != nil {
+		side.Go(func() { iocs.Run(workCtx) })
+	}
+	side.Go(func() { keepCoverage(workCtx, coverageFile(cfg.DataDir), p.coverage, 30*time.Second, log) })
+	if jobs != nil {
+		side.Go(func() { jobs.run(workCtx) })
+	}
 
 	srv, err := web.New(web.Options{
 		IntakeKeys:           cfg.IntakeKeys,
@@ -137,6 +165,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 		MaxBodyBytes:         cfg.MaxBodyBytes,
 		MaxDecompressedBytes: cfg.MaxDecompressedBytes,
 		MaxLines:             cfg.MaxRecords,
+		Reports: map[string]web.Reporter{
+			"iocs":     iocReport(iocs),
+			"coverage": func(context.Context) (any, error) { return coverageReports(eng, p.coverage) },
+			"jobs":     jobs.report,
+		},
+		RuleNotes: func(context.Context) map[string]map[string]any { return ruleCoverageNotes(eng, p.coverage) },
 	})
 	if err != nil {
 		return err
@@ -198,6 +232,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 	stopWork()
 	<-workDone
 	<-retentionDone
+	side.Wait()
 	stopHub()
 	<-hubDone
 	srv.Wait()
