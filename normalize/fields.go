@@ -1,9 +1,5 @@
 package normalize
 
-import (
-	"github.com/valyala/fastjson"
-)
-
 // Every field name the decoders set at top level has a small static id, so
 // that an Event finds a field with one map lookup and an array index, and a
 // decoder sets one without hashing its name.
@@ -143,7 +139,7 @@ func (d *dataset) copy(key, name string, kind fieldKind, noEmpty bool) {
 }
 
 // v returns the record's value of key, or nil.
-func (b *builder) v(key string) *fastjson.Value {
+func (b *builder) v(key string) *jvalue {
 	s, ok := b.ds.keys[key]
 	if !ok {
 		panic("normalize: " + b.ds.name + " does not read key " + key)
