@@ -1,8 +1,10 @@
 package normalize
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -13,10 +15,12 @@ import (
 
 // The records are parsed by jparser, which accepts the same language as
 // github.com/valyala/fastjson (numbers and strings are checked only when a
-// decoder reads them; escapes are undone on a best-effort basis, in place)
-// and, like it, does not allocate once warm. Unlike fastjson it keeps the
-// values in one slice in pre-order, with the keys undone as it goes, so a
-// decoder finds a record's fields with one pass over its members.
+// decoder reads them; escapes are undone on a best-effort basis) and, like
+// it, does not allocate once warm. Unlike fastjson it does not copy the
+// record: strings without escapes point into it, the others into a scratch
+// buffer. It keeps the values in one slice in pre-order, with the keys
+// undone as it goes, so a decoder finds a record's fields with one pass
+// over its members.
 
 // jtype is the type of a JSON value.
 type jtype uint8
@@ -83,16 +87,21 @@ const jmaxDepth = 300
 // concurrent use.
 type jparser struct {
 	vals []jvalue
-	buf  []byte // the text being parsed; rewritten where escapes are undone
+	buf  []byte // the text being parsed
+	esc  []byte // the strings with escapes, undone; never reallocated during a parse
 }
 
-// parse parses a copy of raw and returns the root value. The values and
-// their strings, which point into the parser's buffer, stay valid until the
-// next parse.
+// parse parses raw and returns the root value. The values and their
+// strings, which point into raw and the parser's buffer, stay valid until
+// the next parse and as long as raw is not modified.
 func (p *jparser) parse(raw []byte) (*jvalue, error) {
-	p.buf = append(p.buf[:0], raw...)
-	buf := p.buf
+	p.buf = raw
+	buf := raw
 	p.vals = p.vals[:0]
+	if cap(p.esc) < len(raw) {
+		p.esc = make([]byte, 0, len(raw)) // undone escapes are never longer
+	}
+	p.esc = p.esc[:0]
 	i := skipWS(buf, 0)
 	i, err := p.value(i, 0, "")
 	if err != nil {
@@ -165,7 +174,14 @@ func (p *jparser) value(i, depth int, key string) (int, error) {
 		return i, fmt.Errorf("too big depth for the nested JSON; it exceeds %d", jmaxDepth)
 	}
 	idx := len(p.vals)
-	p.vals = append(p.vals, jvalue{key: key, idx: int32(idx)})
+	// Field by field, as in builder.put.
+	if idx < cap(p.vals) {
+		p.vals = p.vals[:idx+1]
+	} else {
+		p.vals = append(p.vals, jvalue{})
+	}
+	v := &p.vals[idx] // valid until a member or element is appended
+	v.s, v.key, v.idx, v.end, v.n, v.owned = "", key, int32(idx), int32(idx+1), 0, false
 	switch c := buf[i]; c {
 	case '{':
 		return p.object(i+1, depth, idx)
@@ -173,43 +189,34 @@ func (p *jparser) value(i, depth int, key string) (int, error) {
 		return p.array(i+1, depth, idx)
 	case '"':
 		s, j, err := p.str(i + 1)
-		if err != nil {
-			return j, err
-		}
-		v := &p.vals[idx]
-		v.t, v.s, v.end = jString, s, int32(idx+1)
-		return j, nil
+		v.t, v.s = jString, s
+		return j, err
 	case 't':
 		if !hasWord(buf[i:], "true") {
 			return i, fmt.Errorf("unexpected value at offset %d: %q", i, snippet(buf[i:]))
 		}
-		p.vals[idx].t, p.vals[idx].end = jTrue, int32(idx+1)
+		v.t = jTrue
 		return i + 4, nil
 	case 'f':
 		if !hasWord(buf[i:], "false") {
 			return i, fmt.Errorf("unexpected value at offset %d: %q", i, snippet(buf[i:]))
 		}
-		p.vals[idx].t, p.vals[idx].end = jFalse, int32(idx+1)
+		v.t = jFalse
 		return i + 5, nil
 	case 'n':
 		if hasWord(buf[i:], "null") {
-			p.vals[idx].t, p.vals[idx].end = jNull, int32(idx+1)
+			v.t = jNull
 			return i + 4, nil
 		}
 		if len(buf)-i >= 3 && isNaN(buf[i:i+3]) {
-			v := &p.vals[idx]
-			v.t, v.s, v.end = jNumber, p.text(i, i+3), int32(idx+1)
+			v.t, v.s = jNumber, p.text(i, i+3)
 			return i + 3, nil
 		}
 		return i, fmt.Errorf("unexpected value at offset %d: %q", i, snippet(buf[i:]))
 	}
 	j, err := p.number(i)
-	if err != nil {
-		return j, err
-	}
-	v := &p.vals[idx]
-	v.t, v.s, v.end = jNumber, p.text(i, j), int32(idx+1)
-	return j, nil
+	v.t, v.s = jNumber, p.text(i, j)
+	return j, err
 }
 
 func hasWord(b []byte, w string) bool { return len(b) >= len(w) && string(b[:len(w)]) == w }
@@ -327,18 +334,39 @@ func (p *jparser) array(i, depth, idx int) (int, error) {
 	return i, nil
 }
 
-// str parses the string whose text starts at buf[i], undoing its escapes
-// in place, and returns it and the offset past its closing quote.
+// str parses the string whose text starts at buf[i] and returns it, its
+// escapes undone, and the offset past its closing quote.
 func (p *jparser) str(i int) (string, int, error) {
 	buf := p.buf
 	esc := false
 	for j := i; j < len(buf); j++ {
+		// Skip eight bytes at a time while none is '"' or '\\'.
+		for j+8 <= len(buf) {
+			x := binary.LittleEndian.Uint64(buf[j:])
+			q, bs := x^(lsb*'"'), x^(lsb*'\\')
+			if m := ((q - lsb) &^ q) | ((bs - lsb) &^ bs); m&msb != 0 {
+				j += bits.TrailingZeros64(m&msb) / 8
+				break
+			}
+			j += 8
+		}
+		if j >= len(buf) {
+			break
+		}
 		switch buf[j] {
 		case '"':
 			if !esc {
 				return p.text(i, j), j + 1, nil
 			}
-			return p.text(i, i+unescape(buf[i:j])), j + 1, nil
+			// Undo the escapes in a copy: raw is not ours to rewrite.
+			off := len(p.esc)
+			p.esc = append(p.esc, buf[i:j]...)
+			n := unescape(p.esc[off:])
+			p.esc = p.esc[:off+n]
+			if n == 0 {
+				return "", j + 1, nil
+			}
+			return unsafe.String(&p.esc[off], n), j + 1, nil
 		case '\\':
 			esc = true
 			j++
@@ -346,6 +374,12 @@ func (p *jparser) str(i int) (string, int, error) {
 	}
 	return "", len(buf), fmt.Errorf(`missing closing '"' for the string at offset %d`, i-1)
 }
+
+// lsb and msb have the lowest and the highest bit of each byte set.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
 
 // unescape undoes the escapes of b in place, on a best-effort basis as
 // fastjson does (an invalid escape is kept as it is), and returns the

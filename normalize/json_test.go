@@ -125,3 +125,18 @@ func FuzzJSONParser(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) { checkJSON(t, raw) })
 }
+
+func TestDatasetLookup(t *testing.T) {
+	for _, ds := range datasetsByName {
+		for want, key := range ds.names {
+			if got, ok := ds.lookup(key); !ok || got != want {
+				t.Errorf("%s.lookup(%q) = %d, %v; want %d, true", ds.name, key, got, ok, want)
+			}
+		}
+		for _, key := range []string{"", "x", "NotAKey", "clientip", "ClientIP "} {
+			if s, ok := ds.lookup(key); ok {
+				t.Errorf("%s.lookup(%q) = %d, true; want false", ds.name, key, s)
+			}
+		}
+	}
+}

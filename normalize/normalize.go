@@ -139,7 +139,7 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 	b.vals = slices.Grow(b.vals[:0], len(ds.names))[:len(ds.names)]
 	clear(b.vals)
 	for c := b.jp.child(v); c != nil; c = b.jp.next(v, c) {
-		if s, ok := ds.keys[c.key]; ok {
+		if s, ok := ds.lookup(c.key); ok {
 			b.vals[s] = c
 		}
 	}

@@ -94,7 +94,16 @@ func (b *builder) put(id uint16, kind uint8, text string) int {
 		x.dead = true
 	}
 	i := len(ev.ents)
-	ev.ents = append(ev.ents, entry{name: fieldNames[id], text: text, parent: -1, end: int32(i + 1), id: id, kind: kind})
+	// Field by field: appending a composite literal copies it whole, with
+	// a write barrier call per pointer while the GC runs.
+	if i < cap(ev.ents) {
+		ev.ents = ev.ents[:i+1]
+	} else {
+		ev.ents = append(ev.ents, entry{})
+	}
+	x := &ev.ents[i]
+	x.name, x.key, x.text = fieldNames[id], "", text
+	x.parent, x.end, x.id, x.kind, x.dead = -1, int32(i+1), id, kind, false
 	ev.index[id] = int32(i + 1)
 	return i
 }
