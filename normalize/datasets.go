@@ -95,6 +95,9 @@ func (b *builder) mapIP(id uint16, v *jvalue) bool {
 func (b *builder) copies() {
 	for _, c := range b.ds.copies {
 		v := b.vals[c.slot]
+		if v == nil {
+			continue
+		}
 		if c.noEmpty && v != nil && v.t == jArray && v.n == 0 {
 			continue
 		}
