@@ -49,8 +49,8 @@ func benchRecords(n int) [][]byte {
 
 // BenchmarkNormalize normalizes realistic records, user-agent parsing
 // included (the cache is warm after the first records), into a reused
-// Event as a pipeline does, and with Normalize, which returns a new Event
-// each time.
+// Event as a pipeline does (with and without building the nested Doc),
+// and with Normalize, which returns a new Event each time.
 func BenchmarkNormalize(b *testing.B) {
 	recs := benchRecords(512)
 	n := New(Options{})
@@ -67,6 +67,24 @@ func BenchmarkNormalize(b *testing.B) {
 		for b.Loop() {
 			if err := n.NormalizeInto(&ev, "http_requests", recs[i%len(recs)]); err != nil {
 				b.Fatal(err)
+			}
+			i++
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	})
+	// Doc is built lazily, for alerts; this is the cost when every event
+	// needs its nested document too.
+	b.Run("IntoDoc", func(b *testing.B) {
+		var ev Event
+		b.SetBytes(int64(len(recs[0])))
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if err := n.NormalizeInto(&ev, "http_requests", recs[i%len(recs)]); err != nil {
+				b.Fatal(err)
+			}
+			if len(ev.Doc()) == 0 {
+				b.Fatal("empty Doc")
 			}
 			i++
 		}

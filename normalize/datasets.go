@@ -3,8 +3,7 @@ package normalize
 import (
 	"net/netip"
 	"strings"
-
-	"github.com/valyala/fastjson"
+	"unicode/utf8"
 )
 
 // Custom fields set by name rather than copied from a record key.
@@ -64,19 +63,17 @@ func (b *builder) mapOr(id uint16, a, c int, kind fieldKind) {
 // ipText returns v as an arena string if it is a string holding an IPv4 or
 // IPv6 address (Python's ipaddress, which accepts IPv4-mapped IPv6 and
 // zones).
-func (b *builder) ipText(v *fastjson.Value) (string, bool) {
-	if v == nil || v.Type() != fastjson.TypeString {
+func (b *builder) ipText(v *jvalue) (string, bool) {
+	if v == nil || v.Type() != jString {
 		return "", false
 	}
-	raw, _ := v.StringBytes()
-	if len(raw) == 0 || len(raw) > 64 {
+	if len(v.s) == 0 || len(v.s) > 64 {
 		return "", false
 	}
-	s := b.str(raw)
-	if _, err := netip.ParseAddr(s); err != nil {
+	if _, err := netip.ParseAddr(v.s); err != nil {
 		return "", false
 	}
-	return s, true
+	return b.own(v), true
 }
 
 func isIP(s string) bool {
@@ -86,7 +83,7 @@ func isIP(s string) bool {
 
 // mapIP sets field id from v when it is an IP address (the is_ipaddress
 // filter), and reports whether it did.
-func (b *builder) mapIP(id uint16, v *fastjson.Value) bool {
+func (b *builder) mapIP(id uint16, v *jvalue) bool {
 	s, ok := b.ipText(v)
 	if ok {
 		b.setText(id, s)
@@ -98,10 +95,11 @@ func (b *builder) mapIP(id uint16, v *fastjson.Value) bool {
 func (b *builder) copies() {
 	for _, c := range b.ds.copies {
 		v := b.vals[c.slot]
-		if c.noEmpty && v != nil && v.Type() == fastjson.TypeArray {
-			if a, _ := v.Array(); len(a) == 0 {
-				continue
-			}
+		if v == nil {
+			continue
+		}
+		if c.noEmpty && v != nil && v.t == jArray && v.n == 0 {
+			continue
 		}
 		b.fail(b.set(c.id, v, c.kind, b.ds.names[c.slot]))
 	}
@@ -109,24 +107,15 @@ func (b *builder) copies() {
 
 // sub returns member key of object value v (Jinja's chained attribute
 // access: undefined when v is not an object).
-func sub(v *fastjson.Value, key string) *fastjson.Value {
-	if v == nil || v.Type() != fastjson.TypeObject {
-		return nil
-	}
-	return v.Get(key)
-}
+func (b *builder) sub(v *jvalue, key string) *jvalue { return b.jp.get(v, key) }
 
 // textIs reports whether v is the string s.
-func textIs(v *fastjson.Value, s string) bool {
-	if v == nil || v.Type() != fastjson.TypeString {
-		return false
-	}
-	b, _ := v.StringBytes()
-	return string(b) == s
+func textIs(v *jvalue, s string) bool {
+	return v != nil && v.t == jString && v.s == s
 }
 
 // present reports .get("K") != None: the key is there and not null.
-func present(v *fastjson.Value) bool { return v != nil && v.Type() != fastjson.TypeNull }
+func present(v *jvalue) bool { return v != nil && v.Type() != jNull }
 
 // timestamp sets field id from a Logpush timestamp in any format (rule R10
 // output) and returns the instant; an RFC 3339 string is kept verbatim when
@@ -136,15 +125,14 @@ func (b *builder) timestamp(id uint16, key string, verbatim bool) {
 }
 
 // timestampValue is timestamp for the value v of key.
-func (b *builder) timestampValue(id uint16, v *fastjson.Value, key string, verbatim bool) {
+func (b *builder) timestampValue(id uint16, v *jvalue, key string, verbatim bool) {
 	if isEmpty(v) {
 		return
 	}
 	t, err := b.parseTimestamp(v, key)
-	if verbatim && v.Type() == fastjson.TypeString {
-		s, _ := v.StringBytes()
-		if err != nil || !validNumber(s) {
-			b.setText(id, b.str(s))
+	if verbatim && v.Type() == jString {
+		if err != nil || !validNumber(v.s) {
+			b.setText(id, b.own(v))
 			if err == nil && b.ev.Time.IsZero() {
 				b.ev.Time = t
 			}
@@ -227,7 +215,7 @@ func decodeHTTPRequests(b *builder) {
 	b.setText(fObserverType, "proxy")
 
 	if s, ok := b.get(fTimestamp); ok {
-		if t, err := parseRFC3339([]byte(s)); err == nil {
+		if t, err := parseRFC3339(s); err == nil {
 			b.ev.Time = t
 		}
 	}
@@ -240,12 +228,10 @@ func decodeHTTPRequests(b *builder) {
 	}
 
 	// raywatch additions: url.original and url.query from the URI.
-	if v := b.vals[hURI]; v != nil && v.Type() == fastjson.TypeString {
-		uri, _ := v.StringBytes()
-		if len(uri) == 0 {
+	if v := b.vals[hURI]; v != nil && v.Type() == jString {
+		if s := b.own(v); len(s) == 0 {
 			b.setEmpty(fURLOriginal)
 		} else {
-			s := b.str(uri)
 			b.setText(fURLOriginal, s)
 			if i := strings.IndexByte(s, '?'); i >= 0 && i+1 < len(s) {
 				b.setText(fURLQuery, s[i+1:])
@@ -382,11 +368,11 @@ var dnsRCodes = map[int]string{
 
 // translate sets field id from table[v] when v is an integral number in
 // the table (a translate action; Python looks up 1.0 like 1).
-func (b *builder) translate(id uint16, v *fastjson.Value, table map[int]string) {
-	if v == nil || v.Type() != fastjson.TypeNumber {
+func (b *builder) translate(id uint16, v *jvalue, table map[int]string) {
+	if v == nil || v.Type() != jNumber {
 		return
 	}
-	f, err := v.Float64()
+	f, err := v.float()
 	if err != nil || f != float64(int(f)) {
 		return
 	}
@@ -431,10 +417,10 @@ func decodeDNSLogs(b *builder) {
 	// ResponseCached goes through "| string" and back to the declared bool
 	// (addendum 4).
 	switch v := b.v("ResponseCached"); {
-	case v == nil || v.Type() == fastjson.TypeNull:
-	case v.Type() == fastjson.TypeTrue || textIs(v, "True") || textIs(v, "true"):
+	case v == nil || v.Type() == jNull:
+	case v.Type() == jTrue || textIs(v, "True") || textIs(v, "true"):
 		b.setBool(fCFResponseCached, true)
-	case v.Type() == fastjson.TypeFalse || textIs(v, "False") || textIs(v, "false"):
+	case v.Type() == jFalse || textIs(v, "False") || textIs(v, "false"):
 		b.setBool(fCFResponseCached, false)
 	default:
 		b.fail(b.set(fCFResponseCached, v, kindBool, "ResponseCached"))
@@ -479,9 +465,8 @@ func decodeGatewayDNS(b *builder) {
 	b.mapKey(fDNSType, "QueryTypeName", kindText)
 	// dns.resolved_ip: the valid IPs of ResolvedIPs, [] included.
 	i := b.put(fDNSResolvedIP, kList, "")
-	if v := b.v("ResolvedIPs"); v != nil && v.Type() == fastjson.TypeArray {
-		a, _ := v.Array()
-		for _, e := range a {
+	if v := b.v("ResolvedIPs"); v != nil && v.Type() == jArray {
+		for e := b.jp.child(v); e != nil; e = b.jp.next(v, e) {
 			if s, ok := b.ipText(e); ok {
 				b.ev.ents = append(b.ev.ents, entry{text: s, parent: int32(i), end: int32(len(b.ev.ents) + 1), kind: kStr})
 			}
@@ -547,9 +532,9 @@ func decodeGatewayHTTP(b *builder) {
 	case textIs(a, "deny"):
 		b.setList(fEventType, "denied")
 	}
-	if v := b.v("BlockedFileHash"); v != nil && v.Type() == fastjson.TypeString {
-		if s, _ := v.StringBytes(); len([]rune(string(s))) == 64 {
-			b.setText(fFileHash, b.str(s))
+	if v := b.v("BlockedFileHash"); v != nil && v.Type() == jString {
+		if utf8.RuneCountInString(v.s) == 64 {
+			b.setText(fFileHash, b.own(v))
 		}
 	}
 	b.mapKey(fFileName, "BlockedFileName", kindText)
@@ -570,7 +555,7 @@ func decodeGatewayHTTP(b *builder) {
 	b.mapKey(fUserEmail, "Email", kindText)
 	b.mapKey(fURLOriginal, "URL", kindText)
 	b.copies()
-	if files := sub(b.v("FileInfo"), "files"); !isEmptyList(files) {
+	if files := b.sub(b.v("FileInfo"), "files"); !isEmptyList(files) {
 		b.fail(b.set(fCFFileList, files, kindObject, "FileInfo.files"))
 	}
 	b.internalSourceIP()
@@ -587,12 +572,11 @@ func (b *builder) internalSourceIP() {
 	b.mapKey(id, "SourceInternalIP", kindText) // fix
 }
 
-func isEmptyList(v *fastjson.Value) bool {
-	if v == nil || v.Type() != fastjson.TypeArray {
+func isEmptyList(v *jvalue) bool {
+	if v == nil || v.Type() != jArray {
 		return v == nil
 	}
-	a, _ := v.Array()
-	return len(a) == 0
+	return v.n == 0
 }
 
 var gwNetDS = newDataset("gateway_network")
@@ -688,13 +672,13 @@ func decodeAccessRequests(b *builder) {
 	b.setText(fObserverType, "proxy")
 	b.setText(fObserverVendor, "Cloudflare")
 	action := b.v("Action")
-	if textIs(action, "login") && allowed != nil && allowed.Type() == fastjson.TypeTrue {
+	if textIs(action, "login") && allowed != nil && allowed.Type() == jTrue {
 		b.setList(fEventType, "connection", "start")
 	}
 	if textIs(action, "logout") {
 		b.setList(fEventType, "connection", "end")
 	}
-	if allowed != nil && allowed.Type() == fastjson.TypeFalse {
+	if allowed != nil && allowed.Type() == jFalse {
 		b.setList(fEventType, "connection", "denied")
 	}
 	b.mapKey(fURLDomain, "AppDomain", kindText)
@@ -736,20 +720,19 @@ func decodeAuditLogs(b *builder) {
 	ip := b.v("ActorIP")
 	b.mapIP(fSourceIP, ip)
 	// grok "::ffff:%{IP:ipv4}": an IPv4-mapped address becomes the IPv4.
-	if ip != nil && ip.Type() == fastjson.TypeString {
-		s, _ := ip.StringBytes()
-		if rest, ok := strings.CutPrefix(string(s), "::ffff:"); ok && isIP(rest) {
-			b.setText(fSourceIP, b.str([]byte(rest)))
+	if ip != nil && ip.Type() == jString {
+		if rest, ok := strings.CutPrefix(ip.s, "::ffff:"); ok && isIP(rest) {
+			b.setText(fSourceIP, b.str(rest))
 		}
 	}
 	b.copies()
 	md := b.v("Metadata")
-	req := sub(md, "Request")
-	b.fail(b.set(fCFZoneTag, sub(md, "zone_tag"), kindText, "Metadata.zone_tag"))
-	b.fail(b.set(fCFRequestClientDefault, sub(req, "client_default"), kindBool, "Metadata.Request.client_default"))
-	b.fail(b.set(fCFRequestName, sub(req, "name"), kindText, "Metadata.Request.name"))
-	b.fail(b.set(fCFRequestNetworks, sub(req, "networks"), kindObject, "Metadata.Request.networks"))
-	b.fail(b.set(fCFZoneName, sub(md, "zone_name"), kindText, "Metadata.zone_name"))
+	req := b.sub(md, "Request")
+	b.fail(b.set(fCFZoneTag, b.sub(md, "zone_tag"), kindText, "Metadata.zone_tag"))
+	b.fail(b.set(fCFRequestClientDefault, b.sub(req, "client_default"), kindBool, "Metadata.Request.client_default"))
+	b.fail(b.set(fCFRequestName, b.sub(req, "name"), kindText, "Metadata.Request.name"))
+	b.fail(b.set(fCFRequestNetworks, b.sub(req, "networks"), kindObject, "Metadata.Request.networks"))
+	b.fail(b.set(fCFZoneName, b.sub(md, "zone_name"), kindText, "Metadata.zone_name"))
 }
 
 // datasetsByName are the decoders by Logpush dataset id.

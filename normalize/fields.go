@@ -1,9 +1,5 @@
 package normalize
 
-import (
-	"github.com/valyala/fastjson"
-)
-
 // Every field name the decoders set at top level has a small static id, so
 // that an Event finds a field with one map lookup and an array index, and a
 // decoder sets one without hashing its name.
@@ -109,6 +105,9 @@ type dataset struct {
 	name  string
 	keys  map[string]int // record key → slot
 	names []string       // slot → record key
+	// table finds the slot of a record key faster than keys does: open
+	// addressing on keyHash, holding slot+1, at most a quarter full.
+	table []uint16
 	// copies are the cloudflare.* fields taken from a record key.
 	copies []copyField
 	decode func(b *builder)
@@ -134,7 +133,49 @@ func (d *dataset) slot(key string) int {
 	s := len(d.names)
 	d.names = append(d.names, key)
 	d.keys[key] = s
+	if 4*len(d.names) > len(d.table) {
+		d.table = make([]uint16, max(64, 2*len(d.table)))
+		for s, k := range d.names {
+			d.insert(k, s)
+		}
+	} else {
+		d.insert(key, s)
+	}
 	return s
+}
+
+func (d *dataset) insert(key string, s int) {
+	mask := uint32(len(d.table) - 1)
+	i := keyHash(key) & mask
+	for d.table[i] != 0 {
+		i = (i + 1) & mask
+	}
+	d.table[i] = uint16(s + 1)
+}
+
+// lookup returns the slot of record key.
+func (d *dataset) lookup(key string) (int, bool) {
+	mask := uint32(len(d.table) - 1)
+	for i := keyHash(key) & mask; ; i = (i + 1) & mask {
+		s := d.table[i]
+		if s == 0 {
+			return 0, false
+		}
+		if d.names[s-1] == key {
+			return int(s - 1), true
+		}
+	}
+}
+
+// keyHash hashes a record key from its length and three of its bytes,
+// which tell Logpush's field names apart well enough.
+func keyHash(k string) uint32 {
+	h := uint32(len(k))
+	if n := len(k); n > 0 {
+		h |= uint32(k[0])<<8 | uint32(k[n-1])<<16 | uint32(k[n/2])<<24
+	}
+	h *= 0x9E3779B1
+	return h ^ h>>16
 }
 
 // copy declares that record key is copied to cloudflare.<name>.
@@ -143,8 +184,8 @@ func (d *dataset) copy(key, name string, kind fieldKind, noEmpty bool) {
 }
 
 // v returns the record's value of key, or nil.
-func (b *builder) v(key string) *fastjson.Value {
-	s, ok := b.ds.keys[key]
+func (b *builder) v(key string) *jvalue {
+	s, ok := b.ds.lookup(key)
 	if !ok {
 		panic("normalize: " + b.ds.name + " does not read key " + key)
 	}

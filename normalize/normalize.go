@@ -57,8 +57,7 @@ type Options struct {
 // use by multiple goroutines.
 type Normalizer struct {
 	maxRecord int
-	parsers   fastjson.ParserPool
-	builders  sync.Pool
+	builders  sync.Pool // of *builder, each with its own parser
 	ua        *uaCache
 }
 
@@ -113,27 +112,25 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 	if len(raw) > n.maxRecord {
 		return fmt.Errorf("record is %d bytes, over the limit of %d", len(raw), n.maxRecord)
 	}
-	p := n.parsers.Get()
-	defer n.parsers.Put(p)
-	v, err := p.ParseBytes(raw)
-	if err != nil {
-		return fmt.Errorf("not JSON: %w", err)
+	b, _ := n.builders.Get().(*builder)
+	if b == nil {
+		b = &builder{jp: &jparser{}}
 	}
-	obj, err := v.Object()
+	defer n.builders.Put(b)
+
+	v, err := b.jp.parse(raw)
 	if err != nil {
+		return fmt.Errorf("not JSON: %w", jsonError(raw, err))
+	}
+	if v.t != jObject {
 		return fmt.Errorf("not a JSON object: got %s", typeName(v))
 	}
 	if ds == nil {
-		if ds = datasetsByName[detect(obj)]; ds == nil {
+		if ds = datasetsByName[detect(b.jp, v)]; ds == nil {
 			return fmt.Errorf("cannot tell the dataset from the field names: %w", ErrUnknownDataset)
 		}
 	}
 
-	b, _ := n.builders.Get().(*builder)
-	if b == nil {
-		b = &builder{}
-	}
-	defer n.builders.Put(b)
 	b.ev, b.ds, b.err, b.ua = ev, ds, nil, n.ua
 	if cap(ev.arena)-len(ev.arena) < len(raw)+256 {
 		ev.arena = make([]byte, 0, max(arenaChunk, len(raw)+256))
@@ -141,11 +138,11 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 	b.arena = ev.arena
 	b.vals = slices.Grow(b.vals[:0], len(ds.names))[:len(ds.names)]
 	clear(b.vals)
-	obj.Visit(func(k []byte, v *fastjson.Value) {
-		if s, ok := ds.keys[string(k)]; ok {
-			b.vals[s] = v
+	for c := b.jp.child(v); c != nil; c = b.jp.next(v, c) {
+		if s, ok := ds.lookup(c.key); ok {
+			b.vals[s] = c
 		}
-	})
+	}
 	ev.Dataset = ds.name
 	ds.decode(b)
 	if b.err == nil {
@@ -163,6 +160,17 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 		return err
 	}
 	return nil
+}
+
+// jsonError returns fastjson's error for the text raw that jparser
+// rejected with err: the two accept the same language, and fastjson's
+// messages are the ones users and the golden files know.
+func jsonError(raw []byte, err error) error {
+	var p fastjson.Parser
+	if _, ferr := p.ParseBytes(raw); ferr != nil {
+		return ferr
+	}
+	return err
 }
 
 // arenaChunk is the size of the arena chunks NormalizeInto allocates for
@@ -196,10 +204,10 @@ func lookupDataset(name string) (*dataset, error) {
 // logpush.md §2.9: the Zero Trust and account datasets by their own fields,
 // then firewall_events by Datetime (which http_requests does not have), then
 // http_requests. It returns "" when nothing fits.
-func detect(o *fastjson.Object) string {
+func detect(p *jparser, o *jvalue) string {
 	has := func(keys ...string) bool {
 		for _, k := range keys {
-			if o.Get(k) != nil {
+			if p.get(o, k) != nil {
 				return true
 			}
 		}
@@ -234,7 +242,7 @@ func (b *builder) recordKey(raw []byte) string {
 	sum := sha256.Sum256(trimSpace(raw))
 	var buf [32]byte
 	hex.Encode(buf[:], sum[:16])
-	return b.str(buf[:])
+	return b.strBytes(buf[:])
 }
 
 func trimSpace(b []byte) []byte {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/valyala/fastjson"
 )
 
 func normalize(tb testing.TB, record string) *Event {
@@ -430,13 +429,13 @@ func TestDetect(t *testing.T) {
 		{`{"ActionType":"create","ActorEmail":"a@example.com","ResourceType":"x","When":"t"}`, "audit_logs"},
 		{`{"foo":1}`, ""},
 	}
-	var p fastjson.Parser
+	var p jparser
 	for _, tt := range tests {
-		v, err := p.Parse(tt.record)
+		v, err := p.parse([]byte(tt.record))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := detect(v.GetObject()); got != tt.want {
+		if got := detect(&p, v); got != tt.want {
 			t.Errorf("detect(%s) = %q; want %q", tt.record, got, tt.want)
 		}
 	}

@@ -5,8 +5,6 @@ import (
 	"math"
 	"strconv"
 	"time"
-
-	"github.com/valyala/fastjson"
 )
 
 // parseTimestamp returns the instant of a Logpush timestamp value in any of
@@ -14,14 +12,11 @@ import (
 // integer or a string of digits in seconds, milliseconds, microseconds or
 // nanoseconds told apart by magnitude, or an RFC 3339 string with 0 to 9
 // fractional digits. v must not be empty.
-func (b *builder) parseTimestamp(v *fastjson.Value, field string) (time.Time, error) {
-	var text []byte
-	switch v.Type() {
-	case fastjson.TypeNumber:
-		b.num = v.MarshalTo(b.num[:0])
-		text = b.num
-	case fastjson.TypeString:
-		text, _ = v.StringBytes()
+func (b *builder) parseTimestamp(v *jvalue, field string) (time.Time, error) {
+	var text string
+	switch v.t {
+	case jNumber, jString:
+		text = v.s
 	default:
 		return time.Time{}, fmt.Errorf("field %q: want timestamp (number or string), got %s", field, typeName(v))
 	}
@@ -32,7 +27,7 @@ func (b *builder) parseTimestamp(v *fastjson.Value, field string) (time.Time, er
 		}
 		return t, nil
 	}
-	if v.Type() == fastjson.TypeString {
+	if v.Type() == jString {
 		if t, err := parseRFC3339(text); err == nil {
 			return t, nil
 		}
@@ -43,8 +38,8 @@ func (b *builder) parseTimestamp(v *fastjson.Value, field string) (time.Time, er
 // epochTime converts the JSON number text s, counted from the Unix epoch in
 // s, ms, µs or ns (whichever puts it after 1973 for today's values), to a
 // time.
-func epochTime(s []byte) (time.Time, bool) {
-	if n, err := strconv.ParseInt(string(s), 10, 64); err == nil {
+func epochTime(s string) (time.Time, bool) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		switch a := abs(n); {
 		case a < 1e11:
 			return time.Unix(n, 0).UTC(), true
@@ -56,7 +51,7 @@ func epochTime(s []byte) (time.Time, bool) {
 			return time.Unix(0, n).UTC(), true
 		}
 	}
-	f, err := strconv.ParseFloat(string(s), 64)
+	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.Abs(f) >= 1e19 {
 		return time.Time{}, false
 	}
@@ -92,8 +87,8 @@ var (
 
 // parseRFC3339 parses an RFC 3339 time with 0 to 9 fractional digits and
 // returns it in UTC.
-func parseRFC3339(s []byte) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, string(s))
+func parseRFC3339(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -106,7 +101,7 @@ func parseRFC3339(s []byte) (time.Time, error) {
 // Python's datetime.fromtimestamp.
 func (b *builder) formatTimestamp(t time.Time) string {
 	var buf [40]byte
-	return b.str(appendTimestamp(buf[:0], t))
+	return b.strBytes(appendTimestamp(buf[:0], t))
 }
 
 // appendTimestamp appends t formatted as by formatTimestamp.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"unsafe"
-
-	"github.com/valyala/fastjson"
 )
 
 // fieldKind is the type a field is cast to (rule R3 of the mapping spec).
@@ -28,26 +26,41 @@ type builder struct {
 	ds    *dataset
 	err   error // the first error of the record
 	arena []byte
-	num   []byte
-	vals  []*fastjson.Value // the record's values by slot of its dataset
-	rel   [3][]string       // related.ip, related.hosts, related.hash
+	jp    *jparser
+	vals  []*jvalue   // the record's values by slot of its dataset
+	rel   [3][]string // related.ip, related.hosts, related.hash
 	ua    *uaCache
 }
 
 // str returns s as a string that points into the arena.
-func (b *builder) str(s []byte) string {
+func (b *builder) str(s string) string {
 	if len(s) == 0 {
 		return ""
 	}
 	if cap(b.arena)-len(b.arena) < len(s) {
 		if len(s) > arenaChunk/4 {
-			return string(s)
+			return strings.Clone(s)
 		}
 		b.arena = make([]byte, 0, arenaChunk)
 	}
 	off := len(b.arena)
 	b.arena = append(b.arena, s...)
 	return unsafe.String(&b.arena[off], len(s))
+}
+
+// strBytes is str for a byte slice.
+func (b *builder) strBytes(s []byte) string {
+	return b.str(unsafe.String(unsafe.SliceData(s), len(s)))
+}
+
+// own returns the text of string or number v as an arena string. The text
+// of a parsed value points into the parser's buffer, which the next record
+// overwrites; it is copied once, on first use.
+func (b *builder) own(v *jvalue) string {
+	if !v.owned {
+		v.s, v.owned = b.str(v.s), true
+	}
+	return v.s
 }
 
 // concat returns a+"."+c in the arena.
@@ -81,7 +94,16 @@ func (b *builder) put(id uint16, kind uint8, text string) int {
 		x.dead = true
 	}
 	i := len(ev.ents)
-	ev.ents = append(ev.ents, entry{name: fieldNames[id], text: text, parent: -1, end: int32(i + 1), id: id, kind: kind})
+	// Field by field: appending a composite literal copies it whole, with
+	// a write barrier call per pointer while the GC runs.
+	if i < cap(ev.ents) {
+		ev.ents = ev.ents[:i+1]
+	} else {
+		ev.ents = append(ev.ents, entry{})
+	}
+	x := &ev.ents[i]
+	x.name, x.key, x.text = fieldNames[id], "", text
+	x.parent, x.end, x.id, x.kind, x.dead = -1, int32(i+1), id, kind, false
 	ev.index[id] = int32(i + 1)
 	return i
 }
@@ -131,57 +153,47 @@ func (b *builder) setList(id uint16, items ...string) {
 
 // isEmpty reports whether v is absent, null or the empty string, the values
 // SEKOIA never sets (rule R2).
-func isEmpty(v *fastjson.Value) bool {
+func isEmpty(v *jvalue) bool {
 	if v == nil {
 		return true
 	}
-	switch v.Type() {
-	case fastjson.TypeNull:
+	switch v.t {
+	case jNull:
 		return true
-	case fastjson.TypeString:
-		b, _ := v.StringBytes()
-		return len(b) == 0
+	case jString:
+		return len(v.s) == 0
 	}
 	return false
 }
 
 // isEmptyString reports whether v is the JSON string "".
-func isEmptyString(v *fastjson.Value) bool {
-	if v == nil || v.Type() != fastjson.TypeString {
-		return false
-	}
-	b, _ := v.StringBytes()
-	return len(b) == 0
+func isEmptyString(v *jvalue) bool {
+	return v != nil && v.t == jString && len(v.s) == 0
 }
 
 // truthy reports Jinja truthiness: absent, null, "", 0, false, [] and {} are
 // false (rule R12).
-func truthy(v *fastjson.Value) bool {
+func truthy(v *jvalue) bool {
 	if v == nil {
 		return false
 	}
 	switch v.Type() {
-	case fastjson.TypeNull, fastjson.TypeFalse:
+	case jNull, jFalse:
 		return false
-	case fastjson.TypeString:
-		b, _ := v.StringBytes()
-		return len(b) > 0
-	case fastjson.TypeNumber:
-		f, err := v.Float64()
+	case jString:
+		return len(v.s) > 0
+	case jNumber:
+		f, err := v.float()
 		return err != nil || f != 0
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		return len(a) > 0
-	case fastjson.TypeObject:
-		o, _ := v.Object()
-		return o.Len() > 0
+	case jArray, jObject:
+		return v.n > 0
 	}
 	return true
 }
 
 // validNumber reports whether s is a number in JSON's grammar. fastjson also
 // accepts NaN, Inf and stray signs, which encoding/json cannot write back.
-func validNumber(s []byte) bool {
+func validNumber[T string | []byte](s T) bool {
 	i, n := 0, len(s)
 	if i < n && s[i] == '-' {
 		i++
@@ -221,26 +233,24 @@ func validNumber(s []byte) bool {
 }
 
 // number returns the number value v as text, checked against JSON's grammar.
-func (b *builder) number(v *fastjson.Value, field string) (string, error) {
-	b.num = v.MarshalTo(b.num[:0])
-	if !validNumber(b.num) {
-		return "", fmt.Errorf("field %q: invalid number %q", field, b.num)
+func (b *builder) number(v *jvalue, field string) (string, error) {
+	if !validNumber(v.s) {
+		return "", fmt.Errorf("field %q: invalid number %q", field, v.s)
 	}
-	return b.str(b.num), nil
+	return b.own(v), nil
 }
 
 // text returns a scalar value as text: strings as they are, numbers as their
 // JSON text, booleans "true"/"false".
-func (b *builder) text(v *fastjson.Value, field string) (string, error) {
+func (b *builder) text(v *jvalue, field string) (string, error) {
 	switch v.Type() {
-	case fastjson.TypeString:
-		s, _ := v.StringBytes()
-		return b.str(s), nil
-	case fastjson.TypeNumber:
+	case jString:
+		return b.own(v), nil
+	case jNumber:
 		return b.number(v, field)
-	case fastjson.TypeTrue:
+	case jTrue:
 		return "true", nil
-	case fastjson.TypeFalse:
+	case jFalse:
 		return "false", nil
 	}
 	return "", fmt.Errorf("field %q: want text, got %s", field, typeName(v))
@@ -249,8 +259,8 @@ func (b *builder) text(v *fastjson.Value, field string) (string, error) {
 // set casts record value v to kind and stores it at top-level field id.
 // null leaves the field as it is and "" records an empty value (rule R2);
 // field names the record key in errors.
-func (b *builder) set(id uint16, v *fastjson.Value, kind fieldKind, field string) error {
-	if v == nil || v.Type() == fastjson.TypeNull {
+func (b *builder) set(id uint16, v *jvalue, kind fieldKind, field string) error {
+	if v == nil || v.Type() == jNull {
 		return nil
 	}
 	if isEmptyString(v) {
@@ -260,9 +270,9 @@ func (b *builder) set(id uint16, v *fastjson.Value, kind fieldKind, field string
 	switch kind {
 	case kindText:
 		switch v.Type() {
-		case fastjson.TypeArray:
+		case jArray:
 			return b.textList(id, v, field)
-		case fastjson.TypeObject:
+		case jObject:
 			s, err := b.compactJSON(v, field)
 			if err != nil {
 				return err
@@ -276,7 +286,7 @@ func (b *builder) set(id uint16, v *fastjson.Value, kind fieldKind, field string
 		}
 		b.setText(id, s)
 	case kindNumber:
-		if v.Type() != fastjson.TypeNumber {
+		if v.Type() != jNumber {
 			return fmt.Errorf("field %q: want number, got %s", field, typeName(v))
 		}
 		s, err := b.number(v, field)
@@ -286,16 +296,16 @@ func (b *builder) set(id uint16, v *fastjson.Value, kind fieldKind, field string
 		b.setNum(id, s)
 	case kindBool:
 		switch v.Type() {
-		case fastjson.TypeTrue:
+		case jTrue:
 			b.setBool(id, true)
-		case fastjson.TypeFalse:
+		case jFalse:
 			b.setBool(id, false)
 		default:
 			return fmt.Errorf("field %q: want bool, got %s", field, typeName(v))
 		}
 	case kindObject:
 		t := v.Type()
-		if t != fastjson.TypeObject && t != fastjson.TypeArray {
+		if t != jObject && t != jArray {
 			return fmt.Errorf("field %q: want object or array, got %s", field, typeName(v))
 		}
 		if i := b.top(id); i >= 0 {
@@ -316,18 +326,17 @@ func (b *builder) set(id uint16, v *fastjson.Value, kind fieldKind, field string
 // textList stores a list cast to text (addendum 1): each element becomes
 // text, objects and lists compact JSON with sorted keys; empty elements are
 // dropped.
-func (b *builder) textList(id uint16, v *fastjson.Value, field string) error {
-	a, _ := v.Array()
+func (b *builder) textList(id uint16, v *jvalue, field string) error {
 	i := b.put(id, kList, "")
 	ev := b.ev
-	for _, e := range a {
+	for e := b.jp.child(v); e != nil; e = b.jp.next(v, e) {
 		if isEmpty(e) {
 			continue
 		}
 		var s string
 		var err error
 		switch e.Type() {
-		case fastjson.TypeArray, fastjson.TypeObject:
+		case jArray, jObject:
 			s, err = b.compactJSON(e, field)
 		default:
 			s, err = b.text(e, field)
@@ -343,8 +352,8 @@ func (b *builder) textList(id uint16, v *fastjson.Value, field string) error {
 
 // compactJSON returns an object or list as compact JSON text with sorted keys
 // and without empty values.
-func (b *builder) compactJSON(v *fastjson.Value, field string) (string, error) {
-	x, err := toAny(v, field)
+func (b *builder) compactJSON(v *jvalue, field string) (string, error) {
+	x, err := toAny(b.jp, v, field)
 	if err != nil {
 		return "", err
 	}
@@ -358,51 +367,45 @@ func (b *builder) compactJSON(v *fastjson.Value, field string) (string, error) {
 }
 
 // toAny converts v to Go values, dropping null and "" at every level.
-func toAny(v *fastjson.Value, field string) (any, error) {
-	switch v.Type() {
-	case fastjson.TypeObject:
-		o, _ := v.Object()
-		m := make(map[string]any, o.Len())
-		var err error
-		o.Visit(func(k []byte, e *fastjson.Value) {
-			if err != nil {
-				return
-			}
+func toAny(p *jparser, v *jvalue, field string) (any, error) {
+	switch v.t {
+	case jObject:
+		m := make(map[string]any, v.n)
+		for e := p.child(v); e != nil; e = p.next(v, e) {
 			if isEmpty(e) {
-				delete(m, string(k))
-				return
+				delete(m, e.key)
+				continue
 			}
-			var x any
-			x, err = toAny(e, field+"."+string(k))
-			m[string(k)] = x
-		})
-		return m, err
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		l := make([]any, 0, len(a))
-		for _, e := range a {
+			x, err := toAny(p, e, field+"."+e.key)
+			m[e.key] = x
+			if err != nil {
+				return m, err
+			}
+		}
+		return m, nil
+	case jArray:
+		l := make([]any, 0, v.n)
+		for e := p.child(v); e != nil; e = p.next(v, e) {
 			if isEmpty(e) {
 				continue
 			}
-			x, err := toAny(e, field)
+			x, err := toAny(p, e, field)
 			if err != nil {
 				return nil, err
 			}
 			l = append(l, x)
 		}
 		return l, nil
-	case fastjson.TypeNumber:
-		s := v.String()
-		if !validNumber([]byte(s)) {
-			return nil, fmt.Errorf("field %q: invalid number %q", field, s)
+	case jNumber:
+		if !validNumber(v.s) {
+			return nil, fmt.Errorf("field %q: invalid number %q", field, v.s)
 		}
-		return json.Number(s), nil
-	case fastjson.TypeString:
-		s, _ := v.StringBytes()
-		return string(s), nil
-	case fastjson.TypeTrue:
+		return json.Number(v.s), nil
+	case jString:
+		return v.s, nil
+	case jTrue:
 		return true, nil
-	case fastjson.TypeFalse:
+	case jFalse:
 		return false, nil
 	}
 	return nil, nil
@@ -416,32 +419,27 @@ const maxDepth = 64
 // path in the record for errors. null and "" are dropped at every level
 // (objects and lists alike), but an object member that is "" stays in the
 // flat view; empty objects and lists are kept.
-func (b *builder) structure(v *fastjson.Value, parent int, name, key string) error {
+func (b *builder) structure(v *jvalue, parent int, name, key string) error {
 	ev := b.ev
 	i := len(ev.ents)
-	switch v.Type() {
-	case fastjson.TypeObject:
+	switch v.t {
+	case jObject:
 		if depth(ev, parent) >= maxDepth {
 			return &fieldError{msg: "nested too deep"}
 		}
-		o, _ := v.Object()
 		ev.ents = append(ev.ents, entry{name: name, key: key, parent: int32(parent), kind: kObj})
 		var seen map[string]int // for large objects
-		if o.Len() > 16 {
-			seen = make(map[string]int, o.Len())
+		if v.n > 16 {
+			seen = make(map[string]int, v.n)
 		}
-		var err error
-		o.Visit(func(k []byte, e *fastjson.Value) {
-			if err != nil {
-				return
-			}
-			if prev := b.member(i, seen, k); prev >= 0 {
+		for e := b.jp.child(v); e != nil; e = b.jp.next(v, e) {
+			mkey := b.str(e.key)
+			if prev := b.member(i, seen, mkey); prev >= 0 {
 				ev.ents[prev].dead = true // a later duplicate key wins
 			}
-			if e.Type() == fastjson.TypeNull {
-				return
+			if e.t == jNull {
+				continue
 			}
-			mkey := b.str(k)
 			var mname string
 			if name != "" {
 				mname = b.join(name, mkey)
@@ -449,29 +447,25 @@ func (b *builder) structure(v *fastjson.Value, parent int, name, key string) err
 			j := len(ev.ents)
 			if isEmptyString(e) {
 				if mname == "" {
-					return
+					continue
 				}
 				ev.ents = append(ev.ents, entry{name: mname, key: mkey, parent: int32(i), end: int32(j + 1), kind: kEmpty})
-			} else if err = b.structure(e, i, mname, mkey); err != nil {
+			} else if err := b.structure(e, i, mname, mkey); err != nil {
 				if fe, ok := err.(*fieldError); ok {
 					fe.path = append(fe.path, mkey)
 				}
-				return
+				return err
 			}
 			if seen != nil {
 				seen[mkey] = j
 			}
-		})
-		if err != nil {
-			return err
 		}
-	case fastjson.TypeArray:
+	case jArray:
 		if depth(ev, parent) >= maxDepth {
 			return &fieldError{msg: "nested too deep"}
 		}
-		a, _ := v.Array()
 		ev.ents = append(ev.ents, entry{name: name, key: key, parent: int32(parent), kind: kList})
-		for _, e := range a {
+		for e := b.jp.child(v); e != nil; e = b.jp.next(v, e) {
 			if isEmpty(e) {
 				continue
 			}
@@ -479,18 +473,16 @@ func (b *builder) structure(v *fastjson.Value, parent int, name, key string) err
 				return err
 			}
 		}
-	case fastjson.TypeNumber:
-		b.num = v.MarshalTo(b.num[:0])
-		if !validNumber(b.num) {
-			return &fieldError{msg: fmt.Sprintf("invalid number %q", b.num)}
+	case jNumber:
+		if !validNumber(v.s) {
+			return &fieldError{msg: fmt.Sprintf("invalid number %q", v.s)}
 		}
-		ev.ents = append(ev.ents, entry{name: name, key: key, text: b.str(b.num), parent: int32(parent), kind: kNum})
-	case fastjson.TypeString:
-		s, _ := v.StringBytes()
-		ev.ents = append(ev.ents, entry{name: name, key: key, text: b.str(s), parent: int32(parent), kind: kStr})
-	case fastjson.TypeTrue:
+		ev.ents = append(ev.ents, entry{name: name, key: key, text: b.own(v), parent: int32(parent), kind: kNum})
+	case jString:
+		ev.ents = append(ev.ents, entry{name: name, key: key, text: b.own(v), parent: int32(parent), kind: kStr})
+	case jTrue:
 		ev.ents = append(ev.ents, entry{name: name, key: key, parent: int32(parent), kind: kTrue})
-	case fastjson.TypeFalse:
+	case jFalse:
 		ev.ents = append(ev.ents, entry{name: name, key: key, parent: int32(parent), kind: kFalse})
 	default:
 		return nil
@@ -500,16 +492,16 @@ func (b *builder) structure(v *fastjson.Value, parent int, name, key string) err
 }
 
 // member returns the live member of object entry obj with key k, or -1.
-func (b *builder) member(obj int, seen map[string]int, k []byte) int {
+func (b *builder) member(obj int, seen map[string]int, k string) int {
 	ev := b.ev
 	if seen != nil {
-		if j, ok := seen[string(k)]; ok && !ev.ents[j].dead {
+		if j, ok := seen[k]; ok && !ev.ents[j].dead {
 			return j
 		}
 		return -1
 	}
 	for j := obj + 1; j < len(ev.ents); j = int(ev.ents[j].end) {
-		if x := &ev.ents[j]; !x.dead && x.key == string(k) {
+		if x := &ev.ents[j]; !x.dead && x.key == k {
 			return j
 		}
 	}
@@ -526,9 +518,9 @@ func depth(ev *Event, i int) int {
 }
 
 // typeName names a JSON value's type for error messages.
-func typeName(v *fastjson.Value) string {
+func typeName(v *jvalue) string {
 	switch t := v.Type(); t {
-	case fastjson.TypeTrue, fastjson.TypeFalse:
+	case jTrue, jFalse:
 		return "bool"
 	default:
 		return t.String()
