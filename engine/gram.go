@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -23,9 +24,11 @@ const gramBits = 15
 type litFilter struct {
 	// bitmap has bit hash(g) set for the folded gram g of each literal.
 	bitmap [1 << gramBits / 64]uint64
-	// byGram lists the literals of each folded gram.
-	byGram map[uint32][]gramLit
-	short  *acMachine // literals shorter than gramLen, or nil
+	// grams and lits are an open-addressing table from folded gram (0:
+	// empty slot) to its literals.
+	grams []uint32
+	lits  [][]gramLit
+	short *acMachine // literals shorter than gramLen, or nil
 	// minLen is the length of the shortest literal.
 	minLen int
 }
@@ -40,7 +43,8 @@ type gramLit struct {
 // newLitFilter builds the filter of patterns (non-empty, ASCII, lowercase);
 // rules[i] are the rule indexes of patterns[i].
 func newLitFilter(patterns []string, rules [][]int32) *litFilter {
-	f := &litFilter{byGram: map[uint32][]gramLit{}, minLen: 1 << 30}
+	f := &litFilter{minLen: 1 << 30}
+	byGram := map[uint32][]gramLit{}
 	var short []string
 	var shortRules [][]int32
 	for i, p := range patterns {
@@ -54,7 +58,17 @@ func newLitFilter(patterns []string, rules [][]int32) *litFilter {
 		g := foldGram(p[off], p[off+1], p[off+2])
 		h := gramHash(g)
 		f.bitmap[h>>6] |= 1 << (h & 63)
-		f.byGram[g] = append(f.byGram[g], gramLit{off: off, s: p, rules: rules[i]})
+		byGram[g] = append(byGram[g], gramLit{off: off, s: p, rules: rules[i]})
+	}
+	size := 8
+	for size < 4*len(byGram) {
+		size *= 2
+	}
+	f.grams = make([]uint32, size)
+	f.lits = make([][]gramLit, size)
+	for g, ls := range byGram {
+		i := f.slotOf(g)
+		f.grams[i], f.lits[i] = g, ls
 	}
 	if len(short) > 0 {
 		f.short = newACMachine(short, shortRules)
@@ -67,6 +81,17 @@ func newLitFilter(patterns []string, rules [][]int32) *litFilter {
 // (and merges some punctuation pairs, which only costs a verification).
 func foldGram(a, b, c byte) uint32 {
 	return (uint32(a) | uint32(b)<<8 | uint32(c)<<16) | 0x202020
+}
+
+// slotOf returns the slot of g in the gram table: its own, or the empty
+// one where it would go.
+func (f *litFilter) slotOf(g uint32) int {
+	mask := len(f.grams) - 1
+	i := int(g*0x85EBCA6B>>16) & mask
+	for f.grams[i] != 0 && f.grams[i] != g {
+		i = (i + 1) & mask
+	}
+	return i
 }
 
 func gramHash(g uint32) uint32 {
@@ -89,11 +114,13 @@ func byteCommonness(c byte) int {
 }
 
 // rarestGram returns the offset of the gram of p least likely to occur in
-// ordinary traffic.
+// ordinary traffic: the one least frequent in trafficSample, then with the
+// least common bytes.
 func rarestGram(p string) int {
-	best, bestScore := 0, 1<<30
+	counts := sampleGrams()
+	best, bestScore := 0, 1<<62
 	for i := 0; i+gramLen <= len(p); i++ {
-		sc := 0
+		sc := counts[foldGram(p[i], p[i+1], p[i+2])] << 8
 		for j := i; j < i+gramLen; j++ {
 			sc += byteCommonness(p[j])
 		}
@@ -102,6 +129,37 @@ func rarestGram(p string) int {
 		}
 	}
 	return best
+}
+
+// trafficSample is ordinary request text (browser and crawler user
+// agents, hosts, paths, queries, referrers) whose grams a literal should
+// avoid as its index.
+const trafficSample = `Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.0.0
+Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Safari/605.1.15
+Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1
+Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36
+Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0
+Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm) curl/8.4.0 python-requests/2.31.0 okhttp/4.12.0
+https://www.example.org/en-us/news/article-title?utm_source=newsletter&utm_medium=email&utm_campaign=spring&page=2&sort=desc&lang=en
+/api/v2/users/12345/orders?limit=50&offset=100 /assets/js/main.min.js /static/css/style.css /images/logo.png /favicon.ico /robots.txt
+/wp-content/uploads/2024/05/photo.jpg /index.php?id=42&action=view /login /search?q=shoes GET POST HEAD text/html application/json
+`
+
+var (
+	sampleOnce   sync.Once
+	sampleCounts map[uint32]int
+)
+
+// sampleGrams counts the folded grams of trafficSample.
+func sampleGrams() map[uint32]int {
+	sampleOnce.Do(func() {
+		sampleCounts = map[uint32]int{}
+		s := strings.ToLower(trafficSample)
+		for i := 0; i+gramLen <= len(s); i++ {
+			sampleCounts[foldGram(s[i], s[i+1], s[i+2])]++
+		}
+	})
+	return sampleCounts
 }
 
 // scan marks in bits the rules of every literal found in s, ASCII case
@@ -152,7 +210,7 @@ func (f *litFilter) scanGrams(s string, bits []uint64) bool {
 // verify marks the rules of the literals of gram g that occur in s with
 // that gram at position i.
 func (f *litFilter) verify(s string, i int, g uint32, bits []uint64) {
-	for _, l := range f.byGram[g] {
+	for _, l := range f.lits[f.slotOf(g)] {
 		start := i - l.off
 		if start < 0 || start+len(l.s) > len(s) || !hasFoldedPrefix(s[start:], l.s) {
 			continue

@@ -168,14 +168,17 @@ func (pf *prefilter) rangeable(slots []slotDef) bool {
 func (c *matchCtx) prefilter() {
 	pf := &c.set.pf
 	copy(c.bits, pf.always)
-	if pf.kw == nil || !c.set.rangePF {
+	switch {
+	case !c.set.rangePF:
 		c.prefilterFields()
 		if pf.kw != nil {
 			c.ev.Range(c.scanKeywords)
 		}
-		return
+	case pf.kw != nil:
+		c.ev.Range(c.scanAll)
+	default:
+		c.ev.Range(c.scanFields)
 	}
-	c.ev.Range(c.scanAll)
 }
 
 // prefilterFields scans the values of each field with literals.
@@ -243,6 +246,26 @@ func (c *matchCtx) scanAll(field, v string) bool {
 	}
 	if len(v) >= pf.kw.minLen && !c.seenText(v) {
 		pf.kw.scan(v, c.bits)
+	}
+	return true
+}
+
+// scanFields scans one value of the event for the literals of its field,
+// when it has any.
+func (c *matchCtx) scanFields(field, v string) bool {
+	pf := &c.set.pf
+	if len(field) <= maxRangeName {
+		for _, fi := range pf.byLen[len(field)] {
+			f := &pf.filters[fi]
+			if f.name != field {
+				continue
+			}
+			c.filterValue(f, f.ac, v)
+			for _, di := range f.derived {
+				c.filterDerived(di, v)
+			}
+			return true
+		}
 	}
 	return true
 }
