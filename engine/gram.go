@@ -18,8 +18,8 @@ const gramBits = 15
 // gramLen bytes is indexed by one of its grams (the one least likely to
 // occur in ordinary traffic); a scan tests the gram at every position of
 // the text against a small bitmap and verifies the literals of that gram
-// only where the bitmap says it may occur. Literals shorter than gramLen go
-// to an Aho-Corasick automaton. A litFilter is immutable and safe for
+// only where the bitmap says it may occur. Literals shorter than gramLen are
+// searched for in each of their ASCII case variants. A litFilter is immutable and safe for
 // concurrent use.
 type litFilter struct {
 	// bitmap has bit hash(g) set for the folded gram g of each literal.
@@ -28,7 +28,7 @@ type litFilter struct {
 	// empty slot) to its literals.
 	grams []uint32
 	lits  [][]gramLit
-	short *acMachine // literals shorter than gramLen, or nil
+	short []shortLit // literals shorter than gramLen
 	// minLen is the length of the shortest literal.
 	minLen int
 }
@@ -45,13 +45,10 @@ type gramLit struct {
 func newLitFilter(patterns []string, rules [][]int32) *litFilter {
 	f := &litFilter{minLen: 1 << 30}
 	byGram := map[uint32][]gramLit{}
-	var short []string
-	var shortRules [][]int32
 	for i, p := range patterns {
 		f.minLen = min(f.minLen, len(p))
 		if len(p) < gramLen {
-			short = append(short, p)
-			shortRules = append(shortRules, rules[i])
+			f.short = append(f.short, shortLit{variants: caseVariants(p), rules: rules[i]})
 			continue
 		}
 		off := rarestGram(p)
@@ -69,9 +66,6 @@ func newLitFilter(patterns []string, rules [][]int32) *litFilter {
 	for g, ls := range byGram {
 		i := f.slotOf(g)
 		f.grams[i], f.lits[i] = g, ls
-	}
-	if len(short) > 0 {
-		f.short = newACMachine(short, shortRules)
 	}
 	return f
 }
@@ -162,23 +156,62 @@ func sampleGrams() map[uint32]int {
 	return sampleCounts
 }
 
+// shortLit is a literal shorter than gramLen.
+type shortLit struct {
+	variants []string // the literal with each ASCII case of its letters
+	rules    []int32
+}
+
+// caseVariants returns p (ASCII lowercase) with each combination of ASCII
+// cases of its letters.
+func caseVariants(p string) []string {
+	out := []string{p}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; 'a' <= c && c <= 'z' {
+			for _, v := range out {
+				b := []byte(v)
+				b[i] = c - 'a' + 'A'
+				out = append(out, string(b))
+			}
+		}
+	}
+	return out
+}
+
 // scan marks in bits the rules of every literal found in s, ASCII case
 // folded. Text with non-ASCII bytes is also scanned lowered with Unicode
 // rules, so that the prefilter never misses what the matcher would find.
-func (f *litFilter) scan(s string, bits []uint64) {
+// It reports whether s has non-ASCII bytes.
+func (f *litFilter) scan(s string, bits []uint64) bool {
 	if len(s) < f.minLen {
-		return
+		return hasNonASCII(s)
 	}
-	if f.short != nil {
-		f.short.scan(s, bits)
+	if !f.scanASCII(s, bits) {
+		return false
 	}
-	if f.scanGrams(s, bits) {
-		f.scanGrams(strings.ToLower(s), bits)
-	}
+	f.scanASCII(strings.ToLower(s), bits)
+	return true
 }
 
-// scanGrams is scan without the Unicode rescan and the short literals; it
-// reports whether s has non-ASCII bytes.
+// scanASCII is scan without the Unicode rescan; it reports whether s has
+// non-ASCII bytes.
+func (f *litFilter) scanASCII(s string, bits []uint64) bool {
+	for i := range f.short {
+		l := &f.short[i]
+		for _, v := range l.variants {
+			if strings.Contains(s, v) {
+				for _, r := range l.rules {
+					bits[r>>6] |= 1 << (uint(r) & 63)
+				}
+				break
+			}
+		}
+	}
+	return f.scanGrams(s, bits)
+}
+
+// scanGrams finds the literals of gramLen bytes or more; it reports
+// whether s has non-ASCII bytes.
 func (f *litFilter) scanGrams(s string, bits []uint64) bool {
 	n := len(s)
 	if n < gramLen {

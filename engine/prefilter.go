@@ -37,16 +37,35 @@ type slotFilter struct {
 	// exact maps lowered whole values to the rules that need them; nil
 	// when none.
 	exact map[string][]int32
-	// lens has bit n set when an exact value has n bytes (n < 255) and
-	// bit 255 when one has 255 or more.
-	lens [4]uint64
+	// sigs has bit exactSig(v) set for each exact value v.
+	sigs [1 << exactSigBits / 64]uint64
 	// derived are the filters of the fields derived from this one.
 	derived []int32
 }
 
+// mayEqual reports whether the ASCII text v may, lowered, be one of the
+// exact values.
 func (f *slotFilter) mayEqual(v string) bool {
-	n := min(len(v), 255)
-	return f.lens[n>>6]&(1<<(n&63)) != 0
+	h := exactSig(v)
+	return f.sigs[h>>6]&(1<<(h&63)) != 0
+}
+
+const exactSigBits = 12
+
+// exactSig hashes the length and the last four bytes of v, with bit 0x20
+// set in each, which folds ASCII case.
+func exactSig(v string) uint32 {
+	n := len(v)
+	var t uint32
+	if n >= 4 {
+		t = uint32(v[n-4]) | uint32(v[n-3])<<8 | uint32(v[n-2])<<16 | uint32(v[n-1])<<24
+	} else {
+		for i := 0; i < n; i++ {
+			t |= uint32(v[i]) << (8 * i)
+		}
+	}
+	t |= 0x20202020
+	return (t ^ uint32(n)*0x9E3779B1) * 0x85EBCA6B >> (32 - exactSigBits)
 }
 
 // buildPrefilter builds the prefilter of rs, whose fields are slots.
@@ -118,8 +137,8 @@ func buildPrefilter(rs []*compiledRule, slots []slotDef) prefilter {
 		if m := exact[s]; m != nil {
 			f.exact = m
 			for v := range m {
-				n := min(len(v), 255)
-				f.lens[n>>6] |= 1 << (n & 63)
+				h := exactSig(v)
+				f.sigs[h>>6] |= 1 << (h & 63)
 			}
 		}
 		i := len(pf.filters)
@@ -198,12 +217,15 @@ func (c *matchCtx) prefilterFields() {
 
 // filterValue applies the field filter f, scanning with ac, to one value.
 func (c *matchCtx) filterValue(f *slotFilter, ac *litFilter, v string) {
+	var nonASCII bool
 	if ac != nil {
-		ac.scan(v, c.bits)
+		nonASCII = ac.scan(v, c.bits)
+	} else if f.exact != nil {
+		nonASCII = hasNonASCII(v)
 	}
-	// Unicode lowering may change the length (the Kelvin sign is
-	// three bytes, its lower case k one).
-	if f.exact != nil && (f.mayEqual(v) || hasNonASCII(v)) {
+	// Unicode lowering may change the text beyond ASCII folding (the
+	// Kelvin sign, three bytes, lowers to k): such values skip mayEqual.
+	if f.exact != nil && (nonASCII || f.mayEqual(v)) {
 		for _, r := range f.exact[c.lower(v)] {
 			c.bits[r>>6] |= 1 << (uint(r) & 63)
 		}
