@@ -5,8 +5,9 @@
 // into its own matcher (lowered needles, compiled regular expressions and
 // wildcard patterns, fields resolved through the field mapping), extracts
 // the literals a rule needs to match, and prefilters every event with one
-// Aho-Corasick pass per field, so that most rules are never evaluated on
-// most events. Aggregations (count() by ... within a timeframe) and
+// literal scan per value it reads (each literal indexed by its rarest
+// three-byte gram), so that most rules are never evaluated on most
+// events. Aggregations (count() by ... within a timeframe) and
 // correlation rules keep sliding-window state with a bounded number of
 // groups.
 package engine
@@ -17,7 +18,6 @@ import (
 	"hash/fnv"
 	"math/bits"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,24 +73,10 @@ type ruleSet struct {
 	statIDs []string
 	corrs   []*compiledCorr
 	slots   []slotDef
-	filters []slotFilter
-	exact   []exactFilter
-	kw      *acMachine // keyword literals, scanned over every field
-	always  []uint64   // rules evaluated on every event
+	pf      prefilter
+	rangePF bool // the prefilter can work from one Event.Range pass
 	nwords  int
 	intel   *compiledRule // the intelligence-feed rule, when enabled
-}
-
-type slotFilter struct {
-	slot int
-	ac   *acMachine
-}
-
-// exactFilter marks the rules that need a field to equal one of its
-// lowered values.
-type exactFilter struct {
-	slot   int
-	values map[string][]int32
 }
 
 type compiledRule struct {
@@ -275,68 +261,8 @@ func (e *Engine) compile(rs []rules.Rule) (*ruleSet, []*rules.LoadError) {
 	e.windows = windows
 	set.slots = c.slots
 	set.nwords = (len(set.rules) + 63) / 64
-	set.always = make([]uint64, set.nwords)
-	// Prefilter: per field, the literals of the rules that have them.
-	type pats struct {
-		idx   map[string]int
-		pats  []string
-		rules [][]int32
-	}
-	byslot := map[int]*pats{}
-	exact := map[int]map[string][]int32{}
-	for i, cr := range set.rules {
-		lits, ok := cr.literals()
-		if !ok {
-			set.always[i>>6] |= 1 << (uint(i) & 63)
-			continue
-		}
-		for _, l := range lits {
-			if l.exact {
-				m := exact[l.slot]
-				if m == nil {
-					m = map[string][]int32{}
-					exact[l.slot] = m
-				}
-				if !slices.Contains(m[l.s], int32(i)) {
-					m[l.s] = append(m[l.s], int32(i))
-				}
-				continue
-			}
-			p := byslot[l.slot]
-			if p == nil {
-				p = &pats{idx: map[string]int{}}
-				byslot[l.slot] = p
-			}
-			j, ok := p.idx[l.s]
-			if !ok {
-				j = len(p.pats)
-				p.idx[l.s] = j
-				p.pats = append(p.pats, l.s)
-				p.rules = append(p.rules, nil)
-			}
-			if !slices.Contains(p.rules[j], int32(i)) {
-				p.rules[j] = append(p.rules[j], int32(i))
-			}
-		}
-	}
-	for s, m := range exact {
-		set.exact = append(set.exact, exactFilter{slot: s, values: m})
-	}
-	sort.Slice(set.exact, func(i, j int) bool { return set.exact[i].slot < set.exact[j].slot })
-	slotsSorted := make([]int, 0, len(byslot))
-	for s := range byslot {
-		slotsSorted = append(slotsSorted, s)
-	}
-	sort.Ints(slotsSorted)
-	for _, s := range slotsSorted {
-		p := byslot[s]
-		ac := newACMachine(p.pats, p.rules)
-		if s < 0 {
-			set.kw = ac
-			continue
-		}
-		set.filters = append(set.filters, slotFilter{slot: s, ac: ac})
-	}
+	set.pf = buildPrefilter(set.rules, set.slots)
+	set.rangePF = set.pf.rangeable(set.slots)
 	return set, problems
 }
 

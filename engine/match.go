@@ -55,8 +55,11 @@ func (c *matchCtx) reset(ev *normalize.Event) {
 }
 
 // seenText is a slot of the keyword prefilter's table of scanned texts.
+// It holds the text's address as an integer: entries from earlier events
+// (other generations) are never compared, so they need not keep their
+// texts alive.
 type seenText struct {
-	p   *byte
+	p   uintptr
 	n   int
 	gen uint32
 }
@@ -70,7 +73,6 @@ func (c *matchCtx) release() {
 		clear(c.lows[i])
 		c.lows[i] = c.lows[i][:0]
 	}
-	c.seen = [256]seenText{}
 }
 
 // values returns the event's values of slot and whether the field is
@@ -158,47 +160,6 @@ func (c *matchCtx) lower(s string) string {
 	}
 	b := c.arena[start:]
 	return unsafe.String(unsafe.SliceData(b), len(b))
-}
-
-// prefilter marks the candidate rules: those without literals, and those
-// one of whose literals occurs in its field.
-func (c *matchCtx) prefilter() {
-	set := c.set
-	copy(c.bits, set.always)
-	for i := range set.filters {
-		f := &set.filters[i]
-		vs, _ := c.values(f.slot)
-		for _, v := range vs {
-			f.ac.scan(v, c.bits)
-		}
-	}
-	for i := range set.exact {
-		f := &set.exact[i]
-		for _, v := range c.lowerValues(f.slot) {
-			for _, r := range f.values[v] {
-				c.bits[r>>6] |= 1 << (uint(r) & 63)
-			}
-		}
-	}
-	if set.kw != nil {
-		kw := set.kw
-		c.ev.Range(func(_, v string) bool {
-			if len(v) < kw.minLen {
-				return true
-			}
-			// Many fields share one string (url.original and
-			// cloudflare.ClientRequestURI): scan each text once.
-			p := unsafe.StringData(v)
-			h := (uintptr(unsafe.Pointer(p)) >> 3) & 255
-			if e := &c.seen[h]; e.gen == c.gen && e.p == p && e.n == len(v) {
-				return true
-			} else {
-				*e = seenText{p, len(v), c.gen}
-			}
-			kw.scan(v, c.bits)
-			return true
-		})
-	}
 }
 
 func (c *matchCtx) evalNode(r *compiledRule, n *cnode) bool {
