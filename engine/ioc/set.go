@@ -59,7 +59,9 @@ type Set struct {
 	urls                 *strTable
 	urlHosts             *bitFilter // filters the hosts of the URL keys
 	uas                  *strTable
-	ja3                  *strTable // keyed by the 16 bytes of the hash
+	uaFilter             *bitFilter // by sampleHash
+	ja3                  *strTable  // keyed by the 16 bytes of the hash
+	ja3Filter            *bitFilter // by md5Hash
 
 	counts [len(typeIndex)]int
 }
@@ -157,9 +159,11 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 	}
 	if c[5] > 0 {
 		s.uas = newStrTable(s.seed, c[5])
+		s.uaFilter = newBitFilter(c[5])
 	}
 	if c[6] > 0 {
 		s.ja3 = newStrTable(s.seed, c[6])
+		s.ja3Filter = newBitFilter(c[6])
 	}
 	// Second pass: index. A key seen before chains the new indicator in
 	// front of the old one.
@@ -218,12 +222,14 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 			s.urlHosts.add(maphash.String(s.seed, k[:strings.IndexByte(k, '/')]))
 		case TypeUA:
 			s.next[idx] = link(s.uas.put(maphash.String(s.seed, ind.Value), ind.Value, idx))
+			s.uaFilter.add(sampleHash(ind.Value))
 		case TypeJA3:
 			k, valid := parseMD5(ind.Value)
 			if !valid {
 				continue
 			}
 			s.next[idx] = link(s.ja3.put(maphash.Bytes(s.seed, k[:]), string(k[:]), idx))
+			s.ja3Filter.add(md5Hash(ind.Value))
 		}
 		s.refs[ok] = ind
 		ok++
@@ -430,14 +436,14 @@ func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hi
 		}
 	}
 	if s.uas != nil && p.ua != "" {
-		if v, ok := ev.String(p.ua); ok {
+		if v, ok := ev.String(p.ua); ok && s.uaFilter.has(sampleHash(v)) {
 			if i, ok := get(s.uas, maphash.String(s.seed, v), v); ok {
 				m.hit(i, p.ua, v)
 			}
 		}
 	}
 	if s.ja3 != nil && p.ja3 != "" {
-		if v, ok := ev.String(p.ja3); ok {
+		if v, ok := ev.String(p.ja3); ok && len(v) == 32 && s.ja3Filter.has(md5Hash(v)) {
 			if k, ok := parseMD5(v); ok {
 				if i, ok := get(s.ja3, maphash.Bytes(s.seed, k[:]), k[:]); ok {
 					m.hit(i, p.ja3, v)

@@ -146,7 +146,11 @@ func (t *u32Table) find(k uint32) (uint64, bool) {
 	}
 }
 
+// get returns the value of k; a nil table has none.
 func (t *u32Table) get(k uint32) (uint32, bool) {
+	if t == nil {
+		return 0, false
+	}
 	pos, ok := t.find(k)
 	return uint32(t.slots[pos]) - 1, ok
 }
@@ -172,24 +176,56 @@ func (t *u32Table) put(k, v uint32) (old uint32, replaced bool) {
 	return old, ok
 }
 
-// bitFilter is a one-hash Bloom filter: a key that was added always passes;
-// one that was not passes with a probability of about 1/16.
+// bitFilter is a one-hash Bloom filter keyed by the top bits of a hash: a
+// key that was added always passes; one that was not passes with a
+// probability of at most 1/24.
 type bitFilter struct {
 	words []uint64
-	mask  uint64 // of bit numbers
+	shift uint
 }
 
 func newBitFilter(n int) *bitFilter {
 	size := tableSize(16 * n / 64)
-	return &bitFilter{words: make([]uint64, size), mask: uint64(size*64 - 1)}
+	return &bitFilter{words: make([]uint64, size), shift: uint(64 - bits.TrailingZeros(uint(size*64)))}
 }
 
 func (f *bitFilter) add(h uint64) {
-	b := (h >> 7) & f.mask
+	b := h >> f.shift
 	f.words[b>>6] |= 1 << (b & 63)
 }
 
 func (f *bitFilter) has(h uint64) bool {
-	b := (h >> 7) & f.mask
+	b := h >> f.shift
 	return f.words[b>>6]&(1<<(b&63)) != 0
+}
+
+// sampleHash hashes the length of s and a few of its bytes: cheaper than
+// hashing a long string, and enough for a [bitFilter] in front of an exact
+// lookup.
+func sampleHash(s string) uint64 {
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	x := uint64(n) | uint64(s[n/4])<<16 | uint64(s[n/3])<<24 | uint64(s[n/2])<<32 |
+		uint64(s[2*n/3])<<40 | uint64(s[n-2+n%2])<<48 | uint64(s[n-1])<<56
+	return mix(x)
+}
+
+// md5Hash hashes the first 8 digits of a hexadecimal MD5 (32 digits, of
+// either case) for a [bitFilter].
+func md5Hash(s string) uint64 {
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	return mix(x | 0x2020202020202020) // lower case letters, digits unchanged
+}
+
+// mix is the finaliser of MurmurHash3.
+func mix(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb93fe53b9d05
+	x ^= x >> 33
+	return x
 }
