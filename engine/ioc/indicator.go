@@ -403,16 +403,6 @@ func appendLower(dst []byte, s string) []byte {
 	return dst
 }
 
-// hasUpper reports whether s has an ASCII upper-case letter.
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
-			return true
-		}
-	}
-	return false
-}
-
 // isMD5 reports whether v is 32 hexadecimal digits.
 func isMD5(v string) bool {
 	if len(v) != 32 {

@@ -2,6 +2,7 @@ package ioc
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -143,18 +144,47 @@ func (l *loader) scan(now time.Time, force map[string]bool, all bool) (scanResul
 	return r, nil
 }
 
-// load reads and parses one file into st.
-func (l *loader) load(st *fileState, path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
+// load reads and parses one file into st. A file that is not STIX or CSV
+// by its name is read into a string, which its indicators then share.
+func (l *loader) load(st *fileState, path string) (err error) {
+	var res *fileResult
+	switch strings.ToLower(filepath.Ext(st.name)) {
+	case ".json", ".stix", ".stix2", ".csv":
+		data, rerr := os.ReadFile(path)
+		if rerr != nil {
+			return rerr
+		}
+		res, err = parseFile(st.name, data)
+	default:
+		text, rerr := readString(path)
+		if rerr != nil {
+			return rerr
+		}
+		res, err = parseFile(st.name, text)
 	}
-	res, err := parseFile(st.name, data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	st.res = res
 	return nil
+}
+
+// readString reads a file into a string without the copy that converting
+// the bytes of [os.ReadFile] makes.
+func readString(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var b strings.Builder
+	if fi, err := f.Stat(); err == nil {
+		b.Grow(int(fi.Size()) + 512)
+	}
+	if _, err := io.Copy(&b, f); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }
 
 // build indexes the indicators of every file that has loaded, as valid at

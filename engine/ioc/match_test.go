@@ -220,6 +220,38 @@ func TestMatchOverlappingRanges(t *testing.T) {
 	}
 }
 
+// TestMatchSingleType matches a full event against sets that hold one type
+// of indicator only, so that every other index is absent.
+func TestMatchSingleType(t *testing.T) {
+	ev := fakeEvent{
+		"source.ip": "10.1.2.3", "destination.address": "www.Evil.Example", "url.original": "/x?y=1",
+		"http.request.referrer": "https://ref.example/p", "user_agent.original": "EvilKit/1",
+		"cloudflare.JA3Hash": "E7D705A3286E19EA42F587B344EE6860",
+	}
+	for _, c := range []struct {
+		ind  Indicator
+		want string
+	}{
+		{Indicator{Type: TypeCIDR, Value: "10.0.0.0/8"}, "source.ip=10.1.2.3 -> cidr 10.0.0.0/8 (:0)"},
+		{Indicator{Type: TypeIPv4, Value: "10.1.2.3"}, "source.ip=10.1.2.3 -> ipv4 10.1.2.3 (:0)"},
+		{Indicator{Type: TypeIPv6, Value: "2001:db8::1"}, ""},
+		{Indicator{Type: TypeDomain, Value: "evil.example"}, "destination.address=www.Evil.Example -> domain evil.example (:0)"},
+		{Indicator{Type: TypeURL, Value: "http://www.evil.example/x"}, "url.original=www.evil.example/x?y=1 -> url http://www.evil.example/x (:0)"},
+		{Indicator{Type: TypeUA, Value: "EvilKit/1"}, "user_agent.original=EvilKit/1 -> ua EvilKit/1 (:0)"},
+		{Indicator{Type: TypeJA3, Value: "e7d705a3286e19ea42f587b344ee6860"}, "cloudflare.JA3Hash=E7D705A3286E19EA42F587B344EE6860 -> ja3 e7d705a3286e19ea42f587b344ee6860 (:0)"},
+	} {
+		set := NewSet([]Indicator{c.ind}, fixtureNow)
+		got := briefHits(set.match("http_requests", time.Time{}, ev, nil))
+		var want []string
+		if c.want != "" {
+			want = []string{c.want}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Match with only %s %s (-want +got):\n%s", c.ind.Type, c.ind.Value, diff)
+		}
+	}
+}
+
 func TestMatchEmpty(t *testing.T) {
 	ev := event(t, `{"ClientIP":"10.0.0.1"}`)
 	var nilSet *Set

@@ -43,15 +43,17 @@ func (res *fileResult) lineError(file string, line int, msg string) {
 // parseFile parses the content of the indicator file named name (relative
 // to the folder), choosing the format by extension and content. A non-nil
 // error means the file as a whole is unusable (broken JSON, a CSV without a
-// value column); bad lines are reported in the result instead.
-func parseFile(name string, data []byte) (*fileResult, error) {
-	res := &fileResult{format: detectFormat(name, data)}
+// value column); bad lines are reported in the result instead. Plain text
+// given as a string, and STIX or CSV given as bytes, are not copied: the
+// indicators' values point into data.
+func parseFile[D bytesOrString](name string, data D) (*fileResult, error) {
+	res := &fileResult{format: detectFormat(name, data[:min(len(data), 4096)])}
 	var err error
 	switch res.format {
 	case FormatSTIX:
-		err = parseSTIX(name, data, res)
+		err = parseSTIX(name, []byte(data), res)
 	case FormatCSV:
-		err = parseCSV(name, data, res)
+		err = parseCSV(name, []byte(data), res)
 	default:
 		parseText(name, string(data), res)
 	}
@@ -64,7 +66,7 @@ func parseFile(name string, data []byte) (*fileResult, error) {
 // detectFormat tells STIX (JSON), CSV and plain text apart: by extension
 // first, else JSON by its first byte and CSV by a header line that names a
 // value column.
-func detectFormat(name string, data []byte) string {
+func detectFormat[D bytesOrString](name string, data D) string {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".json", ".stix", ".stix2":
 		return FormatSTIX

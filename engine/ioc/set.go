@@ -10,6 +10,7 @@ package ioc
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -43,20 +44,24 @@ type Set struct {
 	// files): next[i] is 1 + the index of the next one, 0 at the end.
 	next []uint32
 
-	ip4  map[uint32]uint32
+	// seed hashes the keys of the string tables and filters.
+	seed maphash.Seed
+	ip4  *u32Table
 	ip6  map[[16]byte]uint32
 	cidr *bart.Table[uint32]
 	// domains holds domain keys; a host matches when it or one of its
 	// parent domains (with minLabels to maxLabels labels) is a key. tails
-	// holds the last two labels of every key: a host whose own last two
-	// labels are not there matches no domain, which saves most lookups.
-	domains              map[string]uint32
-	tails                map[string]struct{}
+	// filters the last two labels of every key: a host whose own last two
+	// labels do not pass matches no domain, which saves most lookups.
+	domains              *strTable
+	tails                *bitFilter
 	minLabels, maxLabels int
-	urls                 map[string]uint32
-	urlHosts             map[string]struct{} // hosts of the URL keys
-	uas                  map[string]uint32
-	ja3                  map[string]uint32
+	urls                 *strTable
+	urlHosts             *bitFilter // filters the hosts of the URL keys
+	uas                  *strTable
+	uaFilter             *bitFilter // by sampleHash
+	ja3                  *strTable  // keyed by the 16 bytes of the hash
+	ja3Filter            *bitFilter // by md5Hash
 
 	counts [len(typeIndex)]int
 }
@@ -133,27 +138,32 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 	}
 	s.next = make([]uint32, len(s.refs))
 	c := &s.counts
+	s.seed = maphash.MakeSeed()
 	if n := c[0] + c[1]; n > 0 {
-		s.ip4 = make(map[uint32]uint32, c[0])
-		s.ip6 = make(map[[16]byte]uint32, c[1])
+		s.ip4 = newU32Table(c[0])
+		if c[1] > 0 {
+			s.ip6 = make(map[[16]byte]uint32, c[1])
+		}
 	}
 	if c[2] > 0 {
 		s.cidr = new(bart.Table[uint32])
 	}
 	if c[3] > 0 {
-		s.domains = make(map[string]uint32, c[3])
-		s.tails = make(map[string]struct{})
+		s.domains = newStrTable(s.seed, c[3])
+		s.tails = newBitFilter(c[3])
 		s.minLabels = 1 << 30
 	}
 	if c[4] > 0 {
-		s.urls = make(map[string]uint32, c[4])
-		s.urlHosts = make(map[string]struct{})
+		s.urls = newStrTable(s.seed, c[4])
+		s.urlHosts = newBitFilter(c[4])
 	}
 	if c[5] > 0 {
-		s.uas = make(map[string]uint32, c[5])
+		s.uas = newStrTable(s.seed, c[5])
+		s.uaFilter = newBitFilter(c[5])
 	}
 	if c[6] > 0 {
-		s.ja3 = make(map[string]uint32, c[6])
+		s.ja3 = newStrTable(s.seed, c[6])
+		s.ja3Filter = newBitFilter(c[6])
 	}
 	// Second pass: index. A key seen before chains the new indicator in
 	// front of the old one.
@@ -171,9 +181,18 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 			}
 			switch {
 			case isAddr && p.Addr().Is4():
+				if s.ip4 == nil {
+					s.ip4 = newU32Table(0)
+				}
 				a := p.Addr().As4()
-				s.next[idx] = chain(s.ip4, binary.BigEndian.Uint32(a[:]), idx)
+				s.next[idx] = link(s.ip4.put(binary.BigEndian.Uint32(a[:]), idx))
 			case isAddr:
+				if s.ip4 == nil {
+					s.ip4 = newU32Table(0)
+				}
+				if s.ip6 == nil {
+					s.ip6 = make(map[[16]byte]uint32)
+				}
 				s.next[idx] = chain(s.ip6, p.Addr().As16(), idx)
 			default:
 				if s.cidr == nil {
@@ -189,8 +208,8 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 			if !validDomain(k) {
 				continue
 			}
-			s.next[idx] = chain(s.domains, k, idx)
-			s.tails[tail(k)] = struct{}{}
+			s.next[idx] = link(s.domains.put(maphash.String(s.seed, k), k, idx))
+			s.tails.add(maphash.String(s.seed, tail(k)))
 			n := strings.Count(k, ".") + 1
 			s.minLabels = min(s.minLabels, n)
 			s.maxLabels = max(s.maxLabels, n)
@@ -199,18 +218,29 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 			if !valid {
 				continue
 			}
-			s.next[idx] = chain(s.urls, k, idx)
-			s.urlHosts[k[:strings.IndexByte(k, '/')]] = struct{}{}
+			s.next[idx] = link(s.urls.put(maphash.String(s.seed, k), k, idx))
+			s.urlHosts.add(maphash.String(s.seed, k[:strings.IndexByte(k, '/')]))
 		case TypeUA:
-			s.next[idx] = chain(s.uas, ind.Value, idx)
+			s.next[idx] = link(s.uas.put(maphash.String(s.seed, ind.Value), ind.Value, idx))
+			s.uaFilter.add(sampleHash(ind.Value))
 		case TypeJA3:
-			s.next[idx] = chain(s.ja3, strings.ToLower(ind.Value), idx)
+			k, valid := parseMD5(ind.Value)
+			if !valid {
+				continue
+			}
+			s.next[idx] = link(s.ja3.put(maphash.Bytes(s.seed, k[:]), string(k[:]), idx))
+			s.ja3Filter.add(md5Hash(ind.Value))
 		}
 		s.refs[ok] = ind
 		ok++
 	}
 	s.refs = s.refs[:ok]
 	s.next = s.next[:ok]
+	for _, t := range []*strTable{s.domains, s.urls, s.uas, s.ja3} {
+		if t != nil {
+			t.compact()
+		}
+	}
 	return s, stats
 }
 
@@ -218,6 +248,14 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 // lets other goroutines run: on a small machine a reload must not hold a
 // processor that event matching is waiting for.
 const yieldEvery = 1<<13 - 1
+
+// link returns the link to the indicator that a table put replaced.
+func link(old uint32, replaced bool) uint32 {
+	if replaced {
+		return old + 1
+	}
+	return 0
+}
 
 // chain sets m[k] to idx and returns the link to the indicator it replaces.
 func chain[K comparable](m map[K]uint32, k K, idx uint32) uint32 {
@@ -398,21 +436,18 @@ func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hi
 		}
 	}
 	if s.uas != nil && p.ua != "" {
-		if v, ok := ev.String(p.ua); ok {
-			if i, ok := s.uas[v]; ok {
+		if v, ok := ev.String(p.ua); ok && s.uaFilter.has(sampleHash(v)) {
+			if i, ok := get(s.uas, maphash.String(s.seed, v), v); ok {
 				m.hit(i, p.ua, v)
 			}
 		}
 	}
 	if s.ja3 != nil && p.ja3 != "" {
-		if v, ok := ev.String(p.ja3); ok && len(v) == 32 {
-			if hasUpper(v) {
-				var buf [32]byte
-				if i, ok := s.ja3[string(appendLower(buf[:0], v))]; ok {
+		if v, ok := ev.String(p.ja3); ok && len(v) == 32 && s.ja3Filter.has(md5Hash(v)) {
+			if k, ok := parseMD5(v); ok {
+				if i, ok := get(s.ja3, maphash.Bytes(s.seed, k[:]), k[:]); ok {
 					m.hit(i, p.ja3, v)
 				}
-			} else if i, ok := s.ja3[v]; ok {
-				m.hit(i, p.ja3, v)
 			}
 		}
 	}
@@ -468,18 +503,29 @@ func (m *matcher) seen(ind *Indicator, value string) bool {
 
 // ip matches an address against addresses and every range holding it.
 func (m *matcher) ip(field, v string) {
-	a, err := netip.ParseAddr(v)
-	if err != nil {
-		return
-	}
-	a = a.Unmap().WithZone("")
-	if a.Is4() {
-		b := a.As4()
-		if i, ok := m.s.ip4[binary.BigEndian.Uint32(b[:])]; ok {
+	var a netip.Addr
+	if n, ok := parseIPv4(v); ok {
+		if i, ok := m.s.ip4.get(n); ok {
 			m.hit(i, field, v)
 		}
-	} else if i, ok := m.s.ip6[a.As16()]; ok {
-		m.hit(i, field, v)
+		if m.s.cidr == nil {
+			return
+		}
+		a = netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+	} else {
+		var err error
+		if a, err = netip.ParseAddr(v); err != nil {
+			return
+		}
+		a = a.Unmap().WithZone("")
+		if a.Is4() {
+			b := a.As4()
+			if i, ok := m.s.ip4.get(binary.BigEndian.Uint32(b[:])); ok {
+				m.hit(i, field, v)
+			}
+		} else if i, ok := m.s.ip6[a.As16()]; ok {
+			m.hit(i, field, v)
+		}
 	}
 	if m.s.cidr == nil {
 		return
@@ -490,6 +536,69 @@ func (m *matcher) ip(field, v string) {
 	for _, i := range m.s.cidr.Supernets(netip.PrefixFrom(a, a.BitLen())) {
 		m.hit(i, field, v)
 	}
+}
+
+// parseIPv4 parses an IPv4 address in its canonical dotted-decimal form
+// (no leading zeros), the form Cloudflare logs use. Anything else is
+// left to [netip.ParseAddr].
+func parseIPv4(s string) (uint32, bool) {
+	if len(s) < 7 || len(s) > 15 {
+		return 0, false
+	}
+	var ip uint32
+	field, digits, dots := uint32(0), 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case '0' <= c && c <= '9':
+			if digits == 1 && field == 0 {
+				return 0, false // leading zero
+			}
+			field = field*10 + uint32(c-'0')
+			digits++
+			if field > 255 {
+				return 0, false
+			}
+		case c == '.' && digits > 0 && dots < 3:
+			ip = ip<<8 | field
+			field, digits = 0, 0
+			dots++
+		default:
+			return 0, false
+		}
+	}
+	if dots != 3 || digits == 0 {
+		return 0, false
+	}
+	return ip<<8 | field, true
+}
+
+// parseMD5 decodes 32 hexadecimal digits of either case.
+func parseMD5(v string) (k [16]byte, ok bool) {
+	if len(v) != 32 {
+		return k, false
+	}
+	for i := range k {
+		hi, ok1 := fromHex(v[2*i])
+		lo, ok2 := fromHex(v[2*i+1])
+		if !ok1 || !ok2 {
+			return k, false
+		}
+		k[i] = hi<<4 | lo
+	}
+	return k, true
+}
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // tail returns the last two labels of a domain key.
@@ -546,14 +655,12 @@ func (m *matcher) host(buf *[256]byte, field, host, value string) []byte {
 	if labels < s.minLabels {
 		return b
 	}
-	if labels > 1 {
-		if _, ok := s.tails[string(b[dot2+1:])]; !ok {
-			return b
-		}
+	if labels > 1 && !s.tails.has(maphash.Bytes(s.seed, b[dot2+1:])) {
+		return b
 	}
 	for i := 0; labels >= s.minLabels; labels-- {
 		if labels <= s.maxLabels {
-			if idx, ok := s.domains[string(b[i:])]; ok {
+			if idx, ok := get(s.domains, maphash.Bytes(s.seed, b[i:]), b[i:]); ok {
 				m.hit(idx, field, value)
 			}
 		}
@@ -608,7 +715,7 @@ func (m *matcher) url(field string, host []byte, rest, value string) {
 	if len(host) == 0 {
 		return
 	}
-	if _, ok := m.s.urlHosts[string(host)]; !ok {
+	if !m.s.urlHosts.has(maphash.Bytes(m.s.seed, host)) {
 		return
 	}
 	var kbuf [1024]byte
@@ -619,11 +726,11 @@ func (m *matcher) url(field string, host []byte, rest, value string) {
 		}
 		m.hit(i, field, value)
 	}
-	if i, ok := m.s.urls[string(k)]; ok {
+	if i, ok := get(m.s.urls, maphash.Bytes(m.s.seed, k), k); ok {
 		report(i)
 	}
 	if q := indexByte(k, '?'); q >= 0 {
-		if i, ok := m.s.urls[string(k[:q])]; ok {
+		if i, ok := get(m.s.urls, maphash.Bytes(m.s.seed, k[:q]), k[:q]); ok {
 			report(i)
 		}
 	}
