@@ -354,8 +354,8 @@ type Query struct {
 	Intake string
 	// From and To keep the alerts whose events overlap [From, To].
 	From, To time.Time
-	// Text keeps the alerts whose event's source IP, host or user-agent
-	// contains it, ignoring case.
+	// Text keeps the alerts whose event's source IP, host, path (or URL)
+	// or user-agent contains it, ignoring case.
 	Text string
 }
 
@@ -484,7 +484,8 @@ func (q *Query) matches(a *engine.Alert, text string) bool {
 		return true
 	}
 	ip, host, ua := entity(a.Event)
-	for _, f := range []string{ip, host, ua} {
+	path := first(a.Event, "url.original", "url.path", "cloudflare.ClientRequestURI")
+	for _, f := range []string{ip, host, ua, path} {
 		if strings.Contains(strings.ToLower(f), text) {
 			return true
 		}
@@ -546,6 +547,14 @@ func (s *Store) Get(ctx context.Context, id string) (engine.Alert, error) {
 // recording who did it and when, and returns the alert as stored. Setting
 // the status an alert already has changes nothing.
 func (s *Store) SetStatus(ctx context.Context, id, status, by string, at time.Time) (engine.Alert, error) {
+	return s.Transition(ctx, id, engine.StatusChange{Status: status, By: by, At: at})
+}
+
+// Transition is [Store.SetStatus] with a comment: ch.Status becomes the
+// alert's status and ch joins its StatusHistory. A change to the status the
+// alert already has is recorded only when it carries a comment.
+func (s *Store) Transition(ctx context.Context, id string, ch engine.StatusChange) (engine.Alert, error) {
+	status := ch.Status
 	switch status {
 	case engine.StatusNew, engine.StatusAcknowledged, engine.StatusClosed:
 	default:
@@ -562,18 +571,21 @@ func (s *Store) SetStatus(ctx context.Context, id, status, by string, at time.Ti
 		if a, err = decodeAlert(v); err != nil {
 			return err
 		}
-		if a.Status == status {
+		if a.Status == status && ch.Comment == "" {
 			return nil
 		}
-		idx := tx.Bucket(bucketByStatus)
-		if err := idx.Delete(indexKey(a.Status, id)); err != nil {
-			return err
-		}
-		if err := idx.Put(indexKey(status, id), []byte{}); err != nil {
-			return err
+		if a.Status != status {
+			idx := tx.Bucket(bucketByStatus)
+			if err := idx.Delete(indexKey(a.Status, id)); err != nil {
+				return err
+			}
+			if err := idx.Put(indexKey(status, id), []byte{}); err != nil {
+				return err
+			}
 		}
 		a.Status = status
-		a.StatusHistory = append(a.StatusHistory, engine.StatusChange{Status: status, By: by, At: at.UTC()})
+		ch.At = ch.At.UTC()
+		a.StatusHistory = append(a.StatusHistory, ch)
 		nv, err := json.Marshal(&a)
 		if err != nil {
 			return err

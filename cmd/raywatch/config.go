@@ -60,6 +60,9 @@ type Config struct {
 	// iocSet returns the current indicator set (set up from IOCDir by
 	// serve and scan before the engine is built).
 	iocSet func() *ioc.Set
+	// ruleErrs keeps the rule files that failed to load (set up by serve
+	// for the dashboard); nil elsewhere.
+	ruleErrs *ruleProblems
 
 	// IntakeKeys maps intake names to keys, from RAYWATCH_INTAKE_KEY
 	// (intake "default"), RAYWATCH_INTAKE_KEYS (name=key,...) or

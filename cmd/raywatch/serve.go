@@ -80,6 +80,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 		cfg.iocSet = w.Current
 		log.Info("indicators loaded", "dir", cfg.IOCDir, "indicators", w.Current().Len())
 	}
+	cfg.ruleErrs = &ruleProblems{}
 	eng, err := loadEngine(cfg, log)
 	if err != nil {
 		return err
@@ -170,7 +171,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 			"coverage": func(context.Context) (any, error) { return coverageReports(eng, p.coverage) },
 			"jobs":     jobs.report,
 		},
-		RuleNotes: func(context.Context) map[string]map[string]any { return ruleCoverageNotes(eng, p.coverage) },
+		RuleNotes:  func(context.Context) map[string]map[string]any { return ruleCoverageNotes(eng, p.coverage) },
+		RuleErrors: cfg.ruleErrs.get,
+		Overview:   newOverviewCache(st).get,
 	})
 	if err != nil {
 		return err
@@ -273,6 +276,7 @@ func loadEngine(cfg Config, log *slog.Logger) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.ruleErrs.set(problems)
 	for _, p := range problems {
 		log.Error("rule skipped", "file", p.File, "line", p.Line, "err", p.Err)
 	}
