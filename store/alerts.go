@@ -374,6 +374,7 @@ func (s *Store) List(ctx context.Context, q Query) ([]engine.Alert, string, erro
 		q.Limit = 1000
 	}
 	text := strings.ToLower(strings.TrimSpace(q.Text))
+	pre := rawPrefilter(text)
 	var out []engine.Alert
 	next := ""
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -428,6 +429,9 @@ func (s *Store) List(ctx context.Context, q Query) ([]engine.Alert, string, erro
 					continue
 				}
 			}
+			if pre != nil && !bytes.Contains(bytes.ToLower(v), pre) {
+				continue // the text is nowhere in the alert
+			}
 			a, err := decodeAlert(v)
 			if err != nil {
 				return fmt.Errorf("decode alert %s: %w", id, err)
@@ -443,6 +447,21 @@ func (s *Store) List(ctx context.Context, q Query) ([]engine.Alert, string, erro
 		return nil, "", fmt.Errorf("list alerts: %w", err)
 	}
 	return out, next, nil
+}
+
+// rawPrefilter returns the bytes that a stored alert's JSON, lower-cased,
+// must contain for its fields to contain text; nil when text could be
+// escaped in JSON (then every alert is decoded and checked).
+func rawPrefilter(text string) []byte {
+	if text == "" {
+		return nil
+	}
+	for i := 0; i < len(text); i++ {
+		if c := text[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return nil
+		}
+	}
+	return []byte(text)
 }
 
 // idTime returns the time an alert id starts with.

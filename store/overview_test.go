@@ -85,3 +85,24 @@ func TestTransitionComment(t *testing.T) {
 		t.Errorf("List(acknowledged) = %d alerts; want 1", len(l))
 	}
 }
+
+func TestTextSearchEscapedCharacters(t *testing.T) {
+	s := openWith(t, Options{})
+	ctx := context.Background()
+	a := hit(1795500000, "r1", "k1", "203.0.113.1", "a.example", `<script>x</script> "q" & \`)
+	b := hit(1795500001, "r1", "k2", "203.0.113.2", "a.example", "Lemon-Duck-ab-CD")
+	if _, err := s.Put(ctx, []engine.Alert{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		text string
+		want int
+	}{
+		{"<SCRIPT>", 1}, {`"q" &`, 1}, {`\`, 1}, {"lemon-duck", 1}, {"203.0.113", 2}, {"absent", 0},
+	} {
+		got, _, err := s.List(ctx, Query{Text: tc.text})
+		if err != nil || len(got) != tc.want {
+			t.Errorf("List(Text: %q) = %d alerts, %v; want %d", tc.text, len(got), err, tc.want)
+		}
+	}
+}

@@ -304,10 +304,10 @@ func (g *demoGen) batch(now time.Time, n int, attackRate float64, every bool) []
 	return buf.Bytes()
 }
 
-// runDemo posts a batch to target every second until ctx ends: about
-// perSecond records, each attack with probability attackRate, and every
-// attack in the first batch so that the dashboard has something to show
-// at once.
+// runDemo posts an hour of history to target (a batch a minute), then a
+// batch every second until ctx ends: about perSecond records, each attack
+// with probability attackRate, and every attack in the first live batch,
+// so that the dashboard has something to show at once.
 func runDemo(ctx context.Context, target, key string, log *slog.Logger) {
 	client := &http.Client{
 		Timeout: 30 * time.Second,
@@ -319,6 +319,18 @@ func runDemo(ctx context.Context, target, key string, log *slog.Logger) {
 	g := newDemoGen(uint64(time.Now().UnixNano()))
 	const perSecond, attackRate = 25, 1.0 / 40
 	log.Info("demo traffic generator started", "target", target, "records_per_second", perSecond)
+	// An hour of history first, so that the overview has a past.
+	start := time.Now()
+	for m := 60; m > 0; m-- {
+		at := start.Add(-time.Duration(m) * time.Minute)
+		if err := postDemo(ctx, client, target, key, g.batch(at, 20+g.rnd.IntN(20), 0.12, false)); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("demo history batch not accepted", "err", err)
+			break
+		}
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	posted, failures := 0, 0

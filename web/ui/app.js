@@ -282,6 +282,7 @@
     pending: [], // websocket alerts that came before the first page
     selected: "",
     total: null,
+    minID: "", // the oldest id listed: older ones come with later pages
   };
 
   function cell(tr, text, cls) {
@@ -318,8 +319,15 @@
   }
 
   function oldestID() {
-    const last = rows.lastElementChild;
-    return last ? last.dataset.id : "";
+    return list.minID;
+  }
+
+  // sortKey orders the list newest first. Alert ids start with the start
+  // of the alert's grouping slot (then a hash), so the API lists slots
+  // newest first; within a slot, the list shows the latest events first.
+  function sortKey(a) {
+    const t = Date.parse(a.last_seen) || 0;
+    return a.id.slice(0, 12) + String(t).padStart(15, "0") + a.id;
   }
 
   // upsert shows a (new or changed) alert in place, newest first, if it
@@ -335,6 +343,7 @@
     if (old) {
       if (old.v === v) return;
       const tr = renderRow(a);
+      tr.dataset.key = old.tr.dataset.key; // updated in place
       if (how === "live") tr.classList.add("changed");
       old.tr.replaceWith(tr);
       list.byID.set(a.id, { a, tr, v });
@@ -345,17 +354,18 @@
     if (how !== "page" && !list.exhausted && oldestID() && a.id < oldestID()) return;
     const tr = renderRow(a);
     if (how === "live") tr.classList.add("new");
-    // Pages come newest first: append. A live alert is new: on top (ids
-    // order alerts by the start of their grouping slot, so within a slot
-    // a new one could otherwise land below older ones). Others by id.
+    // Rows are in the order of sortKey, descending: pages, which come in
+    // id order, mostly append.
+    tr.dataset.key = sortKey(a);
     let before = null;
-    if (how === "live") before = rows.firstElementChild;
-    else if (how !== "page" || (rows.lastElementChild && rows.lastElementChild.dataset.id < a.id)) {
+    const last = rows.lastElementChild;
+    if (!last || last.dataset.key < tr.dataset.key) {
       before = rows.firstElementChild;
-      while (before && before.dataset.id > a.id) before = before.nextElementSibling;
+      while (before && before.dataset.key > tr.dataset.key) before = before.nextElementSibling;
     }
     rows.insertBefore(tr, before);
     list.byID.set(a.id, { a, tr, v });
+    if (!list.minID || a.id < list.minID) list.minID = a.id;
     if (how === "live" && list.total !== null) list.total++;
   }
 
@@ -401,7 +411,9 @@
         if (list.next) p.set("cursor", list.next);
         const body = await api("/api/v1/alerts?" + p);
         if (gen !== list.gen) return;
+        const t0 = performance.now();
         for (const a of body.alerts || []) upsert(a, "page");
+        performance.measure("raywatch-page-render", { start: t0 });
         got += (body.alerts || []).length;
         list.next = body.next || "";
         list.exhausted = !list.next;
@@ -428,6 +440,7 @@
     list.gen++;
     clear(rows);
     list.byID.clear();
+    list.minID = "";
     list.next = "";
     list.exhausted = false;
     list.loading = false;
@@ -443,6 +456,12 @@
       list.total = st.alerts;
       updateCounts();
     } catch (_) { /* shown elsewhere */ }
+  }
+
+  function maxID() {
+    let m = "";
+    for (const id of list.byID.keys()) if (id > m) m = id;
+    return m;
   }
 
   // catchUp reads what the websocket missed while it was down: pages from
@@ -556,7 +575,7 @@
     sock.onclose = function () {
       if (ws !== sock) return;
       ws = null;
-      if (!topAtDrop || ready) topAtDrop = rows.firstElementChild ? rows.firstElementChild.dataset.id : "";
+      if (!topAtDrop || ready) topAtDrop = maxID();
       // A refused websocket hides its status: ask the API whether the
       // session has expired (api() then goes to the login page).
       api("/api/v1/stats").catch(() => {});
