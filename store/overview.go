@@ -107,7 +107,8 @@ func (s *Store) Overview(ctx context.Context, from, to time.Time, top int) (Over
 	var p fastjson.Parser
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAlerts).Cursor()
-		k, v := c.Seek([]byte(fmt.Sprintf("%012x", to.UnixMilli()+1)))
+		k, _ := c.Seek([]byte(fmt.Sprintf("%012x", to.UnixMilli()+1)))
+		var v []byte
 		if k == nil {
 			k, v = c.Last()
 		} else {
