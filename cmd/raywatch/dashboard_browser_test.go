@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -168,8 +169,8 @@ type statusAlert struct {
 func TestDashboardWorkflow(t *testing.T) {
 	ctx := newBrowser(t)
 	guardPage(t, ctx)
-	const key = "dashboard-workflow-key"
-	in := startServe(t, t.TempDir(), "RAYWATCH_INTAKE_KEY="+key)
+	const key, edgeKey = "dashboard-workflow-key", "dashboard-workflow-edge-key"
+	in := startServe(t, t.TempDir(), "RAYWATCH_INTAKE_KEYS=default="+key+",edge="+edgeKey)
 	if status, resp := postBatch(t, in.base, key, recentSample(t)); status != 200 {
 		t.Fatalf("POST = %d %s", status, resp)
 	}
@@ -268,8 +269,27 @@ func TestDashboardWorkflow(t *testing.T) {
 		t.Errorf("overview: %d top rules, export %q, first technique %q; want 5, the layer, T1041", ov.Rules, ov.Export, ov.Tech)
 	}
 
+	// Records without ClientRequestUserAgent on intake "edge": the field
+	// coverage warning names the blind rules and the fix, on every page.
+	noUA := `{"ClientIP":"192.0.2.1","ClientRequestHost":"a.example.com","ClientRequestMethod":"GET","ClientRequestURI":"/","ClientRequestPath":"/","EdgeStartTimestamp":` +
+		fmt.Sprint(time.Now().UnixNano()) + `,"EdgeResponseStatus":200,"RayID":"00000000000000e1"}` + "\n"
+	if status, resp := postBatch(t, in.base, edgeKey, []byte(noUA)); status != 200 {
+		t.Fatalf("POST = %d %s", status, resp)
+	}
 	do(t, ctx, chromedp.Navigate(in.base+"/#/rules"))
 	evalUntil(t, ctx, `document.querySelectorAll("#rules-table tbody tr").length === 6`, "the 6 built-in rules")
+	waitFor(t, 30*time.Second, func() bool {
+		do(t, ctx, chromedp.Reload())
+		evalUntil(t, ctx, `document.querySelectorAll("#rules-table tbody tr").length === 6`, "the rules after a reload")
+		return strings.Contains(evalString(t, ctx, `document.getElementById("warnings").textContent`), `intake "edge"`)
+	}, "the coverage warning")
+	warning := evalString(t, ctx, `document.querySelector(".coverage-warning").textContent`)
+	if !strings.Contains(warning, `rules cannot fire on intake "edge": ClientRequestUserAgent is not in the records`) || !strings.Contains(warning, "raywatch cloudflare connect") {
+		t.Errorf("coverage warning = %q; want the blind rules and the connect command", warning)
+	}
+	if cov := evalString(t, ctx, `document.querySelector("#rules-table .chip.bad").textContent`); !strings.Contains(cov, "edge: blind") {
+		t.Errorf("rule coverage chip = %q; want edge: blind", cov)
+	}
 	do(t, ctx, chromedp.Navigate(in.base+"/#/iocs"))
 	evalUntil(t, ctx, `document.getElementById("iocs").textContent.includes("No IOC folder")`, "the IOC page without a folder")
 	noCSPViolations(t, ctx)
