@@ -58,6 +58,8 @@ type StatusChange struct {
 	Status string    `json:"status"`
 	By     string    `json:"by"`
 	At     time.Time `json:"at"`
+	// Comment is the analyst's note on the change, if any.
+	Comment string `json:"comment,omitempty"`
 }
 
 // RuleRef describes the rule of an alert.

@@ -354,8 +354,8 @@ type Query struct {
 	Intake string
 	// From and To keep the alerts whose events overlap [From, To].
 	From, To time.Time
-	// Text keeps the alerts whose event's source IP, host or user-agent
-	// contains it, ignoring case.
+	// Text keeps the alerts whose event's source IP, host, path (or URL)
+	// or user-agent contains it, ignoring case.
 	Text string
 }
 
@@ -374,6 +374,7 @@ func (s *Store) List(ctx context.Context, q Query) ([]engine.Alert, string, erro
 		q.Limit = 1000
 	}
 	text := strings.ToLower(strings.TrimSpace(q.Text))
+	pre := rawPrefilter(text)
 	var out []engine.Alert
 	next := ""
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -428,6 +429,9 @@ func (s *Store) List(ctx context.Context, q Query) ([]engine.Alert, string, erro
 					continue
 				}
 			}
+			if pre != nil && !bytes.Contains(bytes.ToLower(v), pre) {
+				continue // the text is nowhere in the alert
+			}
 			a, err := decodeAlert(v)
 			if err != nil {
 				return fmt.Errorf("decode alert %s: %w", id, err)
@@ -443,6 +447,21 @@ func (s *Store) List(ctx context.Context, q Query) ([]engine.Alert, string, erro
 		return nil, "", fmt.Errorf("list alerts: %w", err)
 	}
 	return out, next, nil
+}
+
+// rawPrefilter returns the bytes that a stored alert's JSON, lower-cased,
+// must contain for its fields to contain text; nil when text could be
+// escaped in JSON (then every alert is decoded and checked).
+func rawPrefilter(text string) []byte {
+	if text == "" {
+		return nil
+	}
+	for i := 0; i < len(text); i++ {
+		if c := text[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return nil
+		}
+	}
+	return []byte(text)
 }
 
 // idTime returns the time an alert id starts with.
@@ -484,7 +503,8 @@ func (q *Query) matches(a *engine.Alert, text string) bool {
 		return true
 	}
 	ip, host, ua := entity(a.Event)
-	for _, f := range []string{ip, host, ua} {
+	path := first(a.Event, "url.original", "url.path", "cloudflare.ClientRequestURI")
+	for _, f := range []string{ip, host, ua, path} {
 		if strings.Contains(strings.ToLower(f), text) {
 			return true
 		}
@@ -546,6 +566,14 @@ func (s *Store) Get(ctx context.Context, id string) (engine.Alert, error) {
 // recording who did it and when, and returns the alert as stored. Setting
 // the status an alert already has changes nothing.
 func (s *Store) SetStatus(ctx context.Context, id, status, by string, at time.Time) (engine.Alert, error) {
+	return s.Transition(ctx, id, engine.StatusChange{Status: status, By: by, At: at})
+}
+
+// Transition is [Store.SetStatus] with a comment: ch.Status becomes the
+// alert's status and ch joins its StatusHistory. A change to the status the
+// alert already has is recorded only when it carries a comment.
+func (s *Store) Transition(ctx context.Context, id string, ch engine.StatusChange) (engine.Alert, error) {
+	status := ch.Status
 	switch status {
 	case engine.StatusNew, engine.StatusAcknowledged, engine.StatusClosed:
 	default:
@@ -562,18 +590,21 @@ func (s *Store) SetStatus(ctx context.Context, id, status, by string, at time.Ti
 		if a, err = decodeAlert(v); err != nil {
 			return err
 		}
-		if a.Status == status {
+		if a.Status == status && ch.Comment == "" {
 			return nil
 		}
-		idx := tx.Bucket(bucketByStatus)
-		if err := idx.Delete(indexKey(a.Status, id)); err != nil {
-			return err
-		}
-		if err := idx.Put(indexKey(status, id), []byte{}); err != nil {
-			return err
+		if a.Status != status {
+			idx := tx.Bucket(bucketByStatus)
+			if err := idx.Delete(indexKey(a.Status, id)); err != nil {
+				return err
+			}
+			if err := idx.Put(indexKey(status, id), []byte{}); err != nil {
+				return err
+			}
 		}
 		a.Status = status
-		a.StatusHistory = append(a.StatusHistory, engine.StatusChange{Status: status, By: by, At: at.UTC()})
+		ch.At = ch.At.UTC()
+		a.StatusHistory = append(a.StatusHistory, ch)
 		nv, err := json.Marshal(&a)
 		if err != nil {
 			return err

@@ -78,30 +78,44 @@ func (s *Server) handleGetAlert(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// maxComment bounds the comment of a status change, in bytes.
+const maxComment = 2000
+
 // handlePatchAlert serves PATCH /api/v1/alerts/{id} with {"status": "new" |
-// "acknowledged" | "closed", "by": "optional name"}.
+// "acknowledged" | "closed", "by": "optional name", "comment": "optional
+// note"}.
 func (s *Server) handlePatchAlert(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		Status string `json:"status"`
-		By     string `json:"by"`
+		Status  string `json:"status"`
+		By      string `json:"by"`
+		Comment string `json:"comment"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, `body must be {"status": "new" | "acknowledged" | "closed", "by": "..."}`)
+		writeError(w, http.StatusBadRequest, `body must be {"status": "new" | "acknowledged" | "closed", "by": "...", "comment": "..."}`)
 		return
 	}
 	by := strings.TrimSpace(body.By)
 	if by == "" || !utf8.ValidString(by) {
 		by = s.principal(r)
 	}
-	if len(by) > 64 {
-		by = by[:64]
-		for !utf8.ValidString(by) {
-			by = by[:len(by)-1]
-		}
+	by = truncate(by, 64)
+	comment := strings.TrimSpace(body.Comment)
+	if !utf8.ValidString(comment) {
+		writeError(w, http.StatusBadRequest, "comment must be UTF-8 text")
+		return
 	}
-	a, err := s.opts.Alerts.SetStatus(r.Context(), r.PathValue("id"), body.Status, by)
+	comment = truncate(comment, maxComment)
+	var (
+		a   engine.Alert
+		err error
+	)
+	if sc, ok := s.opts.Alerts.(StatusCommenter); ok && comment != "" {
+		a, err = sc.SetStatusComment(r.Context(), r.PathValue("id"), body.Status, by, comment)
+	} else {
+		a, err = s.opts.Alerts.SetStatus(r.Context(), r.PathValue("id"), body.Status, by)
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such alert")
@@ -116,6 +130,19 @@ func (s *Server) handlePatchAlert(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// handleRules serves GET /api/v1/rules: {"rules": [...], "errors": [...]}.
 func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 	var rs []engine.RuleStatus
 	if s.opts.Rules != nil {
@@ -124,8 +151,12 @@ func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 	if rs == nil {
 		rs = []engine.RuleStatus{}
 	}
+	loadErrors := []RuleLoadError{}
+	if s.opts.RuleErrors != nil {
+		loadErrors = append(loadErrors, s.opts.RuleErrors()...)
+	}
 	if s.opts.RuleNotes == nil {
-		writeJSON(w, http.StatusOK, map[string]any{"rules": rs})
+		writeJSON(w, http.StatusOK, map[string]any{"rules": rs, "errors": loadErrors})
 		return
 	}
 	notes := s.opts.RuleNotes(r.Context())
@@ -145,7 +176,37 @@ func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 			out[i][k] = v
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": out})
+	writeJSON(w, http.StatusOK, map[string]any{"rules": out, "errors": loadErrors})
+}
+
+// handleOverview serves GET /api/v1/overview?range=24h&to=T.
+func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	rng := 24 * time.Hour
+	if x := v.Get("range"); x != "" {
+		d, err := time.ParseDuration(x)
+		if err != nil || d < time.Minute || d > 366*24*time.Hour {
+			writeError(w, http.StatusBadRequest, "range must be a duration between 1m and 8784h (for example 24h)")
+			return
+		}
+		rng = d
+	}
+	var to time.Time
+	if x := v.Get("to"); x != "" {
+		t, err := parseTime(x)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "to must be RFC 3339 or Unix seconds")
+			return
+		}
+		to = t
+	}
+	ov, err := s.opts.Overview(r.Context(), to, rng)
+	if err != nil {
+		s.log.Error("overview", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot build the overview")
+		return
+	}
+	writeJSON(w, http.StatusOK, ov)
 }
 
 // handleReport serves one of Options.Reports.

@@ -95,6 +95,21 @@ type AlertSource interface {
 	Rejects(ctx context.Context, limit int) (any, error)
 }
 
+// StatusCommenter is implemented by an AlertSource that can keep an
+// analyst's comment with a status change (PATCH /api/v1/alerts/{id} with
+// "comment"); errors wrap ErrNotFound or ErrBadRequest as SetStatus's do.
+type StatusCommenter interface {
+	SetStatusComment(ctx context.Context, id, status, by, comment string) (engine.Alert, error)
+}
+
+// RuleLoadError is a rule file that could not be loaded, as GET
+// /api/v1/rules lists it under "errors".
+type RuleLoadError struct {
+	File  string `json:"file"`
+	Line  int    `json:"line,omitempty"`
+	Error string `json:"error"`
+}
+
 // RuleLister describes the loaded rules.
 type RuleLister interface {
 	Rules() []engine.RuleStatus
@@ -130,6 +145,13 @@ type Options struct {
 	// GET /api/v1/rules adds to each rule (for example "coverage": whether
 	// the rule's fields are arriving on each intake).
 	RuleNotes func(ctx context.Context) map[string]map[string]any
+	// RuleErrors, if set, returns the rule files that failed to load, for
+	// GET /api/v1/rules.
+	RuleErrors func() []RuleLoadError
+	// Overview, if set, serves GET /api/v1/overview?range=D&to=T: a
+	// summary of the alerts of the span rng ending at to (to is zero when
+	// the request leaves it to the implementation).
+	Overview func(ctx context.Context, to time.Time, rng time.Duration) (any, error)
 }
 
 // Reporter returns a JSON-encodable report. It must be safe for concurrent
@@ -207,6 +229,10 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/rules", s.requireAuth(s.handleRules))
 	s.mux.HandleFunc("GET /api/v1/stats", s.requireAuth(s.handleStats))
 	s.mux.HandleFunc("GET /api/v1/rejects", s.requireAuth(s.handleRejects))
+	s.mux.HandleFunc("GET /api/v1/attack/layer", s.requireAuth(s.handleAttackLayer))
+	if opts.Overview != nil {
+		s.mux.HandleFunc("GET /api/v1/overview", s.requireAuth(s.handleOverview))
+	}
 	for name, rep := range opts.Reports {
 		s.mux.HandleFunc("GET /api/v1/"+name, s.requireAuth(s.handleReport(name, rep)))
 	}

@@ -44,6 +44,9 @@ type Config struct {
 	RetentionCount int
 	// Insecure allows listening beyond loopback without a dashboard token.
 	Insecure bool
+	// Demo feeds generated Cloudflare traffic, attacks included, through
+	// the intake.
+	Demo bool
 
 	// DashboardToken protects the API, /ws and /metrics, from
 	// RAYWATCH_DASHBOARD_TOKEN or the file RAYWATCH_DASHBOARD_TOKEN_FILE.
@@ -60,6 +63,9 @@ type Config struct {
 	// iocSet returns the current indicator set (set up from IOCDir by
 	// serve and scan before the engine is built).
 	iocSet func() *ioc.Set
+	// ruleErrs keeps the rule files that failed to load (set up by serve
+	// for the dashboard); nil elsewhere.
+	ruleErrs *ruleProblems
 
 	// IntakeKeys maps intake names to keys, from RAYWATCH_INTAKE_KEY
 	// (intake "default"), RAYWATCH_INTAKE_KEYS (name=key,...) or
@@ -93,6 +99,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GroupWindow, "group-window", envDuration("RAYWATCH_GROUP_WINDOW", time.Hour), "alerts of one rule on one source IP and host within a window of this width are one alert; 0 disables grouping (RAYWATCH_GROUP_WINDOW)")
 	fs.DurationVar(&c.RetentionAge, "retention-age", envDuration("RAYWATCH_RETENTION_AGE", 90*24*time.Hour), "delete alerts whose last event is older; 0 keeps them (RAYWATCH_RETENTION_AGE)")
 	fs.IntVar(&c.RetentionCount, "retention-count", int(envInt("RAYWATCH_RETENTION_COUNT", 1_000_000)), "keep at most this many alerts, deleting the oldest; 0 means no limit (RAYWATCH_RETENTION_COUNT)")
+	fs.BoolVar(&c.Demo, "demo", envBool("RAYWATCH_DEMO"), "feed generated Cloudflare http_requests traffic, with each built-in attack mixed in, through the intake: the dashboard comes alive at once (RAYWATCH_DEMO)")
 	fs.BoolVar(&c.Insecure, "insecure", envBool("RAYWATCH_INSECURE"), "allow listening beyond loopback without RAYWATCH_DASHBOARD_TOKEN (RAYWATCH_INSECURE)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("RAYWATCH_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGTERM waits for acknowledged batches to be processed (RAYWATCH_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("RAYWATCH_LOG_LEVEL", "info"), "debug, info, warn or error (RAYWATCH_LOG_LEVEL)")

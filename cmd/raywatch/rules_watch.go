@@ -70,7 +70,7 @@ func watchTree(w *fsnotify.Watcher, dir string, log *slog.Logger) {
 // changes, after ruleDebounce of quiet. A broken file is logged with its
 // file, line and reason and left out; when the folder cannot be read at
 // all, the rules in use stay. It returns when ctx is done.
-func watchRules(ctx context.Context, w *fsnotify.Watcher, dir string, eng *engine.Engine, log *slog.Logger) {
+func watchRules(ctx context.Context, w *fsnotify.Watcher, dir string, eng *engine.Engine, problems *ruleProblems, log *slog.Logger) {
 	var timer <-chan time.Time
 	for {
 		select {
@@ -91,23 +91,25 @@ func watchRules(ctx context.Context, w *fsnotify.Watcher, dir string, eng *engin
 			log.Warn("rules folder watch", "err", err)
 		case <-timer:
 			timer = nil
-			reloadRules(dir, eng, log)
+			reloadRules(dir, eng, problems, log)
 		}
 	}
 }
 
-// reloadRules loads dir again and swaps the compiled set into eng.
-func reloadRules(dir string, eng *engine.Engine, log *slog.Logger) {
-	rs, problems, err := loadRules(dir)
+// reloadRules loads dir again and swaps the compiled set into eng; the
+// broken files replace those kept in problems (which may be nil).
+func reloadRules(dir string, eng *engine.Engine, problems *ruleProblems, log *slog.Logger) {
+	rs, bad, err := loadRules(dir)
 	if err != nil {
 		log.Error("rules reload failed; keeping the rules in use", "dir", dir, "err", err)
 		return
 	}
-	problems = append(problems, eng.Reload(rs)...)
-	for _, p := range problems {
+	bad = append(bad, eng.Reload(rs)...)
+	problems.set(bad)
+	for _, p := range bad {
 		log.Error("rule skipped", "file", p.File, "line", p.Line, "err", p.Err)
 	}
-	log.Info("rules reloaded", "dir", dir, "rules", len(eng.Rules()), "errors", len(problems))
+	log.Info("rules reloaded", "dir", dir, "rules", len(eng.Rules()), "errors", len(bad))
 }
 
 // startRuleWatcher watches cfg.RulesDir, when set, until ctx is done or the
@@ -129,7 +131,7 @@ func startRuleWatcher(ctx context.Context, cfg Config, eng *engine.Engine, log *
 	go func() {
 		defer close(done)
 		defer w.Close()
-		watchRules(ctx, w, cfg.RulesDir, eng, log)
+		watchRules(ctx, w, cfg.RulesDir, eng, cfg.ruleErrs, log)
 	}()
 	return func() { cancel(); <-done }
 }

@@ -70,6 +70,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 		}
 		cfg.IntakeKeys = map[string]string{"default": key}
 	}
+	if cfg.Demo {
+		if err := prepareDemo(&cfg); err != nil {
+			return err
+		}
+	}
 	var iocs *ioc.Watcher
 	if cfg.IOCDir != "" {
 		w, err := ioc.NewWatcher(cfg.IOCDir, ioc.Options{Logger: log.With("component", "ioc")})
@@ -80,6 +85,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 		cfg.iocSet = w.Current
 		log.Info("indicators loaded", "dir", cfg.IOCDir, "indicators", w.Current().Len())
 	}
+	cfg.ruleErrs = &ruleProblems{}
 	eng, err := loadEngine(cfg, log)
 	if err != nil {
 		return err
@@ -170,7 +176,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 			"coverage": func(context.Context) (any, error) { return coverageReports(eng, p.coverage) },
 			"jobs":     jobs.report,
 		},
-		RuleNotes: func(context.Context) map[string]map[string]any { return ruleCoverageNotes(eng, p.coverage) },
+		RuleNotes:  func(context.Context) map[string]map[string]any { return ruleCoverageNotes(eng, p.coverage) },
+		RuleErrors: cfg.ruleErrs.get,
+		Overview:   newOverviewCache(st).get,
 	})
 	if err != nil {
 		return err
@@ -198,6 +206,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 		scheme = "https"
 	}
 	srv.SetReady(true)
+	// The demo generator stops first at shutdown, whatever its cause.
+	demoCtx, stopDemo := context.WithCancel(ctx)
+	defer stopDemo()
+	if cfg.Demo {
+		name, key := demoIntake(cfg.IntakeKeys)
+		target := demoTarget(ln.Addr(), cfg.TLSCert != "")
+		dlog := log.With("component", "demo", "intake", name)
+		side.Go(func() { runDemo(demoCtx, target, key, dlog) })
+	}
 	names := make([]string, 0, len(cfg.IntakeKeys))
 	for n := range cfg.IntakeKeys {
 		names = append(names, n)
@@ -215,6 +232,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 	}
 	// Stop accepting, wait for the requests in flight (each either got
 	// its batch spooled or not), then process what was acknowledged.
+	stopDemo()
 	log.Info("shutting down: finishing acknowledged batches")
 	srv.SetReady(false)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -273,6 +291,7 @@ func loadEngine(cfg Config, log *slog.Logger) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.ruleErrs.set(problems)
 	for _, p := range problems {
 		log.Error("rule skipped", "file", p.File, "line", p.Line, "err", p.Err)
 	}

@@ -1,16 +1,71 @@
-// raywatch dashboard: a live table of alerts fed by the /ws websocket.
-// Every value shown comes from attacker-controlled logs, so it is only ever
-// inserted with textContent, never as HTML.
+// raywatch dashboard: the live alert list (/ws plus the REST API), alert
+// details, the overview, the rules and the IOC files.
+//
+// Every value shown comes from attacker-controlled logs or from rule and
+// indicator files, so it is only ever inserted as text (textContent,
+// createTextNode) or as an attribute of an element built here, never as
+// HTML. Links are made only from http(s) URLs. The Content-Security-Policy
+// forbids inline scripts and styles besides.
 "use strict";
 
 (function () {
-  const MAX_ROWS = 1000;
-  const rows = document.getElementById("alert-rows");
-  const conn = document.getElementById("conn");
-  const count = document.getElementById("count");
-  const empty = document.getElementById("empty");
-  const byID = new Map(); // alert id -> <tr>
-  let backoff = 500;
+  // ------------------------------------------------------------ helpers
+  const $ = (id) => document.getElementById(id);
+  const SVG = "http://www.w3.org/2000/svg";
+  const LEVELS = ["critical", "high", "medium", "low", "informational"];
+  const PAGE = 100;
+
+  // el builds an element: attrs sets properties (className, title, ...),
+  // dataset entries (data: {...}) and a few attributes; children are
+  // elements or strings (inserted as text).
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v === undefined || v === null || v === false) continue;
+        if (k === "data") Object.assign(e.dataset, v);
+        else if (k === "text") e.textContent = String(v);
+        else if (k === "href") {
+          const u = safeURL(v);
+          if (u) e.href = u;
+        } else if (k in e && k !== "list") e[k] = v;
+        else e.setAttribute(k, String(v));
+      }
+    }
+    append(e, children);
+    return e;
+  }
+
+  function append(parent, children) {
+    for (const c of children.flat(Infinity)) {
+      if (c === undefined || c === null || c === false) continue;
+      parent.appendChild(typeof c === "object" ? c : document.createTextNode(String(c)));
+    }
+    return parent;
+  }
+
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  }
+
+  // safeURL returns u as an absolute URL if it is http(s) or a path of this
+  // site, else null: javascript:, data: and the like never become links.
+  function safeURL(u) {
+    if (typeof u !== "string") return null;
+    try {
+      const x = new URL(u, location.href);
+      if (x.protocol === "https:" || x.protocol === "http:") return x.href;
+    } catch (_) { /* not a URL */ }
+    return null;
+  }
+
+  function extLink(url, text) {
+    const u = safeURL(url);
+    if (!u) return el("span", { className: "mono", text: text || String(url) });
+    return el("a", { href: u, target: "_blank", rel: "noopener noreferrer", text: text || u });
+  }
 
   function get(obj, path) {
     let v = obj;
@@ -18,8 +73,217 @@
       if (v === null || typeof v !== "object" || !(k in v)) return "";
       v = v[k];
     }
-    return v === null || v === undefined ? "" : String(v);
+    return v === null || v === undefined || typeof v === "object" ? "" : String(v);
   }
+
+  function first(obj, ...paths) {
+    for (const p of paths) {
+      const v = get(obj, p);
+      if (v !== "") return v;
+    }
+    return "";
+  }
+
+  function fmtTime(t) {
+    if (!t) return "";
+    const d = new Date(t);
+    if (isNaN(d)) return String(t);
+    return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "").replace("Z", "");
+  }
+
+  function fmtNum(n) {
+    return typeof n === "number" ? n.toLocaleString("en-US") : String(n ?? "");
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+    return node;
+  }
+
+  function levelBadge(level) {
+    const l = String(level || "").toLowerCase();
+    return el("span", { className: "badge level level-" + l.replace(/[^a-z]/g, ""), text: l || "-" });
+  }
+
+  function statusBadge(status) {
+    const s = String(status || "");
+    return el("span", { className: "badge status status-" + s.replace(/[^a-z]/g, ""), text: s || "-" });
+  }
+
+  // api fetches a JSON endpoint; an expired session goes back to the login.
+  async function api(path, opts) {
+    const resp = await fetch(path, Object.assign({ credentials: "same-origin", headers: { Accept: "application/json" } }, opts || {}));
+    if (resp.status === 401) {
+      location.replace("/login.html");
+      throw new Error("not logged in");
+    }
+    let body = null;
+    try { body = await resp.json(); } catch (_) { /* empty */ }
+    if (!resp.ok) throw new Error((body && body.error) || resp.status + " " + resp.statusText);
+    return body;
+  }
+
+  // entity returns what the list shows of an alert's event (the same
+  // fields as the API's free-text search).
+  function entity(a) {
+    const ev = a.event || {};
+    return {
+      ip: first(ev, "source.ip", "client.ip", "cloudflare.ClientIP"),
+      host: first(ev, "destination.address", "url.domain", "cloudflare.ClientRequestHost"),
+      path: first(ev, "url.original", "url.path", "cloudflare.ClientRequestURI"),
+      ua: first(ev, "user_agent.original", "cloudflare.ClientRequestUserAgent"),
+      cc: first(ev, "source.geo.country_iso_code", "source.geo.country_name", "cloudflare.ClientCountry"),
+    };
+  }
+
+  // version identifies what the list shows of an alert.
+  function version(a) {
+    return [a.count, a.status, a.last_seen, (a.status_history || []).length].join("|");
+  }
+
+  // ATT&CK technique tags (attack.t1071.001) become MITRE links.
+  function techniqueOf(tag) {
+    const m = /^attack\.t(\d{4})(?:\.(\d{3}))?$/i.exec(String(tag));
+    if (!m) return null;
+    const id = "T" + m[1] + (m[2] ? "." + m[2] : "");
+    const url = "https://attack.mitre.org/techniques/T" + m[1] + "/" + (m[2] ? m[2] + "/" : "");
+    return { id, url };
+  }
+
+  function tagChips(tags) {
+    return (tags || []).map((t) => {
+      const tech = techniqueOf(t);
+      if (tech) return el("a", { className: "chip tech", href: tech.url, target: "_blank", rel: "noopener noreferrer", text: tech.id, title: "MITRE ATT&CK " + tech.id });
+      return el("span", { className: "chip", text: String(t).replace(/^attack\./, "") });
+    });
+  }
+
+  // ------------------------------------------------------------ filters
+  const FILTERS = ["q", "rule", "level", "status", "intake", "since", "from", "to"];
+
+  function readFilters() {
+    const p = new URLSearchParams(location.search);
+    const f = {};
+    for (const k of FILTERS) f[k] = p.get(k) || "";
+    if ((f.from || f.to) && !f.since) f.since = "custom";
+    return f;
+  }
+
+  let filters = readFilters();
+
+  function writeURL() {
+    const p = new URLSearchParams();
+    for (const k of FILTERS) {
+      if (!filters[k]) continue;
+      if ((k === "from" || k === "to") && filters.since !== "custom") continue;
+      if (k === "since" && filters.since === "custom") continue;
+      p.set(k, filters[k]);
+    }
+    const qs = p.toString();
+    history.replaceState(null, "", location.pathname + (qs ? "?" + qs : "") + location.hash);
+  }
+
+  function parseDuration(s) {
+    const m = /^(\d+)(m|h)$/.exec(s || "");
+    if (!m) return 0;
+    return Number(m[1]) * (m[2] === "h" ? 3600e3 : 60e3);
+  }
+
+  // range returns the [from, to] of the filters as Dates (or null).
+  function range(f) {
+    if (f.since && f.since !== "custom") {
+      const d = parseDuration(f.since);
+      return { from: d ? new Date(Date.now() - d) : null, to: null };
+    }
+    const p = (v) => {
+      if (!v) return null;
+      const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : v + "Z");
+      return isNaN(d) ? null : d;
+    };
+    return { from: p(f.from), to: p(f.to) };
+  }
+
+  function apiParams(f) {
+    const p = new URLSearchParams();
+    for (const k of ["q", "rule", "level", "status", "intake"]) if (f[k]) p.set(k, f[k]);
+    const r = range(f);
+    if (r.from) p.set("from", r.from.toISOString());
+    if (r.to) p.set("to", r.to.toISOString());
+    return p;
+  }
+
+  // matches applies the filters to an alert that arrives over the
+  // websocket, as the API applies them to stored ones.
+  function matches(a, f) {
+    if (f.rule && (!a.rule || a.rule.id !== f.rule)) return false;
+    if (f.level && String((a.rule && a.rule.level) || "").toLowerCase() !== f.level.toLowerCase()) return false;
+    if (f.status && a.status !== f.status) return false;
+    if (f.intake && a.intake !== f.intake) return false;
+    const r = range(f);
+    if (r.from && new Date(a.last_seen) < r.from) return false;
+    if (r.to && new Date(a.first_seen) > r.to) return false;
+    const q = (f.q || "").trim().toLowerCase();
+    if (q) {
+      const e = entity(a);
+      if (![e.ip, e.host, e.ua, e.path].some((v) => v.toLowerCase().includes(q))) return false;
+    }
+    return true;
+  }
+
+  function syncFilterForm() {
+    $("f-q").value = filters.q;
+    for (const k of ["rule", "level", "status", "intake", "since"]) {
+      const sel = $("f-" + k);
+      if (filters[k] && ![...sel.options].some((o) => o.value === filters[k])) {
+        sel.appendChild(el("option", { value: filters[k], text: filters[k] }));
+      }
+      sel.value = filters[k];
+    }
+    $("f-custom").hidden = filters.since !== "custom";
+    $("f-from").value = filters.from ? filters.from.replace(/Z$/, "") : "";
+    $("f-to").value = filters.to ? filters.to.replace(/Z$/, "") : "";
+    $("f-clear").hidden = !FILTERS.some((k) => filters[k]);
+  }
+
+  function setFilters(changes) {
+    Object.assign(filters, changes);
+    writeURL();
+    syncFilterForm();
+    list.reload();
+  }
+
+  let qTimer = 0;
+  $("f-q").addEventListener("input", () => {
+    clearTimeout(qTimer);
+    qTimer = setTimeout(() => setFilters({ q: $("f-q").value.trim() }), 300);
+  });
+  for (const k of ["rule", "level", "status", "intake", "since"]) {
+    $("f-" + k).addEventListener("change", () => setFilters({ [k]: $("f-" + k).value }));
+  }
+  for (const k of ["from", "to"]) {
+    $("f-" + k).addEventListener("change", () => setFilters({ [k]: $("f-" + k).value }));
+  }
+  $("filters").addEventListener("submit", (e) => e.preventDefault());
+  $("f-clear").addEventListener("click", () => {
+    const none = {};
+    for (const k of FILTERS) none[k] = "";
+    setFilters(none);
+  });
+
+  // ------------------------------------------------------------ alert list
+  const rows = $("alert-rows");
+  const list = {
+    byID: new Map(), // id -> {a, tr, v}
+    next: "",
+    exhausted: false,
+    loading: false,
+    ready: false, // the first page is in
+    gen: 0,
+    pending: [], // websocket alerts that came before the first page
+    selected: "",
+    total: null,
+    minID: "", // the oldest id listed: older ones come with later pages
+  };
 
   function cell(tr, text, cls) {
     const td = document.createElement("td");
@@ -30,78 +294,943 @@
     return td;
   }
 
-  function render(a) {
-    const ev = a.event || {};
+  function renderRow(a) {
+    const e = entity(a);
     const tr = document.createElement("tr");
     tr.dataset.id = a.id;
     tr.dataset.rule = (a.rule && a.rule.id) || "";
-    cell(tr, a.last_seen ? new Date(a.last_seen).toISOString().replace("T", " ").replace("Z", "") : "");
+    tr.tabIndex = -1;
+    cell(tr, fmtTime(a.last_seen), "time");
     cell(tr, (a.rule && a.rule.title) || "", "rule");
-    const level = (a.rule && a.rule.level) || "";
-    cell(tr, level, "level level-" + level.replace(/[^a-z]/g, ""));
-    cell(tr, get(ev, "source.ip") || get(ev, "cloudflare.ClientIP"), "ip");
-    cell(tr, get(ev, "destination.address") || get(ev, "cloudflare.ClientRequestHost"), "host");
-    cell(tr, get(ev, "url.original") || get(ev, "url.path"), "path");
-    cell(tr, get(ev, "user_agent.original"), "ua");
+    const level = String((a.rule && a.rule.level) || "").toLowerCase();
+    const ltd = cell(tr, "", "level");
+    ltd.appendChild(levelBadge(level));
+    cell(tr, fmtNum(a.count), "count");
+    const std = cell(tr, "", "status");
+    std.appendChild(statusBadge(a.status));
+    cell(tr, e.ip, "ip");
+    cell(tr, e.cc.toUpperCase(), "cc");
+    cell(tr, e.host, "host");
+    cell(tr, e.path, "path");
+    cell(tr, e.ua, "ua");
     cell(tr, a.intake || "", "intake");
+    if (a.id === list.selected) tr.classList.add("sel");
     return tr;
   }
 
-  function add(a, live) {
-    if (!a || typeof a.id !== "string") return;
-    const tr = render(a);
-    if (live) tr.classList.add("new");
-    const old = byID.get(a.id);
-    if (old) {
-      old.replaceWith(tr);
-    } else {
-      // Keep newest first: rows are ordered by id, which starts with the time.
-      let before = rows.firstChild;
-      while (before && before.dataset.id > a.id) before = before.nextSibling;
-      rows.insertBefore(tr, before);
-    }
-    byID.set(a.id, tr);
-    while (rows.childNodes.length > MAX_ROWS) {
-      const last = rows.lastChild;
-      byID.delete(last.dataset.id);
-      rows.removeChild(last);
-    }
-    empty.hidden = byID.size > 0;
-    count.textContent = byID.size + (byID.size === 1 ? " alert" : " alerts");
+  function oldestID() {
+    return list.minID;
   }
 
-  function setState(state, text) {
+  // sortKey orders the list newest first. Alert ids start with the start
+  // of the alert's grouping slot (then a hash), so the API lists slots
+  // newest first; within a slot, the list shows the latest events first.
+  function sortKey(a) {
+    const t = Date.parse(a.last_seen) || 0;
+    return a.id.slice(0, 12) + String(t).padStart(15, "0") + a.id;
+  }
+
+  // upsert shows a (new or changed) alert in place, newest first, if it
+  // passes the filters; a changed alert that no longer does goes away.
+  function upsert(a, how) {
+    if (!a || typeof a.id !== "string") return;
+    const old = list.byID.get(a.id);
+    if (!matches(a, filters)) {
+      if (old) removeRow(a.id);
+      return;
+    }
+    const v = version(a);
+    if (old) {
+      if (old.v === v) return;
+      const tr = renderRow(a);
+      tr.dataset.key = old.tr.dataset.key; // updated in place
+      if (how === "live") tr.classList.add("changed");
+      old.tr.replaceWith(tr);
+      list.byID.set(a.id, { a, tr, v });
+      if (detail.id === a.id) detail.update(a);
+      return;
+    }
+    // An older alert than the oldest shown comes with a later page.
+    if (how !== "page" && !list.exhausted && oldestID() && a.id < oldestID()) return;
+    const tr = renderRow(a);
+    if (how === "live") tr.classList.add("new");
+    // Rows are in the order of sortKey, descending: pages, which come in
+    // id order, mostly append.
+    tr.dataset.key = sortKey(a);
+    let before = null;
+    const last = rows.lastElementChild;
+    if (!last || last.dataset.key < tr.dataset.key) {
+      before = rows.firstElementChild;
+      while (before && before.dataset.key > tr.dataset.key) before = before.nextElementSibling;
+    }
+    rows.insertBefore(tr, before);
+    list.byID.set(a.id, { a, tr, v });
+    if (!list.minID || a.id < list.minID) list.minID = a.id;
+    if (how === "live" && list.total !== null) list.total++;
+  }
+
+  function removeRow(id) {
+    const old = list.byID.get(id);
+    if (!old) return;
+    if (list.selected === id) {
+      const n = old.tr.nextElementSibling || old.tr.previousElementSibling;
+      list.selected = n ? n.dataset.id : "";
+      if (n) n.classList.add("sel");
+    }
+    old.tr.remove();
+    list.byID.delete(id);
+  }
+
+  function updateCounts() {
+    const n = list.byID.size;
+    $("empty").hidden = n > 0 || !list.ready;
+    $("empty").textContent = FILTERS.some((k) => filters[k]) ?
+      "No alert matches these filters." :
+      "No alerts yet. They appear here as soon as raywatch detects them.";
+    let text = fmtNum(n) + (n === 1 ? " alert" : " alerts");
+    if (!list.exhausted || FILTERS.some((k) => filters[k])) {
+      if (list.total !== null) text += " shown of " + fmtNum(list.total);
+    }
+    $("count").textContent = text;
+    $("load-more").hidden = list.exhausted || !list.ready;
+    $("list-state").textContent = list.loading ? "loading..." : (list.exhausted && n > 0 ? "end of the list" : "");
+  }
+
+  async function loadPage() {
+    if (list.loading || list.exhausted) return;
+    const gen = list.gen;
+    list.loading = true;
+    updateCounts();
+    try {
+      // A very selective filter may give empty pages with a cursor: go on
+      // a few times before waiting for the user to scroll.
+      let got = 0;
+      for (let i = 0; i < 8 && got === 0 && !list.exhausted; i++) {
+        const p = apiParams(filters);
+        p.set("limit", String(PAGE));
+        if (list.next) p.set("cursor", list.next);
+        const body = await api("/api/v1/alerts?" + p);
+        if (gen !== list.gen) return;
+        const t0 = performance.now();
+        for (const a of body.alerts || []) upsert(a, "page");
+        performance.measure("raywatch-page-render", { start: t0 });
+        got += (body.alerts || []).length;
+        list.next = body.next || "";
+        list.exhausted = !list.next;
+      }
+      if (!list.ready) {
+        list.ready = true;
+        performance.mark("raywatch-first-rows");
+        const pending = list.pending;
+        list.pending = [];
+        for (const a of pending) upsert(a, "live");
+      }
+    } catch (err) {
+      if (gen === list.gen) $("list-state").textContent = "cannot load alerts: " + err.message;
+    } finally {
+      if (gen === list.gen) list.loading = false;
+    }
+    if (gen === list.gen) {
+      updateCounts();
+      maybeLoadMore();
+    }
+  }
+
+  list.reload = function () {
+    list.gen++;
+    clear(rows);
+    list.byID.clear();
+    list.minID = "";
+    list.next = "";
+    list.exhausted = false;
+    list.loading = false;
+    list.ready = false;
+    list.pending = [];
+    refreshTotal();
+    loadPage();
+  };
+
+  async function refreshTotal() {
+    try {
+      const st = await api("/api/v1/stats");
+      list.total = st.alerts;
+      updateCounts();
+    } catch (_) { /* shown elsewhere */ }
+  }
+
+  function maxID() {
+    let m = "";
+    for (const id of list.byID.keys()) if (id > m) m = id;
+    return m;
+  }
+
+  // catchUp reads what the websocket missed while it was down: pages from
+  // the newest down to what the list already had.
+  async function catchUp(topBefore) {
+    const gen = list.gen;
+    let cursor = "";
+    for (let i = 0; i < 20; i++) {
+      const p = apiParams(filters);
+      p.set("limit", "200");
+      if (cursor) p.set("cursor", cursor);
+      let body;
+      try { body = await api("/api/v1/alerts?" + p); } catch (_) { return; }
+      if (gen !== list.gen) return;
+      const alerts = body.alerts || [];
+      for (const a of alerts) upsert(a, "live");
+      cursor = body.next || "";
+      if (!cursor || !topBefore || alerts.some((a) => a.id <= topBefore)) break;
+    }
+    refreshTotal();
+    updateCounts();
+  }
+
+  const moreObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) maybeLoadMore();
+  }, { rootMargin: "400px" }) : null;
+  if (moreObserver) moreObserver.observe($("more"));
+
+  function maybeLoadMore() {
+    if (!list.ready || list.loading || list.exhausted || currentView !== "alerts") return;
+    const r = $("more").getBoundingClientRect();
+    if (r.top < window.innerHeight + 400) loadPage();
+  }
+  $("load-more").addEventListener("click", loadPage);
+
+  function select(id, scroll) {
+    const old = list.byID.get(list.selected);
+    if (old) old.tr.classList.remove("sel");
+    list.selected = id || "";
+    const cur = list.byID.get(list.selected);
+    if (cur) {
+      cur.tr.classList.add("sel");
+      if (scroll) cur.tr.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  function move(delta) {
+    let cur = list.byID.get(list.selected);
+    let tr = cur ? (delta > 0 ? cur.tr.nextElementSibling : cur.tr.previousElementSibling) : rows.firstElementChild;
+    if (!tr && cur) tr = cur.tr;
+    if (tr) select(tr.dataset.id, true);
+    if (delta > 0 && tr && !tr.nextElementSibling) loadPage();
+    return tr ? tr.dataset.id : "";
+  }
+
+  rows.addEventListener("click", (e) => {
+    const tr = e.target.closest("tr");
+    if (!tr) return;
+    select(tr.dataset.id, false);
+    location.hash = "#/alert/" + encodeURIComponent(tr.dataset.id);
+  });
+
+  async function setStatus(id, status, comment) {
+    const body = { status };
+    if (comment) body.comment = comment;
+    const a = await api("/api/v1/alerts/" + encodeURIComponent(id), {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+    });
+    upsert(a, "live");
+    if (detail.id === a.id) detail.update(a);
+    return a;
+  }
+
+  // ------------------------------------------------------------ websocket
+  const conn = $("conn");
+  let ws = null;
+  let backoff = 500;
+  let everReady = false;
+  let topAtDrop = "";
+  let retryTimer = 0;
+
+  function setConn(state, text) {
     conn.className = "conn conn-" + state;
     conn.textContent = text;
   }
 
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(proto + "//" + location.host + "/ws");
+    const sock = new WebSocket(proto + "//" + location.host + "/ws");
+    ws = sock;
     let ready = false;
-    setState("connecting", "connecting");
-    ws.onmessage = function (e) {
+    setConn("connecting", everReady ? "reconnecting" : "connecting");
+    sock.onmessage = function (e) {
       let msg;
       try { msg = JSON.parse(e.data); } catch (_) { return; }
       if (msg.type === "ready") {
         ready = true;
         backoff = 500;
-        setState("live", "live");
-      } else if (msg.type === "alert") {
-        add(msg.alert, ready);
+        setConn("live", "live");
+        updateCounts();
+        if (everReady) catchUp(topAtDrop);
+        everReady = true;
+      } else if (msg.type === "alert" && msg.alert) {
+        if (!list.ready) list.pending.push(msg.alert);
+        else upsert(msg.alert, ready ? "live" : "snapshot");
+        if (ready) updateCounts();
       }
     };
-    ws.onclose = function () {
+    sock.onclose = function () {
+      if (ws !== sock) return;
+      ws = null;
+      if (!topAtDrop || ready) topAtDrop = maxID();
       // A refused websocket hides its status: ask the API whether the
-      // session has expired, and if so go back to the login page.
-      fetch("/api/v1/stats", { credentials: "same-origin" }).then(function (resp) {
-        if (resp.status === 401) location.replace("/login.html");
-      }, function () {});
-      setState("down", "disconnected, retrying in " + Math.round(backoff / 1000) + " s");
-      setTimeout(connect, backoff);
+      // session has expired (api() then goes to the login page).
+      api("/api/v1/stats").catch(() => {});
+      const wait = backoff + Math.floor(Math.random() * backoff / 4);
       backoff = Math.min(backoff * 2, 30000);
+      let left = Math.ceil(wait / 1000);
+      setConn("down", "disconnected, retrying in " + left + " s");
+      const tick = setInterval(() => {
+        left--;
+        if (left > 0) setConn("down", "disconnected, retrying in " + left + " s");
+      }, 1000);
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(() => { clearInterval(tick); connect(); }, wait);
     };
   }
 
+  // ------------------------------------------------------------ detail
+  const detail = {
+    id: "",
+    alert: null,
+    root: $("detail"),
+  };
+
+  detail.open = async function (id) {
+    detail.id = id;
+    select(id, false);
+    clear(detail.root).appendChild(el("p", { className: "muted", text: "loading..." }));
+    try {
+      const a = await api("/api/v1/alerts/" + encodeURIComponent(id));
+      if (detail.id !== id) return;
+      detail.render(a);
+    } catch (err) {
+      if (detail.id !== id) return;
+      clear(detail.root).appendChild(el("p", { className: "error", text: "Cannot load alert " + id + ": " + err.message }));
+    }
+  };
+
+  detail.update = function (a) {
+    if (!detail.alert || version(detail.alert) === version(a)) return;
+    const comment = $("d-comment");
+    const keep = comment ? comment.value : "";
+    // A websocket copy lacks nothing the detail shows.
+    detail.render(a);
+    if ($("d-comment")) $("d-comment").value = keep;
+  };
+
+  function kv(dl, key, ...value) {
+    dl.appendChild(el("dt", { text: key }));
+    dl.appendChild(append(el("dd"), value));
+  }
+
+  detail.render = function (a) {
+    detail.alert = a;
+    const root = clear(detail.root);
+    const rule = a.rule || {};
+    const hits = new Set((a.matches || []).map((m) => String(m.field)));
+
+    root.appendChild(el("div", { className: "d-head" },
+      el("h2", { id: "d-title", text: rule.title || rule.id || "alert" }),
+      levelBadge(rule.level), " ", el("span", { id: "d-status" }, statusBadge(a.status))));
+
+    const facts = el("dl", { className: "facts" });
+    kv(facts, "Count", el("span", { id: "d-count", text: fmtNum(a.count) }), a.count === 1 ? " event" : " events");
+    kv(facts, "First seen", fmtTime(a.first_seen) + " UTC");
+    kv(facts, "Last seen", fmtTime(a.last_seen) + " UTC");
+    kv(facts, "Intake", a.intake || "");
+    kv(facts, "Dataset", a.dataset || "");
+    kv(facts, "Alert id", el("code", { text: a.id }));
+    kv(facts, "Rule id", el("code", { text: rule.id || "" }));
+    if (a.group && Object.keys(a.group).length) {
+      kv(facts, "Grouped by", Object.entries(a.group).map(([k, v]) => el("span", { className: "chip", text: k + " = " + v })));
+    }
+    root.appendChild(facts);
+
+    // Actions.
+    const comment = el("textarea", { id: "d-comment", rows: 2, maxLength: 2000, placeholder: "Comment (optional), kept in the history" });
+    const msg = el("span", { id: "d-msg", className: "muted", role: "status" });
+    const act = (status, label, id) => {
+      const b = el("button", { type: "button", id, text: label, disabled: a.status === status && status !== "new" ? true : false });
+      b.addEventListener("click", async () => {
+        msg.textContent = "saving...";
+        try {
+          await setStatus(a.id, status, comment.value.trim());
+          const m = $("d-msg");
+          if (m) m.textContent = "status: " + status;
+        } catch (err) {
+          msg.textContent = "cannot save: " + err.message;
+        }
+      });
+      return b;
+    };
+    root.appendChild(el("div", { className: "actions" }, comment,
+      el("div", { className: "buttons" },
+        act("acknowledged", "Acknowledge (a)", "d-ack"),
+        act("closed", "Close", "d-close"),
+        act("new", "Reopen", "d-reopen"), msg)));
+    if ((a.status_history || []).length) {
+      const ol = el("ol", { className: "history", id: "d-history" });
+      for (const h of a.status_history) {
+        ol.appendChild(el("li", null, fmtTime(h.at) + " UTC ", statusBadge(h.status), " by ", el("b", { text: h.by || "?" }),
+          h.comment ? el("q", { className: "comment", text: h.comment }) : ""));
+      }
+      root.appendChild(el("h3", { text: "History" }));
+      root.appendChild(ol);
+    }
+
+    // Rule.
+    const rsec = el("section", { className: "card" }, el("h3", { text: "Rule" }));
+    if (rule.description) rsec.appendChild(el("p", { className: "desc", text: rule.description }));
+    if ((rule.tags || []).length) rsec.appendChild(el("p", { className: "tags" }, "ATT&CK and tags: ", tagChips(rule.tags)));
+    if ((rule.references || []).length) {
+      rsec.appendChild(el("ul", { className: "refs" }, rule.references.map((r) => el("li", null, extLink(r)))));
+    }
+    root.appendChild(rsec);
+
+    // Matches.
+    const msec = el("section", { className: "card" }, el("h3", { text: "Matched fields" }));
+    const mt = el("table", { className: "kv matches" });
+    for (const m of a.matches || []) {
+      const val = typeof m.value === "object" ? JSON.stringify(m.value) : String(m.value ?? "");
+      mt.appendChild(el("tr", { className: "hit" }, el("th", { text: m.field }), el("td", { className: "mono", text: val })));
+    }
+    if (!(a.matches || []).length) mt.appendChild(el("tr", null, el("td", { className: "muted", text: "(the rule reported no field)" })));
+    msec.appendChild(mt);
+    for (const m of a.matches || []) {
+      if (!m.indicator) continue;
+      const ind = m.indicator;
+      const box = el("div", { className: "ioc" }, el("h4", { text: "Indicator of compromise" }));
+      const dl = el("dl", { className: "facts" });
+      kv(dl, "Type", ind.type || "");
+      kv(dl, "Value", el("code", { text: ind.value || "" }));
+      kv(dl, "File", el("code", { text: (ind.file || "") + (ind.line ? ":" + ind.line : "") }));
+      const meta = ind.meta || {};
+      for (const [k, v] of Object.entries(meta)) {
+        const text = Array.isArray(v) ? v.join(", ") : typeof v === "object" ? JSON.stringify(v) : String(v);
+        kv(dl, k.replace(/_/g, " "), /^https?:\/\//i.test(text) && k.includes("url") ? extLink(text) : text);
+      }
+      box.appendChild(dl);
+      msec.appendChild(box);
+    }
+    root.appendChild(msec);
+
+    // Event.
+    const esec = el("section", { className: "card" }, el("h3", { text: "Event (ECS)" }));
+    const raw = JSON.stringify(a.event || {}, null, 2);
+    const copy = el("button", { type: "button", id: "d-copy", className: "ghost", text: "Copy JSON" });
+    copy.addEventListener("click", () => copyText(raw, copy));
+    const tabs = el("div", { className: "tabs" });
+    const treeBtn = el("button", { type: "button", className: "tab on", text: "Tree" });
+    const rawBtn = el("button", { type: "button", className: "tab", text: "Raw JSON" });
+    const treeBox = el("div", { id: "d-tree", className: "tree-box" }, tree(a.event || {}, "", hits));
+    const rawBox = el("pre", { id: "d-raw", className: "raw", text: raw, hidden: true });
+    treeBtn.addEventListener("click", () => { treeBox.hidden = false; rawBox.hidden = true; treeBtn.classList.add("on"); rawBtn.classList.remove("on"); });
+    rawBtn.addEventListener("click", () => { treeBox.hidden = true; rawBox.hidden = false; rawBtn.classList.add("on"); treeBtn.classList.remove("on"); });
+    append(tabs, [treeBtn, rawBtn, copy]);
+    append(esec, [tabs, treeBox, rawBox]);
+    root.appendChild(esec);
+
+    // Samples.
+    const samples = a.samples || [];
+    if (samples.length > 1) {
+      const st = el("table", { className: "samples" },
+        el("thead", null, el("tr", null, ["Time (UTC)", "Source IP", "Host", "Path", "User-agent"].map((h) => el("th", { text: h })))));
+      const tb = el("tbody");
+      for (const s of samples) {
+        const e = entity({ event: s.event || {} });
+        tb.appendChild(el("tr", null, [fmtTime(s.time), e.ip, e.host, e.path, e.ua].map((v) => el("td", { text: v, title: v }))));
+      }
+      st.appendChild(tb);
+      root.appendChild(el("section", { className: "card" },
+        el("h3", { text: "Sample events (" + samples.length + " of " + fmtNum(a.count) + ")" }), st));
+    }
+  };
+
+  // tree renders a JSON value as nested lists; leaves whose dotted path is
+  // a matched field are highlighted.
+  function tree(v, path, hits) {
+    const ul = el("ul", { className: "tree" });
+    for (const [k, x] of Object.entries(v)) {
+      const p = path ? path + "." + k : k;
+      const li = el("li");
+      if (x !== null && typeof x === "object" && !(Array.isArray(x) && x.every((y) => y === null || typeof y !== "object"))) {
+        const det = el("details", { open: true }, el("summary", null, el("span", { className: "k", text: k })));
+        det.appendChild(tree(x, p, hits));
+        if ([...hits].some((h) => h.startsWith(p + "."))) det.classList.add("has-hit");
+        li.appendChild(det);
+      } else {
+        const text = Array.isArray(x) ? "[" + x.map((y) => JSON.stringify(y)).join(", ") + "]" : typeof x === "string" ? x : JSON.stringify(x);
+        li.appendChild(el("span", { className: "k", text: k }));
+        li.appendChild(el("span", { className: "v" + (typeof x === "string" ? " s" : ""), text }));
+        li.dataset.path = p;
+        if (hits.has(p)) {
+          li.classList.add("hit");
+          li.title = "matched by the rule";
+        }
+      }
+      ul.appendChild(li);
+    }
+    return ul;
+  }
+
+  function copyText(text, btn) {
+    const done = (ok) => {
+      const old = btn.textContent;
+      btn.textContent = ok ? "Copied" : "Copy failed";
+      setTimeout(() => { btn.textContent = old; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(() => done(true), () => done(fallbackCopy(text)));
+    } else {
+      done(fallbackCopy(text));
+    }
+  }
+
+  function fallbackCopy(text) {
+    const ta = el("textarea", { value: text, readOnly: true, className: "offscreen" });
+    document.body.appendChild(ta);
+    ta.select();
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch (_) { ok = false; }
+    ta.remove();
+    return ok;
+  }
+
+  // ------------------------------------------------------------ overview
+  let ovTimer = 0;
+
+  async function renderOverview() {
+    clearTimeout(ovTimer);
+    const rng = $("ov-range").value;
+    const root = $("overview");
+    let ov, stats, layer, jobs;
+    try {
+      [ov, stats, layer, jobs] = await Promise.all([
+        api("/api/v1/overview?range=" + encodeURIComponent(rng)),
+        api("/api/v1/stats"),
+        api("/api/v1/attack/layer"),
+        api("/api/v1/jobs").catch(() => null),
+      ]);
+    } catch (err) {
+      clear(root).appendChild(el("p", { className: "error", text: "Cannot load the overview: " + err.message }));
+      return;
+    }
+    if (currentView !== "overview") return;
+    clear(root);
+    $("ov-span").textContent = fmtTime(ov.from) + " to " + fmtTime(ov.to) + " UTC" + (ov.truncated ? " (newest alerts only)" : "");
+
+    const cards = el("div", { className: "cards" });
+    const card = (label, value, cls, href) => {
+      const c = el(href ? "a" : "div", { className: "kpi " + (cls || ""), href }, el("div", { className: "kpi-v", text: fmtNum(value) }), el("div", { className: "kpi-l", text: label }));
+      cards.appendChild(c);
+    };
+    card("alerts in range", ov.alerts);
+    card("events in range", ov.events);
+    for (const l of ["critical", "high", "medium"]) if (ov.by_level[l]) card(l, ov.by_level[l], "level-" + l, "?level=" + l + "#/");
+    const bs = (stats && stats.by_status) || {};
+    card("new (all time)", bs.new || 0, "", "?status=new#/");
+    card("acknowledged", bs.acknowledged || 0, "", "?status=acknowledged#/");
+    card("closed", bs.closed || 0, "", "?status=closed#/");
+    root.appendChild(cards);
+
+    root.appendChild(el("section", { className: "card" }, el("h3", { text: "Alerts over time (by first event)" }), chart(ov)));
+
+    const grid = el("div", { className: "grid3" });
+    grid.appendChild(topTable("Top rules", ov.top_rules, (t) => t.label || t.key, (t) => "?rule=" + encodeURIComponent(t.key) + "#/"));
+    grid.appendChild(topTable("Top source IPs", ov.top_sources, (t) => t.key, (t) => "?q=" + encodeURIComponent(t.key) + "#/"));
+    grid.appendChild(topTable("Top countries", ov.top_countries, (t) => t.key.toUpperCase(), null));
+    root.appendChild(grid);
+
+    // ATT&CK coverage of the enabled rules.
+    const techs = (layer.techniques || []).filter((t) => typeof t.score === "number");
+    const att = el("section", { className: "card", id: "attack" },
+      el("div", { className: "toolbar" }, el("h3", { text: "ATT&CK coverage of the enabled rules" }),
+        el("a", { className: "button", id: "layer-export", href: "/api/v1/attack/layer", download: "raywatch-attack-layer.json", text: "Export ATT&CK Navigator layer (JSON)" })));
+    if (!techs.length) att.appendChild(el("p", { className: "muted", text: "No enabled rule carries an ATT&CK technique tag." }));
+    else {
+      const t = el("table", { className: "attack" }, el("thead", null, el("tr", null, ["Technique", "Tactics", "Rules"].map((h) => el("th", { text: h })))));
+      const tb = el("tbody");
+      for (const tc of techs) {
+        const tech = techniqueOf("attack." + tc.techniqueID.toLowerCase());
+        const meta = tc.metadata || [];
+        tb.appendChild(el("tr", null,
+          el("td", null, tech ? el("a", { href: tech.url, target: "_blank", rel: "noopener noreferrer", text: tc.techniqueID }) : tc.techniqueID),
+          el("td", null, meta.filter((m) => m.name === "tactic").map((m) => el("span", { className: "chip", text: m.value }))),
+          el("td", null, el("span", { className: "score", text: String(tc.score) }), " ", meta.filter((m) => m.name === "rule").map((m) => m.value).join("; "))));
+      }
+      t.appendChild(tb);
+      att.appendChild(t);
+    }
+    root.appendChild(att);
+
+    if (jobs && jobs.enabled) root.appendChild(jobsPanel(jobs));
+    ovTimer = setTimeout(() => { if (currentView === "overview") renderOverview(); }, 15000);
+  }
+
+  function topTable(title, entries, label, href) {
+    const sec = el("section", { className: "card" }, el("h3", { text: title }));
+    if (!(entries || []).length) {
+      sec.appendChild(el("p", { className: "muted", text: "nothing in this range" }));
+      return sec;
+    }
+    const max = Math.max(...entries.map((e) => e.alerts), 1);
+    const t = el("table", { className: "top" });
+    for (const e of entries) {
+      const name = label(e);
+      const bar = el("div", { className: "bar" });
+      bar.appendChild(svgBar(e.alerts / max));
+      t.appendChild(el("tr", null,
+        el("td", { className: "name", title: name }, href ? el("a", { href: href(e), text: name }) : name),
+        el("td", { className: "num", text: fmtNum(e.alerts), title: fmtNum(e.events) + " events" }),
+        el("td", { className: "barcell" }, bar)));
+    }
+    sec.appendChild(t);
+    return sec;
+  }
+
+  function svgBar(frac) {
+    const s = svg("svg", { viewBox: "0 0 100 10", preserveAspectRatio: "none", class: "hbar" });
+    s.appendChild(svg("rect", { x: 0, y: 0, width: Math.max(1, Math.round(frac * 100)), height: 10 }));
+    return s;
+  }
+
+  // chart draws the alert series as stacked bars by level, in SVG built
+  // with DOM calls.
+  function chart(ov) {
+    const series = ov.series || [];
+    const W = 960, H = 220, L = 44, B = 26, T = 10;
+    const s = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "chart", role: "img", "aria-label": "Alerts over time" });
+    const max = Math.max(1, ...series.map((b) => b.alerts));
+    const step = niceStep(max);
+    const top = Math.ceil(max / step) * step;
+    const y = (v) => H - B - (v / top) * (H - B - T);
+    for (let v = 0; v <= top; v += step) {
+      s.appendChild(svg("line", { x1: L, x2: W, y1: y(v), y2: y(v), class: "grid" }));
+      const t = svg("text", { x: L - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" });
+      t.textContent = fmtNum(v);
+      s.appendChild(t);
+    }
+    const bw = (W - L) / Math.max(1, series.length);
+    series.forEach((b, i) => {
+      let base = 0;
+      const x = L + i * bw + 1;
+      for (const l of LEVELS.slice().reverse()) {
+        const n = (b.by_level || {})[l] || 0;
+        if (!n) continue;
+        const r = svg("rect", { x, y: y(base + n), width: Math.max(1, bw - 2), height: y(base) - y(base + n), class: "bar-" + l });
+        const tt = svg("title");
+        tt.textContent = fmtTime(b.start) + " UTC: " + n + " " + l;
+        r.appendChild(tt);
+        s.appendChild(r);
+        base += n;
+      }
+      const other = b.alerts - base;
+      if (other > 0) {
+        const r = svg("rect", { x, y: y(base + other), width: Math.max(1, bw - 2), height: y(base) - y(base + other), class: "bar-other" });
+        s.appendChild(r);
+      }
+      const every = Math.ceil(series.length / 6);
+      if (i % every === 0) {
+        const t = svg("text", { x: x, y: H - 8, class: "axis" });
+        t.textContent = fmtTime(b.start).slice(5, 16);
+        s.appendChild(t);
+      }
+    });
+    const legend = el("div", { className: "legend" }, LEVELS.map((l) => el("span", { className: "lg lg-" + l, text: l })));
+    return el("div", null, s, legend);
+  }
+
+  function niceStep(max) {
+    const raw = max / 4;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 5, 10]) if (raw <= m * mag) return Math.max(1, m * mag);
+    return Math.max(1, 10 * mag);
+  }
+
+  function jobsPanel(jobs) {
+    const sec = el("section", { className: "card", id: "jobs" }, el("h3", { text: "Cloudflare Logpush jobs" }));
+    if (jobs.error) sec.appendChild(el("p", { className: "error", text: "Cloudflare API: " + jobs.error }));
+    if (!(jobs.jobs || []).length) sec.appendChild(el("p", { className: "muted", text: "No Logpush job points at this raywatch." }));
+    else {
+      const t = el("table", null, el("thead", null, el("tr", null, ["Job", "Dataset", "Intake", "Enabled", "Last complete", "Last error", "Last batch here", "State"].map((h) => el("th", { text: h })))));
+      const tb = el("tbody");
+      for (const j of jobs.jobs) {
+        const bad = j.warning || (j.error_message && j.last_error && j.last_error > (j.last_complete || ""));
+        tb.appendChild(el("tr", { className: bad ? "warn-row" : "" },
+          el("td", { text: (j.name || "") + " (" + j.id + ")" }), el("td", { text: j.dataset || "" }), el("td", { text: j.intake || "-" }),
+          el("td", { text: j.enabled ? "yes" : "no" }), el("td", { text: fmtTime(isZero(j.last_complete) ? "" : j.last_complete) }),
+          el("td", { text: fmtTime(isZero(j.last_error) ? "" : j.last_error) + (j.error_message ? " " + j.error_message : "") }),
+          el("td", { text: fmtTime(j.last_batch || "") }), el("td", { text: j.warning || "ok" })));
+      }
+      t.appendChild(tb);
+      sec.appendChild(t);
+    }
+    if (jobs.checked && !isZero(jobs.checked)) sec.appendChild(el("p", { className: "muted", text: "checked " + fmtTime(jobs.checked) + " UTC" }));
+    return sec;
+  }
+
+  function isZero(t) {
+    return !t || String(t).startsWith("0001-01-01");
+  }
+
+  $("ov-range").addEventListener("change", renderOverview);
+
+  // ------------------------------------------------------------ rules
+  async function renderRules() {
+    const root = $("rules");
+    let body;
+    try { body = await api("/api/v1/rules"); } catch (err) {
+      clear(root).appendChild(el("p", { className: "error", text: "Cannot load the rules: " + err.message }));
+      return;
+    }
+    clear(root);
+    const errs = body.errors || [];
+    if (errs.length) {
+      const sec = el("section", { className: "card error-card", id: "rule-errors" }, el("h3", { text: errs.length + (errs.length === 1 ? " rule file failed to load" : " rule files failed to load") }));
+      const ul = el("ul");
+      for (const e of errs) ul.appendChild(el("li", null, el("code", { text: e.file + (e.line ? ":" + e.line : "") }), " ", e.error));
+      sec.appendChild(ul);
+      root.appendChild(sec);
+    }
+    const rs = body.rules || [];
+    const enabled = rs.filter((r) => r.enabled).length;
+    root.appendChild(el("p", { className: "muted", text: rs.length + " rules loaded, " + enabled + " enabled." }));
+    const t = el("table", { className: "rules", id: "rules-table" }, el("thead", null, el("tr", null,
+      ["Rule", "Level", "Status", "Source", "Enabled", "Alerts", "ATT&CK and tags", "Field coverage"].map((h) => el("th", { text: h })))));
+    const tb = el("tbody");
+    for (const r of rs) {
+      const cov = el("td", { className: "cov" });
+      for (const c of r.coverage || []) {
+        const cls = c.state === "blind" ? "chip bad" : c.state === "ok" ? "chip ok" : "chip";
+        const text = c.intake + ": " + c.state + (c.missing && c.missing.length ? " (missing " + c.missing.join(", ") + ")" : "");
+        cov.appendChild(el("span", { className: cls, text, title: text }));
+      }
+      if (r.eval_errors) cov.appendChild(el("span", { className: "chip bad", text: r.eval_errors + " evaluation errors" + (r.last_error ? ": " + r.last_error : "") }));
+      const src = r.source === "builtin" ? "built-in" : (r.source || "") + "/" + (r.file || "");
+      tb.appendChild(el("tr", { className: r.enabled ? "" : "disabled", data: { rule: r.id } },
+        el("td", { className: "rtitle" },
+          el("a", { href: "?rule=" + encodeURIComponent(r.id) + "#/", text: r.title || r.id }),
+          el("div", { className: "muted small", text: r.id }),
+          r.description ? el("div", { className: "small desc", text: r.description }) : "",
+          (r.references || []).length ? el("div", { className: "small" }, r.references.map((u) => [extLink(u), " "])) : ""),
+        el("td", null, levelBadge(r.level)), el("td", { text: r.status || "" }),
+        el("td", { className: "small", text: src, title: src }), el("td", { text: r.enabled ? "yes" : "no" }),
+        el("td", { className: "num", text: fmtNum(r.alerts || 0) }), el("td", null, tagChips(r.tags)), cov));
+    }
+    t.appendChild(tb);
+    root.appendChild(t);
+  }
+
+  // ------------------------------------------------------------ IOCs
+  async function renderIOCs() {
+    const root = $("iocs");
+    let body;
+    try { body = await api("/api/v1/iocs"); } catch (err) {
+      clear(root).appendChild(el("p", { className: "error", text: "Cannot load the IOC status: " + err.message }));
+      return;
+    }
+    clear(root);
+    if (!body.enabled) {
+      root.appendChild(el("p", null, "No IOC folder is configured. Start raywatch with ", el("code", { text: "--ioc-dir DIR" }),
+        " (plain-text, CSV or STIX 2.1 files) to match every event against your indicators."));
+      return;
+    }
+    const counts = Object.entries(body.counts || {}).filter((e) => e[1] > 0).sort((a, b) => b[1] - a[1]);
+    root.appendChild(el("p", null, el("b", { text: fmtNum(body.total) }), " indicators: ",
+      counts.map(([k, v]) => el("span", { className: "chip", text: k + " " + fmtNum(v) }))));
+    const t = el("table", { id: "ioc-files" }, el("thead", null, el("tr", null,
+      ["File", "Format", "Indicators", "By type", "Left out", "Last reload (UTC)", "Last error"].map((h) => el("th", { text: h })))));
+    const tb = el("tbody");
+    for (const f of body.files || []) {
+      const left = [];
+      if (f.expired) left.push(f.expired + " expired");
+      if (f.superseded) left.push(f.superseded + " superseded");
+      if (f.skipped) left.push(f.skipped + " skipped");
+      if (f.bad_lines) left.push(f.bad_lines + " bad lines");
+      const errCell = el("td", { className: f.last_error ? "error" : "" }, f.last_error ? f.last_error + (f.last_error_time ? " (" + fmtTime(f.last_error_time) + ")" : "") : "");
+      if ((f.line_errors || []).length) {
+        errCell.appendChild(el("ul", { className: "small" }, f.line_errors.slice(0, 10).map((e) => el("li", null, el("code", { text: e.file + ":" + e.line }), " " + e.error))));
+      }
+      tb.appendChild(el("tr", null, el("td", null, el("code", { text: f.file })), el("td", { text: f.format || "" }),
+        el("td", { className: "num", text: fmtNum(f.total) }),
+        el("td", null, Object.entries(f.indicators || {}).filter((e) => e[1] > 0).map(([k, v]) => el("span", { className: "chip", text: k + " " + fmtNum(v) }))),
+        el("td", { className: "small", text: left.join(", ") }), el("td", { text: fmtTime(f.last_load) }), errCell));
+    }
+    t.appendChild(tb);
+    root.appendChild(t);
+  }
+
+  // ------------------------------------------------------------ warnings
+  // Field coverage (rules blind on an intake) and Logpush job health, on
+  // every page.
+  async function refreshWarnings() {
+    const box = $("warnings");
+    const out = [];
+    try {
+      const cov = await api("/api/v1/coverage");
+      for (const c of cov || []) {
+        if (!c.message) continue;
+        out.push(el("div", { className: "warning coverage-warning" }, el("b", { text: "Field coverage: " }), c.message,
+          c.fix ? el("div", { className: "fix" }, "Fix: ", el("code", { text: c.fix })) : ""));
+      }
+    } catch (_) { /* not fatal */ }
+    try {
+      const jobs = await api("/api/v1/jobs");
+      if (jobs && jobs.enabled) {
+        if (jobs.error) out.push(el("div", { className: "warning job-warning" }, el("b", { text: "Logpush: " }), "the Cloudflare API fails: " + jobs.error));
+        for (const j of jobs.jobs || []) {
+          if (j.warning) out.push(el("div", { className: "warning job-warning" }, el("b", { text: "Logpush: " }), j.warning));
+        }
+      }
+    } catch (_) { /* not fatal */ }
+    clear(box);
+    append(box, out);
+  }
+
+  async function loadChoices() {
+    try {
+      const body = await api("/api/v1/rules");
+      const sel = $("f-rule");
+      const keep = filters.rule;
+      clear(sel).appendChild(el("option", { value: "", text: "All rules" }));
+      for (const r of (body.rules || []).slice().sort((a, b) => String(a.title).localeCompare(String(b.title)))) {
+        sel.appendChild(el("option", { value: r.id, text: r.title || r.id }));
+      }
+      if (keep && ![...sel.options].some((o) => o.value === keep)) sel.appendChild(el("option", { value: keep, text: keep }));
+      sel.value = keep;
+    } catch (_) { /* keep the bare select */ }
+    try {
+      const cov = await api("/api/v1/coverage");
+      const sel = $("f-intake");
+      for (const c of cov || []) {
+        if (c.intake && ![...sel.options].some((o) => o.value === c.intake)) sel.appendChild(el("option", { value: c.intake, text: c.intake }));
+      }
+      sel.value = filters.intake;
+    } catch (_) { /* idem */ }
+  }
+
+  // ------------------------------------------------------------ routing
+  let currentView = "";
+
+  function route() {
+    const h = location.hash.replace(/^#\/?/, "");
+    let view = "alerts";
+    let id = "";
+    if (h.startsWith("alert/")) {
+      view = "detail";
+      id = decodeURIComponent(h.slice(6));
+    } else if (["overview", "rules", "iocs"].includes(h)) view = h;
+    // Filters may have changed through a link (?rule=...#/).
+    const f = readFilters();
+    if (FILTERS.some((k) => f[k] !== filters[k])) {
+      filters = f;
+      syncFilterForm();
+      list.reload();
+    }
+    currentView = view;
+    for (const v of ["alerts", "detail", "overview", "rules", "iocs"]) $("view-" + v).hidden = v !== view;
+    for (const a of document.querySelectorAll("nav a")) a.classList.toggle("on", a.dataset.view === (view === "detail" ? "alerts" : view));
+    if (view !== "detail") detail.id = "";
+    if (view === "detail") detail.open(id);
+    else if (view === "overview") renderOverview();
+    else if (view === "rules") renderRules();
+    else if (view === "iocs") renderIOCs();
+    else {
+      const cur = list.byID.get(list.selected);
+      if (cur) cur.tr.scrollIntoView({ block: "nearest" });
+      maybeLoadMore();
+    }
+  }
+
+  window.addEventListener("hashchange", route);
+  window.addEventListener("scroll", () => { if (currentView === "alerts") maybeLoadMore(); }, { passive: true });
+
+  // ------------------------------------------------------------ keyboard
+  let gPending = false;
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    const typing = t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
+    if (e.key === "Escape") {
+      if (typing) { t.blur(); return; }
+      if (currentView !== "alerts") location.hash = "#/";
+      return;
+    }
+    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (gPending) {
+      gPending = false;
+      const to = { o: "#/overview", a: "#/", r: "#/rules", i: "#/iocs" }[e.key];
+      if (to) { location.hash = to; e.preventDefault(); }
+      return;
+    }
+    switch (e.key) {
+    case "g":
+      gPending = true;
+      setTimeout(() => { gPending = false; }, 1000);
+      break;
+    case "j":
+    case "k": {
+      const id = move(e.key === "j" ? 1 : -1);
+      if (currentView === "detail" && id && id !== detail.id) location.hash = "#/alert/" + encodeURIComponent(id);
+      e.preventDefault();
+      break;
+    }
+    case "Enter":
+      if (currentView === "alerts" && list.selected) {
+        location.hash = "#/alert/" + encodeURIComponent(list.selected);
+        e.preventDefault();
+      }
+      break;
+    case "a": {
+      const id = currentView === "detail" ? detail.id : currentView === "alerts" ? list.selected : "";
+      if (id) {
+        const c = $("d-comment");
+        setStatus(id, "acknowledged", currentView === "detail" && c ? c.value.trim() : "").catch((err) => {
+          $("list-state").textContent = "cannot acknowledge: " + err.message;
+        });
+        e.preventDefault();
+      }
+      break;
+    }
+    case "/":
+      if (currentView !== "alerts") location.hash = "#/";
+      $("f-q").focus();
+      e.preventDefault();
+      break;
+    case "?":
+      $("help").showModal();
+      break;
+    }
+  });
+  $("help-btn").addEventListener("click", () => $("help").showModal());
+
+  // ------------------------------------------------------------ theme
+  const THEMES = ["auto", "light", "dark"];
+  function applyTheme(th) {
+    if (th === "auto") delete document.documentElement.dataset.theme;
+    else document.documentElement.dataset.theme = th;
+    $("theme").textContent = "theme: " + th;
+  }
+  let theme = "auto";
+  try { theme = localStorage.getItem("raywatch-theme") || "auto"; } catch (_) { /* private mode */ }
+  if (!THEMES.includes(theme)) theme = "auto";
+  applyTheme(theme);
+  $("theme").addEventListener("click", () => {
+    theme = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
+    try { localStorage.setItem("raywatch-theme", theme); } catch (_) { /* idem */ }
+    applyTheme(theme);
+  });
+
+  // ------------------------------------------------------------ start
+  syncFilterForm();
+  list.reload();
   connect();
+  route();
+  loadChoices();
+  refreshWarnings();
+  setInterval(refreshWarnings, 30000);
+  setInterval(refreshTotal, 30000);
 })();

@@ -1,0 +1,148 @@
+package web
+
+import (
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// techniqueTag matches a Sigma ATT&CK technique tag: attack.t1071 or
+// attack.t1071.001.
+var techniqueTag = regexp.MustCompile(`^attack\.(t\d{4}(?:\.\d{3})?)$`)
+
+// tacticTag matches a Sigma ATT&CK tactic tag such as
+// attack.command-and-control (technique, group and software tags excluded).
+var tacticTag = regexp.MustCompile(`^attack\.([a-z]+(?:[-_][a-z]+)*)$`)
+
+// navigatorLayer is an ATT&CK Navigator layer (format 4.5).
+type navigatorLayer struct {
+	Name                          string               `json:"name"`
+	Versions                      map[string]string    `json:"versions"`
+	Domain                        string               `json:"domain"`
+	Description                   string               `json:"description"`
+	Sorting                       int                  `json:"sorting"`
+	HideDisabled                  bool                 `json:"hideDisabled"`
+	Techniques                    []navigatorTechnique `json:"techniques"`
+	Gradient                      map[string]any       `json:"gradient"`
+	LegendItems                   []any                `json:"legendItems"`
+	Metadata                      []navigatorMeta      `json:"metadata"`
+	SelectTechniquesAcrossTactics bool                 `json:"selectTechniquesAcrossTactics"`
+	SelectSubtechniquesWithParent bool                 `json:"selectSubtechniquesWithParent"`
+}
+
+type navigatorTechnique struct {
+	TechniqueID       string          `json:"techniqueID"`
+	Score             *int            `json:"score,omitempty"`
+	Comment           string          `json:"comment,omitempty"`
+	Enabled           bool            `json:"enabled"`
+	ShowSubtechniques bool            `json:"showSubtechniques"`
+	Metadata          []navigatorMeta `json:"metadata,omitempty"`
+}
+
+type navigatorMeta struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// attackLayer builds the Navigator layer of the enabled rules: one
+// technique per ATT&CK technique tag, scored by the number of enabled
+// rules that carry it, with the rule titles and tactics as metadata.
+func (s *Server) attackLayer() navigatorLayer {
+	type tech struct {
+		rules   []string
+		tactics map[string]bool
+	}
+	techs := map[string]*tech{}
+	enabled := 0
+	if s.opts.Rules != nil {
+		for _, r := range s.opts.Rules.Rules() {
+			if !r.Enabled {
+				continue
+			}
+			enabled++
+			var ids, tactics []string
+			for _, tag := range r.Tags {
+				tag = strings.ToLower(strings.TrimSpace(tag))
+				if m := techniqueTag.FindStringSubmatch(tag); m != nil {
+					ids = append(ids, strings.ToUpper(m[1]))
+				} else if m := tacticTag.FindStringSubmatch(tag); m != nil {
+					tactics = append(tactics, strings.ReplaceAll(m[1], "_", "-"))
+				}
+			}
+			for _, id := range ids {
+				t := techs[id]
+				if t == nil {
+					t = &tech{tactics: map[string]bool{}}
+					techs[id] = t
+				}
+				t.rules = append(t.rules, r.Title)
+				for _, tc := range tactics {
+					t.tactics[tc] = true
+				}
+			}
+		}
+	}
+	ids := make([]string, 0, len(techs))
+	for id := range techs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	layer := navigatorLayer{
+		Name:                          "raywatch: enabled rules",
+		Versions:                      map[string]string{"attack": "16", "navigator": "5.1.0", "layer": "4.5"},
+		Domain:                        "enterprise-attack",
+		Description:                   "ATT&CK techniques covered by the enabled raywatch rules; the score is the number of rules.",
+		Sorting:                       3,
+		Techniques:                    []navigatorTechnique{},
+		LegendItems:                   []any{},
+		Metadata:                      []navigatorMeta{{Name: "enabled rules", Value: strconv.Itoa(enabled)}},
+		SelectTechniquesAcrossTactics: true,
+	}
+	maxScore := 1
+	parents := map[string]bool{}
+	for _, id := range ids {
+		t := techs[id]
+		sort.Strings(t.rules)
+		score := len(t.rules)
+		maxScore = max(maxScore, score)
+		nt := navigatorTechnique{TechniqueID: id, Score: &score, Comment: strings.Join(t.rules, "; "), Enabled: true}
+		tactics := make([]string, 0, len(t.tactics))
+		for tc := range t.tactics {
+			tactics = append(tactics, tc)
+		}
+		sort.Strings(tactics)
+		for _, tc := range tactics {
+			nt.Metadata = append(nt.Metadata, navigatorMeta{Name: "tactic", Value: tc})
+		}
+		for _, r := range t.rules {
+			nt.Metadata = append(nt.Metadata, navigatorMeta{Name: "rule", Value: r})
+		}
+		layer.Techniques = append(layer.Techniques, nt)
+		if parent, _, ok := strings.Cut(id, "."); ok {
+			parents[parent] = true
+		}
+	}
+	// Expand the parents of sub-techniques so that they show.
+	for p := range parents {
+		if techs[p] == nil {
+			layer.Techniques = append(layer.Techniques, navigatorTechnique{TechniqueID: p, Enabled: true, ShowSubtechniques: true})
+		}
+	}
+	for i := range layer.Techniques {
+		if parents[layer.Techniques[i].TechniqueID] {
+			layer.Techniques[i].ShowSubtechniques = true
+		}
+	}
+	sort.SliceStable(layer.Techniques, func(i, j int) bool { return layer.Techniques[i].TechniqueID < layer.Techniques[j].TechniqueID })
+	layer.Gradient = map[string]any{"colors": []string{"#ffe766", "#ff6666"}, "minValue": 0, "maxValue": maxScore}
+	return layer
+}
+
+// handleAttackLayer serves GET /api/v1/attack/layer: the ATT&CK Navigator
+// layer of the enabled rules, as a download.
+func (s *Server) handleAttackLayer(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Disposition", `attachment; filename="raywatch-attack-layer.json"`)
+	writeJSON(w, http.StatusOK, s.attackLayer())
+}
