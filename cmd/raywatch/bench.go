@@ -744,7 +744,10 @@ var (
 		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
 		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
 		"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+		// Not Googlebot's exact user-agent: SigmaHQ's proxy_ua_frameworks
+		// lists it (for proxy logs), so on web logs it fires on every
+		// Googlebot request and --attack-rate would mean nothing.
+		"Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
 	}
 	genPaths   = []string{"/", "/index.html", "/products/12345", "/api/v1/cart", "/static/js/app.9f8e7d.js", "/static/css/site.css", "/images/hero.webp", "/search", "/account/login", "/blog/2026/11/how-we-ship"}
 	genQueries = []string{"", "", "", "?q=red+shoes&page=2", "?utm_source=newsletter&utm_medium=email", "?id=42", "?v=3"}
