@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// TestBenchSmoke runs raywatch bench on a few records so that the harness
+// TestBenchSmoke runs raywatch bench on 1,000 records so that the harness
 // keeps working; it asserts nothing about speed.
 func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
@@ -18,7 +18,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "bench.json")
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"bench", "--records", "2000", "--iocs", "200", "--clients", "2",
+	code := run(context.Background(), []string{"bench", "--records", "1000", "--iocs", "200", "--clients", "2",
 		"--rate", "2000", "--latency-duration", "1s", "--attack-rate", "0.05", "--json", out}, nil, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("raywatch bench = %d\n%s", code, stderr.String())
