@@ -169,9 +169,12 @@ func (g *grouper) add(a *engine.Alert) error {
 	cur := g.touched[id]
 	if cur == nil {
 		if v := g.tx.Bucket(bucketAlerts).Get([]byte(id)); v != nil {
-			old, err := decodeAlert(v)
-			if err != nil {
-				return fmt.Errorf("decode alert %s: %w", id, err)
+			old, ok := g.s.hot.get(id, v)
+			if !ok {
+				var err error
+				if old, err = decodeAlert(v); err != nil {
+					return fmt.Errorf("decode alert %s: %w", id, err)
+				}
 			}
 			cur = &old
 		}
@@ -252,13 +255,14 @@ func (g *grouper) flush() ([]engine.Alert, error) {
 	out := make([]engine.Alert, 0, len(g.order))
 	for _, id := range g.order {
 		a := g.touched[id]
-		v, err := json.Marshal(a)
+		v, err := g.s.encodeAlert(a)
 		if err != nil {
 			return nil, fmt.Errorf("encode alert %s: %w", id, err)
 		}
 		if err := alerts.Put([]byte(id), v); err != nil {
 			return nil, err
 		}
+		g.s.hot.put(id, v, a)
 		if g.created[id] {
 			if err := g.tx.Bucket(bucketByRule).Put(indexKey(a.Rule.ID, id), []byte{}); err != nil {
 				return nil, err

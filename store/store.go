@@ -4,13 +4,17 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/raywatch/raywatch/engine"
 )
 
 // Errors returned by the Store.
@@ -67,6 +71,8 @@ type Options struct {
 type Store struct {
 	db        *bolt.DB
 	opts      Options
+	hot       hotAlerts
+	docs      docCache
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -101,7 +107,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init store %q: %w", path, err)
 	}
-	return &Store{db: db, opts: opts}, nil
+	return &Store{db: db, opts: opts, hot: hotAlerts{m: map[string]hotAlert{}}}, nil
 }
 
 // Close closes the database. It is safe to call more than once.
@@ -138,4 +144,58 @@ func addMeta(tx *bolt.Tx, name []byte, delta int64) error {
 		n = 0
 	}
 	return b.Put(name, u64bytes(uint64(n)))
+}
+
+// maxHotAlerts bounds the decoded alerts kept by [hotAlerts].
+const maxHotAlerts = 4096
+
+// hotAlerts keeps the alerts that Commit wrote last, decoded, with the
+// bytes they were written as. Grouping folds records into the same few
+// alerts batch after batch; decoding each from JSON every time was most of
+// the cost of a commit. An entry is used only when the bytes in the
+// database are still the ones it was made from, so a change by anything
+// else (a status change, retention, a rolled-back transaction) simply
+// misses.
+type hotAlerts struct {
+	mu sync.Mutex
+	m  map[string]hotAlert
+}
+
+type hotAlert struct {
+	enc []byte
+	a   engine.Alert
+}
+
+// get returns a copy of the alert id if stored is what it was cached as.
+// The copy's Samples may be changed freely; the maps it holds (events,
+// groups) are shared and must not be modified.
+func (h *hotAlerts) get(id string, stored []byte) (engine.Alert, bool) {
+	h.mu.Lock()
+	e, ok := h.m[id]
+	h.mu.Unlock()
+	if !ok || !bytes.Equal(e.enc, stored) {
+		return engine.Alert{}, false
+	}
+	a := e.a
+	a.Samples = slices.Clone(a.Samples)
+	a.Matches = slices.Clone(a.Matches)
+	a.StatusHistory = slices.Clone(a.StatusHistory)
+	return a, true
+}
+
+// put records that alert id was written as enc.
+func (h *hotAlerts) put(id string, enc []byte, a *engine.Alert) {
+	c := *a
+	c.Samples = slices.Clone(a.Samples)
+	c.Matches = slices.Clone(a.Matches)
+	c.StatusHistory = slices.Clone(a.StatusHistory)
+	h.mu.Lock()
+	if _, ok := h.m[id]; !ok && len(h.m) >= maxHotAlerts {
+		for k := range h.m { // evict one at random
+			delete(h.m, k)
+			break
+		}
+	}
+	h.m[id] = hotAlert{enc: enc, a: c}
+	h.mu.Unlock()
 }

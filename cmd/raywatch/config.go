@@ -67,6 +67,10 @@ type Config struct {
 	// for the dashboard); nil elsewhere.
 	ruleErrs *ruleProblems
 
+	// Kafka configures the Kafka consumer group, the alerts topic and the
+	// dashboard fed from it; see [KafkaConfig].
+	Kafka KafkaConfig
+
 	// IntakeKeys maps intake names to keys, from RAYWATCH_INTAKE_KEY
 	// (intake "default"), RAYWATCH_INTAKE_KEYS (name=key,...) or
 	// RAYWATCH_INTAKE_KEYS_FILE (one name=key a line).
@@ -102,6 +106,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Demo, "demo", envBool("RAYWATCH_DEMO"), "feed generated Cloudflare http_requests traffic, with each built-in attack mixed in, through the intake: the dashboard comes alive at once (RAYWATCH_DEMO)")
 	fs.BoolVar(&c.Insecure, "insecure", envBool("RAYWATCH_INSECURE"), "allow listening beyond loopback without RAYWATCH_DASHBOARD_TOKEN (RAYWATCH_INSECURE)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("RAYWATCH_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGTERM waits for acknowledged batches to be processed (RAYWATCH_SHUTDOWN_TIMEOUT)")
+	c.Kafka.kafkaFlags(fs)
 	fs.StringVar(&c.LogLevel, "log-level", envOr("RAYWATCH_LOG_LEVEL", "info"), "debug, info, warn or error (RAYWATCH_LOG_LEVEL)")
 }
 
@@ -199,6 +204,7 @@ func (c *Config) Validate() error {
 	if c.MaxGroups <= 0 {
 		errs = append(errs, errors.New("--max-groups must be positive"))
 	}
+	errs = append(errs, c.Kafka.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -224,6 +230,9 @@ func (c *Config) loadSecrets() error {
 		return err
 	}
 	c.IntakeKeys = keys
+	if err := c.Kafka.load(); err != nil {
+		return err
+	}
 	c.DashboardToken = getenv("RAYWATCH_DASHBOARD_TOKEN")
 	if f := getenv("RAYWATCH_DASHBOARD_TOKEN_FILE"); f != "" {
 		if c.DashboardToken != "" {

@@ -10,6 +10,7 @@
 //	raywatch rules list|check [flags] show or validate the rules
 //	raywatch cloudflare fields|connect|status [flags]
 //	                                  set up and watch the Logpush job
+//	raywatch bench [flags]            measure throughput and latency
 package main
 
 import (
@@ -35,6 +36,9 @@ Usage:
   raywatch cloudflare connect --zone ZONE_ID --url https://HOST[:PORT]
   raywatch cloudflare status [--zone ZONE_ID]
                                        set up the Logpush job and watch it (see "raywatch cloudflare help")
+  raywatch bench [--records N] [--rules-dir DIR] [--iocs N] [--json FILE]
+                                       measure normalize, engine, scan and the whole HTTP path
+                                       against same-run baselines
 
 Run "raywatch COMMAND -h" for the flags of a command.
 `
@@ -64,6 +68,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = rulesCmd(args, stdout, stderr)
 	case "cloudflare":
 		err = cloudflareCmd(ctx, args, stdout, stderr)
+	case "bench":
+		err = benchCmd(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -51,10 +51,15 @@ func (s *batchStats) malformed(where string, err error) {
 	}
 }
 
-// detectRecord normalizes one record and returns its alerts.
-func (d *detector) detectRecord(raw []byte, intake string, now time.Time) ([]engine.Alert, error) {
-	ev, err := d.norm.Normalize(d.dataset, raw)
-	if err != nil {
+// detectRecord normalizes one record into ev, which the caller owns and
+// reuses from record to record (one per goroutine), and returns its
+// alerts. dataset overrides the detector's when not empty. The alerts keep
+// ev's Doc, which stays valid after ev is reused.
+func (d *detector) detectRecord(ev *normalize.Event, dataset string, raw []byte, intake string, now time.Time) ([]engine.Alert, error) {
+	if dataset == "" {
+		dataset = d.dataset
+	}
+	if err := d.norm.NormalizeInto(ev, dataset, raw); err != nil {
 		return nil, err
 	}
 	alerts := d.eng.Match(ev, intake, now)
@@ -99,6 +104,10 @@ type pipeline struct {
 	// activity when each intake last delivered. Both may be nil.
 	coverage *FieldCoverage
 	activity *intakeActivity
+	// alertsOut, if set, publishes the per-record alerts of a batch (to
+	// Kafka's alerts topic) before they are committed to the store; an
+	// error keeps the batch for a retry.
+	alertsOut func(ctx context.Context, alerts []engine.Alert) error
 }
 
 type pipelineMetrics struct {
@@ -144,12 +153,13 @@ func (p *pipeline) run(ctx context.Context, workers int) {
 }
 
 func (p *pipeline) work(ctx context.Context) {
+	var ev normalize.Event
 	for {
 		b, err := p.spool.Next(ctx)
 		if err != nil {
 			return
 		}
-		if err := p.process(ctx, b); err != nil {
+		if err := p.process(ctx, &ev, b); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -167,8 +177,8 @@ func (p *pipeline) work(ctx context.Context) {
 
 // process runs one spooled batch through detection and commits it. A
 // malformed record is counted and kept for inspection; it never stops the
-// batch.
-func (p *pipeline) process(ctx context.Context, b *store.SpooledBatch) error {
+// batch. ev is the worker's Event, reused for every record.
+func (p *pipeline) process(ctx context.Context, ev *normalize.Event, b *store.SpooledBatch) error {
 	done, err := p.store.BatchDone(b.ID)
 	if err != nil {
 		return err
@@ -230,7 +240,7 @@ func (p *pipeline) process(ctx context.Context, b *store.SpooledBatch) error {
 		}
 		// The batch's receive time stands in for a missing event time, so
 		// that a replay computes the same alerts.
-		as, err := p.detectRecord(raw, b.Intake, b.Received)
+		as, err := p.detectRecord(ev, "", raw, b.Intake, b.Received)
 		if err != nil {
 			reject(n, raw, err)
 			return nil
@@ -246,6 +256,14 @@ func (p *pipeline) process(ctx context.Context, b *store.SpooledBatch) error {
 		// JSON array that breaks off, or damage on disk: keep what was
 		// read, and say so.
 		reject(st.Records+1, nil, fmt.Errorf("batch body unreadable after record %d: %w", st.Records, err))
+	}
+	// Alerts go to Kafka before the batch is marked done in the store: a
+	// failure in between publishes them again on the retry, which the
+	// alert IDs make harmless, where the other order could lose them.
+	if p.alertsOut != nil && len(alerts) > 0 {
+		if err := p.alertsOut(ctx, alerts); err != nil {
+			return fmt.Errorf("publish alerts of batch %s: %w", b.ID, err)
+		}
 	}
 	changed, err := p.store.Commit(ctx, store.Batch{ID: b.ID, Alerts: alerts, Rejects: rejects})
 	if err != nil {

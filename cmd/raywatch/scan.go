@@ -140,9 +140,10 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 	var writeErr error
+	var ev normalize.Event
 	err = eachRecord(ctx, fs.Args(), stdin, bad, func(where string, raw []byte) {
 		st.Records++
-		as, err := d.detectRecord(raw, "scan", now)
+		as, err := d.detectRecord(&ev, "", raw, "scan", now)
 		if err != nil {
 			bad(where, err)
 			return

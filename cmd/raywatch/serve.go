@@ -138,6 +138,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 	if iocs != nil {
 		reg.MustRegister(iocs.Collectors()...)
 	}
+	kafka, err := startKafka(cfg, p, reg, log)
+	if err != nil {
+		return err
+	}
+	defer kafka.close()
 	jobs := newJobPoller(cfg.IntakeKeys, p.activity, log)
 	// The workers start at once: batches left in the spool by the last run
 	// are processed first.
@@ -240,6 +245,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) 
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Warn("requests still open at shutdown", "err", err)
 	}
+	kafka.shutdown(sctx)
 	spool.Drain()
 	select {
 	case <-workDone:

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBenchSmoke runs raywatch bench on 1,000 records so that the harness
+// keeps working; it asserts nothing about speed.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every bench phase")
+	}
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"bench", "--records", "1000", "--iocs", "200", "--clients", "2",
+		"--rate", "2000", "--latency-duration", "1s", "--attack-rate", "0.05", "--json", out}, nil, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("raywatch bench = %d\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"normalize", "engine Match", "IOC set Match", "scan", "whole path", "2xx -> alert on the websocket", "RSS"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 5 || rep.Latency == nil || rep.Latency.Seen == 0 {
+		t.Errorf("JSON report = %s; want 5 rows and latency figures", b)
+	}
+	for _, r := range rep.Rows {
+		if r.RecordsPerSec <= 0 || r.Ratio <= 0 {
+			t.Errorf("row %q: %v records/s, ratio %v; want both positive", r.Name, r.RecordsPerSec, r.Ratio)
+		}
+	}
+}
