@@ -168,6 +168,11 @@ type Server struct {
 	token   []byte // nil when no dashboard token
 	session []byte // key of the session cookie MAC
 	wsWG    sync.WaitGroup
+	// wsMu makes starting a websocket's goroutines and Wait exclusive, so
+	// that wsWG.Add never runs concurrently with wsWG.Wait; wsDone refuses
+	// connections upgraded after Wait began.
+	wsMu    sync.Mutex
+	wsDone  bool
 	metrics *metrics
 
 	rejectMu sync.Mutex
@@ -264,8 +269,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Wait waits for the websocket connections to end (they end when the Hub
-// stops).
-func (s *Server) Wait() { s.wsWG.Wait() }
+// stops). A connection upgraded after Wait began is closed at once.
+func (s *Server) Wait() {
+	s.wsMu.Lock()
+	s.wsDone = true
+	s.wsMu.Unlock()
+	s.wsWG.Wait()
+}
 
 // intakeFor returns the intake whose key is key, comparing in constant time
 // against every configured key.

@@ -37,12 +37,20 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Upgrade has answered the client
 	}
-	sub, ok := s.opts.Hub.subscribe()
-	if !ok {
+	s.wsMu.Lock()
+	if s.wsDone {
+		s.wsMu.Unlock()
 		conn.Close()
 		return
 	}
 	s.wsWG.Add(2)
+	s.wsMu.Unlock()
+	sub, ok := s.opts.Hub.subscribe()
+	if !ok {
+		s.wsWG.Add(-2)
+		conn.Close()
+		return
+	}
 	go s.wsReader(conn)
 	go s.wsWriter(conn, sub)
 }
