@@ -430,8 +430,13 @@ func (e *Engine) evalRule(c *matchCtx, r *compiledRule, ev *normalize.Event, int
 		return out
 	}
 	r.counter.hits.Add(1)
+	return append(out, eventAlert(r, ev, intake, received, e.matches(c, r)))
+}
+
+// eventAlert is the alert of rule r on the single event ev.
+func eventAlert(r *compiledRule, ev *normalize.Event, intake string, received time.Time, matches []Match) Alert {
 	t := eventTime(ev, received)
-	return append(out, Alert{
+	return Alert{
 		ID:        AlertID(ev.Time, r.meta.ID, ev.Key),
 		Rule:      r.ref,
 		Count:     1,
@@ -441,9 +446,9 @@ func (e *Engine) evalRule(c *matchCtx, r *compiledRule, ev *normalize.Event, int
 		Intake:    intake,
 		Dataset:   ev.Dataset,
 		RecordKey: ev.Key,
-		Matches:   e.matches(c, r),
+		Matches:   matches,
 		Event:     ev.Doc(),
-	})
+	}
 }
 
 func eventTime(ev *normalize.Event, received time.Time) time.Time {

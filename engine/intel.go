@@ -22,18 +22,5 @@ func (e *Engine) matchIOC(r *compiledRule, ev *normalize.Event, intake string, r
 		matches[i] = Match{Field: h.Field, Value: h.Value, Indicator: h.Indicator}
 	}
 	r.counter.hits.Add(1)
-	t := eventTime(ev, received)
-	return append(out, Alert{
-		ID:        AlertID(ev.Time, r.meta.ID, ev.Key),
-		Rule:      r.ref,
-		Count:     1,
-		FirstSeen: t,
-		LastSeen:  t,
-		Status:    StatusNew,
-		Intake:    intake,
-		Dataset:   ev.Dataset,
-		RecordKey: ev.Key,
-		Matches:   matches,
-		Event:     ev.Doc(),
-	})
+	return append(out, eventAlert(r, ev, intake, received, matches))
 }
