@@ -468,7 +468,9 @@ func TestKafkaServeRoundTrip(t *testing.T) {
 	}
 	var want map[string]int
 	deadline := time.Now().Add(60 * time.Second)
-	for done := false; !done; time.Sleep(50 * time.Millisecond) {
+	tick := time.NewTicker(50 * time.Millisecond) // poll the condition
+	defer tick.Stop()
+	for done := false; !done; <-tick.C {
 		want = counts(worker.base)
 		intakes := map[string]bool{}
 		for k := range want {
