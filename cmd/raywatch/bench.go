@@ -70,26 +70,29 @@ type benchRow struct {
 
 // benchReport is what --json writes.
 type benchReport struct {
-	Started    time.Time  `json:"started"`
-	GoMaxProcs int        `json:"gomaxprocs"`
-	Records    int        `json:"records"`
-	RecordSize int        `json:"record_bytes_avg"`
-	AttackRate float64    `json:"attack_rate"`
-	Rules      int        `json:"rules"`
-	IOCs       int        `json:"iocs"`
-	Rows       []benchRow `json:"rows"`
-	Latency    *struct {
-		OfferedPerSec  int     `json:"offered_records_per_sec"`
-		AchievedPerSec float64 `json:"achieved_records_per_sec"`
-		Batches        int     `json:"batches"`
-		Seen           int     `json:"alerts_seen"`
-		P50ms          float64 `json:"p50_ms"`
-		P99ms          float64 `json:"p99_ms"`
-		MaxMs          float64 `json:"max_ms"`
-		RSSStartMiB    float64 `json:"rss_start_mib"`
-		RSSEndMiB      float64 `json:"rss_end_mib"`
-		Seconds        float64 `json:"seconds"`
-	} `json:"latency,omitempty"`
+	Started    time.Time      `json:"started"`
+	GoMaxProcs int            `json:"gomaxprocs"`
+	Records    int            `json:"records"`
+	RecordSize int            `json:"record_bytes_avg"`
+	AttackRate float64        `json:"attack_rate"`
+	Rules      int            `json:"rules"`
+	IOCs       int            `json:"iocs"`
+	Rows       []benchRow     `json:"rows"`
+	Latency    *latencyReport `json:"latency,omitempty"`
+}
+
+// latencyReport is the latency phase of a bench report.
+type latencyReport struct {
+	OfferedPerSec  int     `json:"offered_records_per_sec"`
+	AchievedPerSec float64 `json:"achieved_records_per_sec"`
+	Batches        int     `json:"batches"`
+	Seen           int     `json:"alerts_seen"`
+	P50ms          float64 `json:"p50_ms"`
+	P99ms          float64 `json:"p99_ms"`
+	MaxMs          float64 `json:"max_ms"`
+	RSSStartMiB    float64 `json:"rss_start_mib"`
+	RSSEndMiB      float64 `json:"rss_end_mib"`
+	Seconds        float64 `json:"seconds"`
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -635,18 +638,7 @@ func benchLatency(ctx context.Context, bc benchConfig, base string, batch func()
 	q := func(p float64) float64 {
 		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))]) / float64(time.Millisecond)
 	}
-	rep.Latency = &struct {
-		OfferedPerSec  int     `json:"offered_records_per_sec"`
-		AchievedPerSec float64 `json:"achieved_records_per_sec"`
-		Batches        int     `json:"batches"`
-		Seen           int     `json:"alerts_seen"`
-		P50ms          float64 `json:"p50_ms"`
-		P99ms          float64 `json:"p99_ms"`
-		MaxMs          float64 `json:"max_ms"`
-		RSSStartMiB    float64 `json:"rss_start_mib"`
-		RSSEndMiB      float64 `json:"rss_end_mib"`
-		Seconds        float64 `json:"seconds"`
-	}{bc.Rate, float64(len(acked)*1000) / offeredFor.Seconds(), sent, len(lat), q(.5), q(.99), float64(lat[len(lat)-1]) / float64(time.Millisecond), rss0, rss1, offeredFor.Seconds()}
+	rep.Latency = &latencyReport{bc.Rate, float64(len(acked)*1000) / offeredFor.Seconds(), sent, len(lat), q(.5), q(.99), float64(lat[len(lat)-1]) / float64(time.Millisecond), rss0, rss1, offeredFor.Seconds()}
 	if f := failures.Load(); f > 0 {
 		return fmt.Errorf("latency: %d of %d batches refused", f, sent)
 	}

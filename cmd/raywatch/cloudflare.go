@@ -427,6 +427,34 @@ func enabledRuleNeeds(rulesDir string, stderr io.Writer) ([]RuleNeeds, error) {
 	return rulesNeeds(rs)
 }
 
+// datasetPlan is what raywatch knows of a dataset on a zone: the fields
+// the zone offers, the needs of the enabled rules, and the fields raywatch
+// wants (those of the rules, the IOC matcher and context fields).
+type datasetPlan struct {
+	client *cfClient
+	avail  map[string]string
+	needs  []RuleNeeds
+	want   map[string]*fieldUse
+}
+
+// planDataset loads the enabled rules (with those of rulesDir) and asks
+// the zone which fields dataset offers.
+func planDataset(ctx context.Context, red *redactor, rulesDir, zone, dataset string, stderr io.Writer) (datasetPlan, error) {
+	var p datasetPlan
+	var err error
+	if p.needs, err = enabledRuleNeeds(rulesDir, stderr); err != nil {
+		return p, err
+	}
+	if p.client, err = newCFClient(red); err != nil {
+		return p, err
+	}
+	if p.avail, err = p.client.datasetFields(ctx, zone, dataset); err != nil {
+		return p, err
+	}
+	p.want = wantedFields(dataset, p.needs)
+	return p, nil
+}
+
 func cfFieldsCmd(ctx context.Context, args []string, red *redactor, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("raywatch cloudflare fields", flag.ContinueOnError)
 	fset.SetOutput(stderr)
@@ -439,19 +467,11 @@ func cfFieldsCmd(ctx context.Context, args []string, red *redactor, stdout, stde
 	if err := requireZone(*zone, fset, stderr); err != nil {
 		return err
 	}
-	needs, err := enabledRuleNeeds(*rulesDir, stderr)
+	dp, err := planDataset(ctx, red, *rulesDir, *zone, *dataset, stderr)
 	if err != nil {
 		return err
 	}
-	c, err := newCFClient(red)
-	if err != nil {
-		return err
-	}
-	avail, err := c.datasetFields(ctx, *zone, *dataset)
-	if err != nil {
-		return err
-	}
-	want := wantedFields(*dataset, needs)
+	avail, want, needs := dp.avail, dp.want, dp.needs
 
 	fmt.Fprintf(stdout, "Dataset %s on zone %s offers %d fields.\n", *dataset, *zone, len(avail))
 	if *dataset != "http_requests" {
@@ -565,20 +585,11 @@ func cfConnectCmd(ctx context.Context, args []string, red *redactor, stdout, std
 		return err
 	}
 	red.add(key)
-	needs, err := enabledRuleNeeds(*rulesDir, stderr)
+	dp, err := planDataset(ctx, red, *rulesDir, *zone, *dataset, stderr)
 	if err != nil {
 		return err
 	}
-	c, err := newCFClient(red)
-	if err != nil {
-		return err
-	}
-
-	avail, err := c.datasetFields(ctx, *zone, *dataset)
-	if err != nil {
-		return err
-	}
-	want := wantedFields(*dataset, needs)
+	c, avail, want := dp.client, dp.avail, dp.want
 	plan := jobPlan{name: *name, dataset: *dataset, destination: destinationConf(base, key)}
 	if len(want) == 0 {
 		// No field knowledge for this dataset: ask for everything.

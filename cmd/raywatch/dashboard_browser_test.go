@@ -107,7 +107,21 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) string {
 // apiGet decodes GET base+path into v.
 func apiGet(t *testing.T, base, path string, v any) {
 	t.Helper()
-	resp, err := http.Get(base + path)
+	apiGetToken(t, base, path, "", v)
+}
+
+// apiGetToken decodes GET base+path, sent with the dashboard token when it
+// is not empty, into v; any answer but 200 fails the test.
+func apiGetToken(t *testing.T, base, path, token string, v any) {
+	t.Helper()
+	req, err := http.NewRequest("GET", base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +130,7 @@ func apiGet(t *testing.T, base, path string, v any) {
 		t.Fatalf("GET %s = %d", path, resp.StatusCode)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatal(err)
+		t.Fatalf("GET %s: %v", path, err)
 	}
 }
 

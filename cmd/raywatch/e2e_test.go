@@ -236,21 +236,10 @@ func listAlerts(t *testing.T, base string, limit int) []apiAlert {
 // rejectedRecords returns the malformed records listed by /api/v1/rejects.
 func rejectedRecords(t *testing.T, base, token string) []map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/api/v1/rejects", nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var page struct {
 		Records []map[string]any `json:"records"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
-		t.Fatal(err)
-	}
+	apiGetToken(t, base, "/api/v1/rejects", token, &page)
 	return page.Records
 }
 

@@ -86,23 +86,12 @@ func allAlerts(t *testing.T, base, token string) []apiAlert {
 // apiStats reads /api/v1/stats.
 func apiStats(t *testing.T, base, token string) (spooled int, alerts int) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/api/v1/stats", nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var st struct {
 		Alerts int `json:"alerts"`
 		Spool  struct {
 			Batches int `json:"batches"`
 		} `json:"spool"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
+	apiGetToken(t, base, "/api/v1/stats", token, &st)
 	return st.Spool.Batches, st.Alerts
 }

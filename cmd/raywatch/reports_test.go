@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,22 +10,6 @@ import (
 	"testing"
 	"time"
 )
-
-// getJSON GETs an API path of a running instance into v.
-func getJSON(t *testing.T, base, path string, v any) {
-	t.Helper()
-	resp, err := http.Get(base + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s = %d", path, resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-}
 
 // withoutUserAgent drops ClientRequestUserAgent from every record of the
 // sample batch, as a Logpush job built from the seed document's field list
@@ -65,7 +48,7 @@ func TestFieldCoverageAndIOCReports(t *testing.T) {
 			LineErrors []struct{ Line int } `json:"line_errors"`
 		}
 	}
-	getJSON(t, in.base, "/api/v1/iocs", &iocs)
+	apiGet(t, in.base, "/api/v1/iocs", &iocs)
 	if !iocs.Enabled || iocs.Total != 1 || len(iocs.Files) != 1 || len(iocs.Files[0].LineErrors) != 1 || iocs.Files[0].LineErrors[0].Line != 2 {
 		t.Errorf("/api/v1/iocs = %+v; want 1 indicator and the bad line 2 of feed.txt", iocs)
 	}
@@ -85,7 +68,7 @@ func TestFieldCoverageAndIOCReports(t *testing.T) {
 	}
 	var reps []report
 	waitFor(t, 30*time.Second, func() bool {
-		getJSON(t, in.base, "/api/v1/coverage", &reps)
+		apiGet(t, in.base, "/api/v1/coverage", &reps)
 		return len(reps) == 1 && reps[0].Sampled > 0
 	}, "the coverage of intake default")
 	r := reps[0]
@@ -102,7 +85,7 @@ func TestFieldCoverageAndIOCReports(t *testing.T) {
 			Coverage []struct{ Intake, State string }
 		}
 	}
-	getJSON(t, in.base, "/api/v1/rules", &rulesResp)
+	apiGet(t, in.base, "/api/v1/rules", &rulesResp)
 	states := map[string]string{}
 	for _, rule := range rulesResp.Rules {
 		if len(rule.Coverage) == 1 {
@@ -129,7 +112,7 @@ func TestFieldCoverageAndIOCReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, func() bool {
-		getJSON(t, in.base, "/api/v1/iocs", &iocs)
+		apiGet(t, in.base, "/api/v1/iocs", &iocs)
 		return iocs.Total == 2
 	}, "the edited IOC file to be reloaded")
 
@@ -139,7 +122,7 @@ func TestFieldCoverageAndIOCReports(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, func() bool {
 		reps = nil // decode afresh: omitted members must not keep old values
-		getJSON(t, in.base, "/api/v1/coverage", &reps)
+		apiGet(t, in.base, "/api/v1/coverage", &reps)
 		return len(reps) == 1 && len(reps[0].Blind) == 0 && reps[0].Message == ""
 	}, "the coverage warning to clear")
 	if code := in.stop(); code != 0 {
@@ -177,7 +160,7 @@ func TestJobHealthReport(t *testing.T) {
 		}
 	}
 	waitFor(t, 30*time.Second, func() bool {
-		getJSON(t, in.base, "/api/v1/jobs", &rep)
+		apiGet(t, in.base, "/api/v1/jobs", &rep)
 		return rep.Enabled && len(rep.Jobs) == 2
 	}, "the Logpush jobs to be polled")
 	warnings := map[string]string{}
