@@ -205,36 +205,69 @@ func lookupDataset(name string) (*dataset, error) {
 // then firewall_events by Datetime (which http_requests does not have), then
 // http_requests. It returns "" when nothing fits.
 func detect(p *jparser, o *jvalue) string {
-	has := func(keys ...string) bool {
-		for _, k := range keys {
-			if p.get(o, k) != nil {
-				return true
-			}
-		}
-		return false
+	if o == nil || o.t != jObject {
+		return ""
 	}
-	switch {
-	case has("QueryName", "QueryType") && has("PolicyID", "QueryNameReversed", "ResolvedIPs", "ResolverDecision", "QueryTypeName", "RCode", "DstIP", "SrcIP"):
-		return "gateway_dns"
-	case has("QueryName", "QueryType") && has("ResponseCode", "Timestamp", "ResponseCached", "EDNSSubnet"):
-		return "dns_logs"
-	case has("HTTPHost", "URL", "HTTPMethod", "HTTPVersion", "BlockedFileHash") && has("Datetime", "Action", "AccountID"):
-		return "gateway_http"
-	case has("SessionID", "Transport", "SNI", "OverridePort") && has("DestinationIP", "SourceIP", "Datetime"):
-		return "gateway_network"
-	case has("ActionType", "ActorEmail", "ActorIP", "When") && has("ResourceType", "ActorType", "When", "OwnerID", "ActionResult"):
-		return "audit_logs"
-	case has("AppUUID", "AppDomain", "CreatedAt", "UserUID", "IPAddress") && has("Action", "Allowed", "Connection"):
-		return "access_requests"
-	case has("Datetime") && has("ClientIP", "ClientRequestHost", "RayID", "Kind", "Source", "RuleID", "MatchIndex"):
-		return "firewall_events"
-	case has("EdgeStartTimestamp", "EdgeEndTimestamp", "EdgeResponseStatus", "EdgeResponseBytes", "ClientRequestURI",
-		"CacheCacheStatus", "EdgePathingOp", "OriginResponseStatus", "WAFProfile", "WorkerStatus", "WorkerSubrequest",
-		"ClientRequestHost", "RayID", "ClientIP", "ZoneName", "clientRequestHTTPHost", "rayName"):
-		return "http_requests"
+	// One pass over the record's keys marks which fingerprint keys it
+	// has; the cases below then test bit sets, in the order of precedence.
+	var seen uint64
+	for c := p.child(o); c != nil; c = p.next(o, c) {
+		if bit, ok := fingerprintKeys[c.key]; ok {
+			seen |= bit
+		}
+	}
+	for _, fp := range fingerprints {
+		if seen&fp.a != 0 && seen&fp.b != 0 {
+			return fp.dataset
+		}
 	}
 	return ""
 }
+
+// fingerprint recognises a dataset by two key sets: a record of the
+// dataset has at least one key of each.
+type fingerprint struct {
+	dataset string
+	a, b    uint64
+}
+
+var fingerprintKeys = map[string]uint64{}
+
+// fingerprints are tried in order; the first that holds names the dataset.
+var fingerprints = func() []fingerprint {
+	bitsOf := func(keys ...string) uint64 {
+		var m uint64
+		for _, k := range keys {
+			bit, ok := fingerprintKeys[k]
+			if !ok {
+				bit = 1 << len(fingerprintKeys)
+				fingerprintKeys[k] = bit
+			}
+			m |= bit
+		}
+		return m
+	}
+	fp := func(dataset string, a, b []string) fingerprint {
+		return fingerprint{dataset, bitsOf(a...), bitsOf(b...)}
+	}
+	all := []string{"EdgeStartTimestamp", "EdgeEndTimestamp", "EdgeResponseStatus", "EdgeResponseBytes", "ClientRequestURI",
+		"CacheCacheStatus", "EdgePathingOp", "OriginResponseStatus", "WAFProfile", "WorkerStatus", "WorkerSubrequest",
+		"ClientRequestHost", "RayID", "ClientIP", "ZoneName", "clientRequestHTTPHost", "rayName"}
+	out := []fingerprint{
+		fp("gateway_dns", []string{"QueryName", "QueryType"}, []string{"PolicyID", "QueryNameReversed", "ResolvedIPs", "ResolverDecision", "QueryTypeName", "RCode", "DstIP", "SrcIP"}),
+		fp("dns_logs", []string{"QueryName", "QueryType"}, []string{"ResponseCode", "Timestamp", "ResponseCached", "EDNSSubnet"}),
+		fp("gateway_http", []string{"HTTPHost", "URL", "HTTPMethod", "HTTPVersion", "BlockedFileHash"}, []string{"Datetime", "Action", "AccountID"}),
+		fp("gateway_network", []string{"SessionID", "Transport", "SNI", "OverridePort"}, []string{"DestinationIP", "SourceIP", "Datetime"}),
+		fp("audit_logs", []string{"ActionType", "ActorEmail", "ActorIP", "When"}, []string{"ResourceType", "ActorType", "When", "OwnerID", "ActionResult"}),
+		fp("access_requests", []string{"AppUUID", "AppDomain", "CreatedAt", "UserUID", "IPAddress"}, []string{"Action", "Allowed", "Connection"}),
+		fp("firewall_events", []string{"Datetime"}, []string{"ClientIP", "ClientRequestHost", "RayID", "Kind", "Source", "RuleID", "MatchIndex"}),
+		fp("http_requests", all, all),
+	}
+	if len(fingerprintKeys) > 64 {
+		panic("normalize: more than 64 fingerprint keys")
+	}
+	return out
+}()
 
 // recordKey returns the de-duplication key of a record without a usable id:
 // the first 32 hex digits of the SHA-256 of the record trimmed of white space.

@@ -186,31 +186,60 @@ type scanState struct {
 // feed scans b and returns how many bytes it consumed and whether the value
 // ended there.
 func (st *scanState) feed(b []byte) (int, bool) {
-	for i, c := range b {
-		switch {
-		case st.inStr:
-			switch {
-			case st.esc:
+	i := 0
+	for i < len(b) {
+		if st.inStr {
+			if st.esc {
 				st.esc = false
-			case c == '\\':
+				i++
+				continue
+			}
+			for i < len(b) && !inStringStop[b[i]] {
+				i++
+			}
+			if i == len(b) {
+				break
+			}
+			if b[i] == '\\' {
 				st.esc = true
-			case c == '"':
+			} else {
 				st.inStr = false
 			}
-		case c == '"':
+			i++
+			continue
+		}
+		for i < len(b) && !structStop[b[i]] {
+			i++
+		}
+		if i == len(b) {
+			break
+		}
+		switch b[i] {
+		case '"':
 			st.inStr = true
-		case c == '{' || c == '[':
+		case '{', '[':
 			st.depth++
 			st.started = true
-		case c == '}' || c == ']':
+		case '}', ']':
 			st.depth--
 			if st.depth <= 0 && st.started {
 				return i + 1, true
 			}
 		}
+		i++
 	}
 	return len(b), false
 }
+
+// inStringStop and structStop mark the bytes that feed must look at inside
+// and outside strings.
+var inStringStop, structStop = func() (in, out [256]bool) {
+	in['"'], in['\\'] = true, true
+	for _, c := range `"{}[]` {
+		out[c] = true
+	}
+	return in, out
+}()
 
 // readLine returns the next line, with its line ending, or reports that it
 // is longer than limit (plus a line ending) after reading past it without

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -166,4 +167,80 @@ func TestIsValidationProbe(t *testing.T) {
 			t.Errorf("IsValidationProbe(%q) = %v; want %v", tt.body, got, tt.want)
 		}
 	}
+}
+
+// feedBytewise is the byte-at-a-time definition of scanState.feed, which
+// skips through strings with IndexByte.
+func feedBytewise(st *scanState, b []byte) (int, bool) {
+	for i, c := range b {
+		switch {
+		case st.inStr:
+			switch {
+			case st.esc:
+				st.esc = false
+			case c == '\\':
+				st.esc = true
+			case c == '"':
+				st.inStr = false
+			}
+		case c == '"':
+			st.inStr = true
+		case c == '{' || c == '[':
+			st.depth++
+			st.started = true
+		case c == '}' || c == ']':
+			st.depth--
+			if st.depth <= 0 && st.started {
+				return i + 1, true
+			}
+		}
+	}
+	return len(b), false
+}
+
+func TestScanStateFeedMatchesBytewise(t *testing.T) {
+	const alphabet = `"\{}[]a `
+	rng := rand.New(rand.NewPCG(1, 2))
+	for iter := range 200000 {
+		b := make([]byte, rng.IntN(24))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		var got, want scanState
+		// Feed in random pieces, as lines arrive.
+		for rest := b; len(rest) > 0; {
+			n := 1 + rng.IntN(len(rest))
+			gn, gd := got.feed(rest[:n])
+			wn, wd := feedBytewise(&want, rest[:n])
+			if gn != wn || gd != wd || got != want {
+				t.Fatalf("case %d %q piece %q: feed = %d, %v, %+v; bytewise %d, %v, %+v", iter, b, rest[:n], gn, gd, got, wn, wd, want)
+			}
+			if gd {
+				break
+			}
+			rest = rest[n:]
+		}
+	}
+}
+
+func BenchmarkScanStateFeed(b *testing.B) {
+	line := []byte(`{"ClientIP":"203.0.113.7","ClientRequestHost":"www.example.com","ClientRequestMethod":"GET","ClientRequestURI":"/path/to/a/page?with=query&and=\"escapes\"","ClientRequestUserAgent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36","EdgeResponseStatus":200,"EdgeStartTimestamp":1700000000000000000,"RayID":"8a1b2c3d4e5f6a7b","Headers":{"a":["x","y"]}}`)
+	b.Run("feed", func(b *testing.B) {
+		b.SetBytes(int64(len(line)))
+		for b.Loop() {
+			var st scanState
+			if _, done := st.feed(line); !done {
+				b.Fatal("not done")
+			}
+		}
+	})
+	b.Run("bytewise", func(b *testing.B) {
+		b.SetBytes(int64(len(line)))
+		for b.Loop() {
+			var st scanState
+			if _, done := feedBytewise(&st, line); !done {
+				b.Fatal("not done")
+			}
+		}
+	})
 }

@@ -62,47 +62,92 @@ func (s *Store) Commit(ctx context.Context, b Batch) ([]engine.Alert, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rejects := make([][]byte, len(b.Rejects))
-	for i := range b.Rejects {
-		v, err := json.Marshal(&b.Rejects[i])
-		if err != nil {
-			return nil, fmt.Errorf("encode reject: %w", err)
-		}
-		rejects[i] = v
+	rejects, err := encodeRejects(b.Rejects)
+	if err != nil {
+		return nil, err
 	}
 	var changed []engine.Alert
 	// The function may run more than once (bbolt retries a failed batch one
 	// function at a time): it starts from the database alone each time.
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		changed = changed[:0]
-		if b.ID != "" && tx.Bucket(bucketBatches).Get([]byte(b.ID)) != nil {
-			return nil // committed before: nothing to do
-		}
-		g := grouper{s: s, tx: tx, touched: map[string]*engine.Alert{}, created: map[string]bool{}, rules: map[string]*ruleCounters{}}
-		for i := range b.Alerts {
-			if err := g.add(&b.Alerts[i]); err != nil {
-				return err
-			}
-		}
-		out, err := g.flush()
-		if err != nil {
-			return err
-		}
-		if err := s.putRejects(tx, rejects); err != nil {
-			return err
-		}
-		if b.ID != "" {
-			if err := tx.Bucket(bucketBatches).Put([]byte(b.ID), u64bytes(uint64(time.Now().UnixNano()))); err != nil {
-				return err
-			}
-		}
-		changed = out
-		return nil
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		var err error
+		changed, err = s.commitTx(tx, &b, rejects)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("commit batch %s: %w", b.ID, err)
 	}
 	return changed, nil
+}
+
+// CommitAll commits several batches in one transaction, in order, as if
+// by one [Store.Commit] each, without waiting for other callers to share
+// it: it suits a single committing goroutine. changed[i] holds the alerts
+// that batch i created or changed. If the transaction fails, nothing is
+// committed.
+func (s *Store) CommitAll(ctx context.Context, bs []Batch) (changed [][]engine.Alert, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rejects := make([][][]byte, len(bs))
+	for i := range bs {
+		if rejects[i], err = encodeRejects(bs[i].Rejects); err != nil {
+			return nil, err
+		}
+	}
+	changed = make([][]engine.Alert, len(bs))
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		for i := range bs {
+			var err error
+			if changed[i], err = s.commitTx(tx, &bs[i], rejects[i]); err != nil {
+				return fmt.Errorf("batch %s: %w", bs[i].ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit %d batches: %w", len(bs), err)
+	}
+	return changed, nil
+}
+
+func encodeRejects(rs []Reject) ([][]byte, error) {
+	out := make([][]byte, len(rs))
+	for i := range rs {
+		v, err := json.Marshal(&rs[i])
+		if err != nil {
+			return nil, fmt.Errorf("encode reject: %w", err)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// commitTx folds batch b into the store within tx and returns the alerts
+// it created or changed.
+func (s *Store) commitTx(tx *bolt.Tx, b *Batch, rejects [][]byte) ([]engine.Alert, error) {
+	if b.ID != "" && tx.Bucket(bucketBatches).Get([]byte(b.ID)) != nil {
+		return nil, nil // committed before: nothing to do
+	}
+	g := grouper{s: s, tx: tx, touched: map[string]*engine.Alert{}, created: map[string]bool{}, rules: map[string]*ruleCounters{}}
+	for i := range b.Alerts {
+		if err := g.add(&b.Alerts[i]); err != nil {
+			return nil, err
+		}
+	}
+	out, err := g.flush()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.putRejects(tx, rejects); err != nil {
+		return nil, err
+	}
+	if b.ID != "" {
+		if err := tx.Bucket(bucketBatches).Put([]byte(b.ID), u64bytes(uint64(time.Now().UnixNano()))); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Put stores alerts without a batch id; see [Store.Commit].

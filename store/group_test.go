@@ -252,3 +252,62 @@ func TestRejectsBounded(t *testing.T) {
 		t.Errorf("Rejects = %+v, %v; want records 4, 3, 2", got, err)
 	}
 }
+
+// TestCommitAllEqualsCommitsInOrder checks that batches committed in one
+// transaction give what one Commit each gives: counts across batches that
+// touch the same group, skipped committed batches, per-batch changes.
+func TestCommitAllEqualsCommitsInOrder(t *testing.T) {
+	ctx := context.Background()
+	base := int64(1795500000)
+	batches := []Batch{
+		{ID: "b1", Alerts: []engine.Alert{hit(base+10, "r1", "k1", "203.0.113.1", "a.example", "ua"), hit(base+20, "r2", "k1", "203.0.113.1", "a.example", "ua")}},
+		{ID: "b2", Alerts: []engine.Alert{hit(base+5, "r1", "k2", "203.0.113.1", "a.example", "ua"), hit(base+10, "r1", "k1", "203.0.113.1", "a.example", "ua")}},
+		{ID: "b1", Alerts: []engine.Alert{hit(base+1, "r1", "k9", "203.0.113.1", "a.example", "ua")}}, // b1 again: skipped
+		{ID: "b3", Rejects: []Reject{{Batch: "b3", Record: 2, Reason: "not JSON"}}},
+	}
+	one := openWith(t, Options{GroupWindow: time.Hour})
+	var want [][]engine.Alert
+	for _, b := range batches {
+		changed, err := one.Commit(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, changed)
+	}
+	all := openWith(t, Options{GroupWindow: time.Hour})
+	got, err := all.CommitAll(ctx, batches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("CommitAll returned %d change lists; want %d", len(got), len(want))
+	}
+	for i := range want {
+		if len(got[i]) != len(want[i]) {
+			t.Fatalf("batch %d: %d changed; want %d", i, len(got[i]), len(want[i]))
+		}
+		for j := range want[i] {
+			g, w := got[i][j], want[i][j]
+			if g.ID != w.ID || g.Count != w.Count || g.RecordKey != w.RecordKey || !g.FirstSeen.Equal(w.FirstSeen) {
+				t.Errorf("batch %d alert %d: %s count %d key %s; want %s count %d key %s", i, j, g.ID, g.Count, g.RecordKey, w.ID, w.Count, w.RecordKey)
+			}
+		}
+	}
+	if len(got[1]) != 1 || got[1][0].Count != 2 || len(got[2]) != 0 {
+		t.Errorf("b2 changed %+v, b1 again %+v; want the r1 group at count 2, then nothing", got[1], got[2])
+	}
+	for _, id := range []string{"b1", "b2", "b3"} {
+		if done, err := all.BatchDone(id); err != nil || !done {
+			t.Errorf("BatchDone(%s) = %v, %v", id, done, err)
+		}
+	}
+	rj, err := all.Rejects(ctx, 10)
+	if err != nil || len(rj) != 1 || rj[0].Reason != "not JSON" {
+		t.Errorf("rejects = %+v, %v; want the one of b3", rj, err)
+	}
+	sa, _ := one.Stats(ctx)
+	sb, _ := all.Stats(ctx)
+	if sa.Alerts != sb.Alerts || sa.Alerts != 2 {
+		t.Errorf("stats: %d alerts by Commit, %d by CommitAll; want 2 each", sa.Alerts, sb.Alerts)
+	}
+}

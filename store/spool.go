@@ -49,6 +49,11 @@ type SpoolOptions struct {
 	// Done, if set, reports whether a batch id has been processed already;
 	// such a batch is not spooled again (see [SpoolWriter.Commit]).
 	Done func(id string) (bool, error)
+	// MaxMemoryBytes bounds the decompressed copies of queued batches kept
+	// in memory (see [SpoolWriter.Decoded]), so that a worker need not
+	// read and inflate the file again; 0 means 256 MiB, negative none.
+	// Batches beyond it are read from their files.
+	MaxMemoryBytes int64
 }
 
 // SpooledBatch is a batch waiting in the spool.
@@ -59,6 +64,7 @@ type SpooledBatch struct {
 	Lines    int       `json:"lines"`
 	Size     int64     `json:"-"`
 	path     string
+	decoded  *bytes.Buffer // the decompressed body, when kept in memory
 }
 
 // Spool holds accepted batches durably until they are processed. Its
@@ -69,6 +75,7 @@ type Spool struct {
 	pending map[string]*SpooledBatch // spooled, by id (also those being committed)
 	queue   []*SpooledBatch          // waiting for a worker, oldest first
 	bytes   int64                    // on disk, including writes in progress
+	memory  int64                    // decoded copies held in memory
 	seq     uint64
 	notify  chan struct{}
 	drain   bool
@@ -80,6 +87,9 @@ type Spool struct {
 func OpenSpool(opts SpoolOptions) (*Spool, error) {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 1 << 30
+	}
+	if opts.MaxMemoryBytes == 0 {
+		opts.MaxMemoryBytes = 256 << 20
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create spool %q: %w", opts.Dir, err)
@@ -193,6 +203,99 @@ type SpoolWriter struct {
 	intake   string
 	received time.Time
 	done     bool
+	dec      decodedWriter
+}
+
+// Decoded returns a writer for the decompressed body. What it receives is
+// kept in memory with the batch, within the spool's MaxMemoryBytes, and
+// handed to the worker by [Spool.Decoded]; past the budget the copy is
+// dropped and the worker reads the file. Writes never fail.
+func (w *SpoolWriter) Decoded() io.Writer {
+	if w.dec.s == nil && w.s.opts.MaxMemoryBytes > 0 {
+		w.dec = decodedWriter{s: w.s, buf: getBuffer()}
+	}
+	return &w.dec
+}
+
+// decodedWriter accumulates a decompressed body within the memory budget.
+type decodedWriter struct {
+	s        *Spool
+	buf      *bytes.Buffer // nil once dropped
+	reserved int64
+}
+
+func (d *decodedWriter) Write(p []byte) (int, error) {
+	if d.buf == nil {
+		return len(p), nil
+	}
+	if !d.s.reserveMemory(int64(len(p))) {
+		d.drop()
+		return len(p), nil
+	}
+	d.reserved += int64(len(p))
+	d.buf.Write(p)
+	return len(p), nil
+}
+
+// drop gives the copy and its budget back.
+func (d *decodedWriter) drop() {
+	if d.buf != nil {
+		putBuffer(d.buf)
+		d.buf = nil
+	}
+	if d.reserved > 0 {
+		d.s.releaseMemory(d.reserved)
+		d.reserved = 0
+	}
+}
+
+// take hands the copy over to a batch.
+func (d *decodedWriter) take() *bytes.Buffer {
+	b := d.buf
+	d.buf, d.reserved = nil, 0
+	return b
+}
+
+// freeBuffers recycles the buffers of decoded bodies. Unlike a sync.Pool
+// it survives garbage collections, which come often under load: growing a
+// fresh buffer to a batch's size for every batch was a tenth of the work.
+var freeBuffers = make(chan *bytes.Buffer, 16)
+
+func getBuffer() *bytes.Buffer {
+	select {
+	case b := <-freeBuffers:
+		return b
+	default:
+		return new(bytes.Buffer)
+	}
+}
+
+// putBuffer recycles b, unless it grew beyond what batches usually need.
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > 16<<20 {
+		return
+	}
+	b.Reset()
+	select {
+	case freeBuffers <- b:
+	default:
+	}
+}
+
+func (s *Spool) reserveMemory(n int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.memory+n > s.opts.MaxMemoryBytes {
+		return false
+	}
+	s.memory += n
+	return true
+}
+
+func (s *Spool) releaseMemory(n int64) {
+	s.mu.Lock()
+	s.memory -= n
+	s.mu.Unlock()
 }
 
 // Write appends body bytes. It fails with ErrSpoolFull when they take the
@@ -219,6 +322,7 @@ func (w *SpoolWriter) Abort() {
 	w.f.Close()
 	os.Remove(w.f.Name())
 	w.s.release(w.n)
+	w.dec.drop()
 }
 
 // Commit makes the batch durable under id (a digest of its content that
@@ -284,6 +388,7 @@ func (w *SpoolWriter) Commit(id string, lines int) (duplicate bool, err error) {
 		return false, fmt.Errorf("spool: %w", err)
 	}
 	w.done = true
+	b.decoded = w.dec.take()
 	if err := syncDir(s.opts.Dir); err != nil {
 		// The file is complete; only its name may not survive a power loss.
 		// Keep it queued but do not acknowledge.
@@ -391,8 +496,20 @@ func (s *Spool) Open(b *SpooledBatch) (io.ReadCloser, error) {
 	return f, nil
 }
 
+// Decoded returns the decompressed body of a batch when the intake kept
+// it in memory (see [SpoolWriter.Decoded]); otherwise ok is false and the
+// body is read with [Spool.Open]. The bytes stay valid until Remove.
+func (s *Spool) Decoded(b *SpooledBatch) (body []byte, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.decoded == nil {
+		return nil, false
+	}
+	return b.decoded.Bytes(), true
+}
+
 // Remove deletes a processed batch from the spool. Call it only after the
-// batch's alerts are committed.
+// batch's alerts are committed; the bytes from Decoded are recycled.
 func (s *Spool) Remove(b *SpooledBatch) error {
 	if err := os.Remove(b.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove spooled batch %s: %w", b.ID, err)
@@ -401,6 +518,11 @@ func (s *Spool) Remove(b *SpooledBatch) error {
 	if s.pending[b.ID] == b {
 		delete(s.pending, b.ID)
 		s.bytes -= b.Size
+	}
+	if d := b.decoded; d != nil {
+		b.decoded = nil
+		s.memory -= int64(d.Len())
+		putBuffer(d)
 	}
 	s.mu.Unlock()
 	return nil

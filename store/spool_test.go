@@ -124,3 +124,60 @@ func TestSpoolSkipsProcessedBatch(t *testing.T) {
 		t.Errorf("spool folder holds %d files; want none", len(entries))
 	}
 }
+
+// TestSpoolKeepsDecodedWithinBudget checks the in-memory copies of
+// decompressed bodies: kept while the budget allows, dropped (the file is
+// then read) past it, and given back by Remove and Abort.
+func TestSpoolKeepsDecodedWithinBudget(t *testing.T) {
+	s, err := OpenSpool(SpoolOptions{Dir: t.TempDir(), MaxMemoryBytes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put := func(id, raw, decoded string) {
+		t.Helper()
+		w, err := s.Begin("zone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, raw)
+		io.WriteString(w.Decoded(), decoded)
+		if _, err := w.Commit(id, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a", "gz-a", "decoded-a\n") // 10 bytes: the whole budget
+	put("b", "gz-b", "decoded-b\n") // over it: read from the file
+	ctx := context.Background()
+	a, _ := s.Next(ctx)
+	b, _ := s.Next(ctx)
+	if body, ok := s.Decoded(a); !ok || string(body) != "decoded-a\n" {
+		t.Errorf("Decoded(a) = %q, %v; want the copy", body, ok)
+	}
+	if body, ok := s.Decoded(b); ok {
+		t.Errorf("Decoded(b) = %q; want none (over the budget)", body)
+	}
+	if got := readAllBatch(t, s, b); got != "gz-b" {
+		t.Errorf("file of b = %q; want the body as received", got)
+	}
+	if err := s.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	// The budget is free again; an aborted batch gives its share back.
+	w, _ := s.Begin("zone")
+	io.WriteString(w.Decoded(), "0123456789")
+	w.Abort()
+	put("c", "gz-c", "decoded-c\n")
+	c, _ := s.Next(ctx)
+	if body, ok := s.Decoded(c); !ok || string(body) != "decoded-c\n" {
+		t.Errorf("Decoded(c) = %q, %v; want the copy once the budget is free", body, ok)
+	}
+	s.Remove(b)
+	s.Remove(c)
+	s.mu.Lock()
+	mem := s.memory
+	s.mu.Unlock()
+	if mem != 0 {
+		t.Errorf("%d bytes of memory still accounted after every batch was removed", mem)
+	}
+}

@@ -48,9 +48,10 @@ type batchInfo struct {
 // raw, and checks it: gzip (when contentEncoding says so or the body starts
 // with gzip's magic bytes; multi-member allowed) or identity; the
 // decompressed size is checked while inflating, so a gzip bomb stops at the
-// limit. Errors wrap one of the intake errors above, or come from body or
-// raw (an ErrBusy from raw, an *http.MaxBytesError from body).
-func readBatch(body io.Reader, contentEncoding, intake string, lim batchLimits, raw io.Writer) (batchInfo, error) {
+// limit. The decompressed bytes also go to decoded, when not nil. Errors
+// wrap one of the intake errors above, or come from body or raw (an ErrBusy
+// from raw, an *http.MaxBytesError from body).
+func readBatch(body io.Reader, contentEncoding, intake string, lim batchLimits, raw, decoded io.Writer) (batchInfo, error) {
 	br := bufio.NewReaderSize(io.TeeReader(body, raw), 64<<10)
 	enc := strings.ToLower(strings.TrimSpace(contentEncoding))
 	magic, _ := br.Peek(2)
@@ -67,7 +68,7 @@ func readBatch(body io.Reader, contentEncoding, intake string, lim batchLimits, 
 		defer zr.Close()
 		src = zr
 	}
-	c := &batchCounter{h: sha256.New(), lim: lim}
+	c := &batchCounter{h: sha256.New(), lim: lim, copy: decoded}
 	c.h.Write([]byte(intake))
 	c.h.Write([]byte{0})
 	// One more byte than allowed tells "over the limit" from "at it".
@@ -109,6 +110,7 @@ type batchCounter struct {
 	lines int
 	last  byte
 	head  [257]byte // the start of the body, to recognise the validation probe
+	copy  io.Writer // receives the body too, if not nil
 }
 
 func (c *batchCounter) Write(p []byte) (int, error) {
@@ -127,6 +129,11 @@ func (c *batchCounter) Write(p []byte) (int, error) {
 		c.last = p[len(p)-1]
 	}
 	c.h.Write(p)
+	if c.copy != nil {
+		if _, err := c.copy.Write(p); err != nil {
+			return 0, err
+		}
+	}
 	return len(p), nil
 }
 
@@ -223,8 +230,12 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	defer sw.Abort()
 	cw := &countingWriter{w: sw}
+	var decoded io.Writer
+	if dk, ok := sw.(DecodedKeeper); ok {
+		decoded = dk.Decoded()
+	}
 	info, err := readBatch(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), r.Header.Get("Content-Encoding"), intake,
-		batchLimits{MaxDecompressed: s.opts.MaxDecompressedBytes, MaxLines: s.opts.MaxLines}, cw)
+		batchLimits{MaxDecompressed: s.opts.MaxDecompressedBytes, MaxLines: s.opts.MaxLines}, cw, decoded)
 	if err != nil {
 		status, reason := rejection(err)
 		detail := err.Error()

@@ -51,8 +51,8 @@ func TestReadBatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var raw bytes.Buffer
-			info, err := readBatch(bytes.NewReader(tt.body), tt.enc, "zone", lim, &raw)
+			var raw, decoded bytes.Buffer
+			info, err := readBatch(bytes.NewReader(tt.body), tt.enc, "zone", lim, &raw, &decoded)
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 				t.Fatalf("readBatch = %+v, %v; want error %v", info, err, tt.wantErr)
 			}
@@ -62,6 +62,9 @@ func TestReadBatch(t *testing.T) {
 			if !bytes.Equal(raw.Bytes(), tt.body) {
 				t.Errorf("raw copy differs from the body (%d bytes; want %d)", raw.Len(), len(tt.body))
 			}
+			if want := wantDecoded(tt.name, ndjson); !tt.wantProbe && tt.body != nil && decoded.String() != want {
+				t.Errorf("decoded copy %q; want %q", decoded.String(), want)
+			}
 			if info.Lines != tt.wantLines || info.Probe != tt.wantProbe {
 				t.Errorf("readBatch = %+v; want %d lines, probe %v", info, tt.wantLines, tt.wantProbe)
 			}
@@ -69,12 +72,24 @@ func TestReadBatch(t *testing.T) {
 	}
 }
 
+// wantDecoded is the decompressed body of the TestReadBatch cases that
+// read whole.
+func wantDecoded(name, ndjson string) string {
+	switch name {
+	case "multi-member gzip":
+		return "{\"a\":1}\n{\"a\":2}\n"
+	case "just enough lines":
+		return strings.Repeat("{}\n", 10)
+	}
+	return ndjson
+}
+
 func TestReadBatchIDIgnoresCompression(t *testing.T) {
 	lim := batchLimits{MaxDecompressed: 1 << 20, MaxLines: 10}
 	body := "{\"RayID\":\"1\"}\n"
-	a, err1 := readBatch(bytes.NewReader([]byte(body)), "", "zone", lim, io.Discard)
-	b, err2 := readBatch(bytes.NewReader(gz(t, body)), "gzip", "zone", lim, io.Discard)
-	c, err3 := readBatch(bytes.NewReader([]byte(body)), "", "other", lim, io.Discard)
+	a, err1 := readBatch(bytes.NewReader([]byte(body)), "", "zone", lim, io.Discard, nil)
+	b, err2 := readBatch(bytes.NewReader(gz(t, body)), "gzip", "zone", lim, io.Discard, nil)
+	c, err3 := readBatch(bytes.NewReader([]byte(body)), "", "other", lim, io.Discard, nil)
 	if err1 != nil || err2 != nil || err3 != nil {
 		t.Fatal(err1, err2, err3)
 	}
@@ -90,7 +105,7 @@ func TestReadBatchIDIgnoresCompression(t *testing.T) {
 func TestReadBatchBodyLimit(t *testing.T) {
 	lim := batchLimits{MaxDecompressed: 1 << 30, MaxLines: 1 << 20}
 	body := http.MaxBytesReader(nil, io.NopCloser(bytes.NewReader(bomb(t, 8))), 100)
-	_, err := readBatch(body, "gzip", "zone", lim, io.Discard)
+	_, err := readBatch(body, "gzip", "zone", lim, io.Discard, nil)
 	if status, reason := rejection(err); status != 413 || reason != "body_too_large" {
 		t.Errorf("rejection(%v) = %d %s; want 413 body_too_large", err, status, reason)
 	}
@@ -112,8 +127,8 @@ func FuzzReadBatch(f *testing.F) {
 			enc = "gzip"
 		}
 		lim := batchLimits{MaxDecompressed: 64 << 10, MaxLines: 100}
-		var raw bytes.Buffer
-		info, err := readBatch(bytes.NewReader(body), enc, "zone", lim, &raw)
+		var raw, decoded bytes.Buffer
+		info, err := readBatch(bytes.NewReader(body), enc, "zone", lim, &raw, &decoded)
 		if err != nil {
 			if status, _ := rejection(err); status < 400 || status > 499 {
 				t.Fatalf("error %v maps to %d; want a 4xx", err, status)
@@ -125,6 +140,9 @@ func FuzzReadBatch(f *testing.F) {
 		}
 		if info.Bytes > lim.MaxDecompressed || info.Lines > lim.MaxLines {
 			t.Fatalf("accepted %+v beyond the limits", info)
+		}
+		if int64(decoded.Len()) != info.Bytes || (!info.Gzip && !bytes.Equal(decoded.Bytes(), body)) {
+			t.Fatalf("decoded copy has %d bytes; want the %d decompressed (gzip %v)", decoded.Len(), info.Bytes, info.Gzip)
 		}
 	})
 }

@@ -52,6 +52,13 @@ type Spool interface {
 	Begin(intake string) (SpoolWriter, error)
 }
 
+// DecodedKeeper is implemented by a SpoolWriter that also takes the
+// decompressed body (to process it from memory rather than inflate the
+// spooled copy again). Writes to Decoded's writer must not fail the batch.
+type DecodedKeeper interface {
+	Decoded() io.Writer
+}
+
 // SpoolWriter receives the body of one batch, exactly as sent.
 type SpoolWriter interface {
 	// Write appends body bytes; it fails with an error wrapping ErrBusy

@@ -51,6 +51,7 @@ type benchConfig struct {
 	Latency    time.Duration
 	JSON       string
 	CPUProfile string
+	MemProfile string
 	Phases     string
 	Seed       uint64
 }
@@ -107,7 +108,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&bc.Rate, "rate", 50_000, "records/s offered in the latency phase")
 	fs.DurationVar(&bc.Latency, "latency-duration", 10*time.Second, "length of the latency phase (RSS is reported at its start and end: run 10m for a soak)")
 	fs.StringVar(&bc.JSON, "json", "", "also write the results as JSON to this file")
-	fs.StringVar(&bc.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole-path phase to this file")
+	fs.StringVar(&bc.CPUProfile, "cpuprofile", "", "write a CPU profile of the phases run (not of the setup) to this file")
+	fs.StringVar(&bc.MemProfile, "memprofile", "", "write an allocation profile (every allocation sampled) after the whole-path phase to this file")
 	fs.StringVar(&bc.Phases, "phases", "normalize,engine,ioc,scan,http,latency", "phases to run")
 	fs.Uint64Var(&bc.Seed, "seed", 1, "seed of the generated traffic")
 	if err := parseFlags(fs, args); err != nil {
@@ -166,7 +168,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		RecordSize: size / len(raws), AttackRate: bc.AttackRate, Rules: len(eng.Rules()), IOCs: bc.IOCs}
 	say("%d rules, records of %d bytes on average", rep.Rules, rep.RecordSize)
 	norm := normalize.New(normalize.Options{})
-	d := detector{norm: norm, eng: eng, dataset: "http_requests"}
+	if bc.CPUProfile != "" {
+		prof, err := os.Create(bc.CPUProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			prof.Close()
+		}()
+	}
 
 	if phase["normalize"] {
 		say("normalize")
@@ -234,27 +248,38 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if phase["scan"] {
 		say("scan")
-		var nd bytes.Buffer
-		for _, r := range raws {
-			nd.Write(r)
-			nd.WriteByte('\n')
+		f, err := os.CreateTemp("", "raywatch-bench-*.ndjson")
+		if err != nil {
+			return err
 		}
-		row := benchRow{Name: "scan (split + normalize + match, 1 goroutine)", Records: len(raws), Baseline: "encoding/json Decoder into maps"}
-		now := time.Now()
-		var ev normalize.Event
-		alerts := 0
+		defer os.Remove(f.Name())
+		bw := bufio.NewWriter(f)
+		for _, r := range raws {
+			bw.Write(r)
+			bw.WriteByte('\n')
+		}
+		if err := errors.Join(bw.Flush(), f.Close()); err != nil {
+			return fmt.Errorf("write the scan file: %w", err)
+		}
+		sc := scanner{d: detector{norm: norm, eng: eng, dataset: "auto"}, now: time.Now()}
+		row := benchRow{Name: fmt.Sprintf("raywatch scan of a file (%d workers)", runtime.GOMAXPROCS(0)), Records: len(raws),
+			Baseline: "encoding/json Decoder of the file into maps"}
+		var res scanResult
+		var scanErr error
 		row.RecordsPerSec, row.AllocsPerRecord = measureOnce(len(raws), func() {
-			_ = normalize.Split(bytes.NewReader(nd.Bytes()), normalize.SplitOptions{}, func(_ int, raw []byte) error {
-				as, err := d.detectRecord(&ev, "", raw, "scan", now)
-				if err != nil {
-					return err
-				}
-				alerts += len(as)
-				return nil
-			})
+			res, scanErr = sc.run(ctx, []string{f.Name()}, nil, io.Discard)
 		})
+		if scanErr != nil {
+			return scanErr
+		}
 		row.BaselinePerSec, row.BaselineAllocs = measureOnce(len(raws), func() {
-			dec := json.NewDecoder(bytes.NewReader(nd.Bytes()))
+			in, err := os.Open(f.Name())
+			if err != nil {
+				scanErr = err
+				return
+			}
+			defer in.Close()
+			dec := json.NewDecoder(bufio.NewReaderSize(in, 64<<10))
 			for {
 				var m map[string]any
 				if err := dec.Decode(&m); err != nil {
@@ -262,7 +287,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				}
 			}
 		})
-		row.Note = fmt.Sprintf("%d alerts", alerts)
+		if scanErr != nil {
+			return scanErr
+		}
+		row.Note = fmt.Sprintf("%d alerts, %d malformed; dataset auto", res.Alerts, res.Malformed)
 		rep.Rows = append(rep.Rows, row.withRatio())
 	}
 	jsonRate := 0.0
@@ -453,14 +481,8 @@ func benchServe(ctx context.Context, bc benchConfig, gen *trafficGen, raws [][]b
 
 	if phase["http"] {
 		say("whole path: %d clients posting %d batches of %d records", bc.Clients, len(bodies), perBatch)
-		var prof *os.File
-		if bc.CPUProfile != "" {
-			if prof, err = os.Create(bc.CPUProfile); err != nil {
-				return err
-			}
-			if err := pprof.StartCPUProfile(prof); err != nil {
-				return err
-			}
+		if bc.MemProfile != "" {
+			runtime.MemProfileRate = 512
 		}
 		processed0, err := scrapeCounter(client, base, "raywatch_records_processed_total")
 		if err != nil {
@@ -513,9 +535,10 @@ func benchServe(ctx context.Context, bc benchConfig, gen *trafficGen, raws [][]b
 		}
 		el := time.Since(t0)
 		runtime.ReadMemStats(&m1)
-		if prof != nil {
-			pprof.StopCPUProfile()
-			prof.Close()
+		if bc.MemProfile != "" {
+			if err := writeHeapProfile(bc.MemProfile); err != nil {
+				return err
+			}
 		}
 		row := benchRow{Name: fmt.Sprintf("whole path: HTTP intake on loopback, %d clients, gzip'd %d-record batches", bc.Clients, perBatch),
 			Records: int(total), RecordsPerSec: total / el.Seconds(), AllocsPerRecord: float64(m1.Mallocs-m0.Mallocs) / total,
@@ -842,4 +865,17 @@ func (g *trafficGen) iocMap() map[string]struct{} {
 		m[v] = struct{}{}
 	}
 	return m
+}
+
+// writeHeapProfile writes the allocation profile to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -141,65 +142,178 @@ func newPipelineMetrics(reg prometheus.Registerer) *pipelineMetrics {
 	return m
 }
 
-// run processes batches with the given number of workers until the spool
-// is drained or closed, or ctx ends (a batch in progress then stays in the
-// spool for the next start).
-func (p *pipeline) run(ctx context.Context, workers int) {
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() { p.work(ctx) })
-	}
-	wg.Wait()
+// maxCommitGroup bounds the processed batches committed in one
+// transaction.
+const maxCommitGroup = 32
+
+// batchResult is a processed batch waiting for its commit.
+type batchResult struct {
+	b       *store.SpooledBatch
+	st      batchStats
+	alerts  []engine.Alert
+	rejects []store.Reject
 }
 
-func (p *pipeline) work(ctx context.Context) {
+// run processes batches with the given number of workers until the spool
+// is drained or closed, or ctx ends (a batch in progress then stays in the
+// spool for the next start). Workers detect; one committer writes what
+// they found to the store, several batches per transaction, so that no
+// worker waits for the disk.
+func (p *pipeline) run(ctx context.Context, workers int) {
+	results := make(chan *batchResult, workers)
+	var committer sync.WaitGroup
+	committer.Go(func() { p.commitLoop(ctx, results) })
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() { p.work(ctx, results) })
+	}
+	wg.Wait()
+	close(results)
+	committer.Wait()
+}
+
+func (p *pipeline) work(ctx context.Context, results chan<- *batchResult) {
 	var ev normalize.Event
 	for {
 		b, err := p.spool.Next(ctx)
 		if err != nil {
 			return
 		}
-		if err := p.process(ctx, &ev, b); err != nil {
+		r, err := p.detectBatch(ctx, &ev, b)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			p.metrics.batches.WithLabelValues("retry").Inc()
-			p.log.Error("batch not processed; will retry", "batch", b.ID, "intake", b.Intake, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			p.spool.Retry(b)
+			p.retryLater(ctx, b, err)
+			continue
+		}
+		if r == nil {
+			continue
+		}
+		select {
+		case results <- r:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
 
-// process runs one spooled batch through detection and commits it. A
-// malformed record is counted and kept for inspection; it never stops the
-// batch. ev is the worker's Event, reused for every record.
-func (p *pipeline) process(ctx context.Context, ev *normalize.Event, b *store.SpooledBatch) error {
+// retryLater puts a batch that could not be processed back in the queue
+// after a second.
+func (p *pipeline) retryLater(ctx context.Context, b *store.SpooledBatch, err error) {
+	p.metrics.batches.WithLabelValues("retry").Inc()
+	p.log.Error("batch not processed; will retry", "batch", b.ID, "intake", b.Intake, "err", err)
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Second):
+	}
+	p.spool.Retry(b)
+}
+
+// commitLoop commits the results of the workers, taking whatever has
+// queued up while the last transaction was on its way to the disk.
+func (p *pipeline) commitLoop(ctx context.Context, results <-chan *batchResult) {
+	var group []*batchResult
+	for r := range results {
+		group = append(group[:0], r)
+	more:
+		for len(group) < maxCommitGroup {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					break more
+				}
+				group = append(group, r)
+			default:
+				break more
+			}
+		}
+		p.commit(ctx, group)
+		clear(group)
+	}
+}
+
+// commit writes a group of processed batches in one transaction, then
+// publishes their alerts and removes them from the spool. If the
+// transaction fails, each batch is committed on its own, so that one bad
+// batch does not hold back the others; a batch that still fails is
+// retried later.
+func (p *pipeline) commit(ctx context.Context, group []*batchResult) {
+	bs := make([]store.Batch, len(group))
+	for i, r := range group {
+		bs[i] = store.Batch{ID: r.b.ID, Alerts: r.alerts, Rejects: r.rejects}
+	}
+	changed, err := p.store.CommitAll(ctx, bs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // the batches stay in the spool for the next start
+		}
+		if len(group) > 1 {
+			for _, r := range group {
+				p.commit(ctx, []*batchResult{r})
+			}
+			return
+		}
+		p.retryLater(ctx, group[0].b, err)
+		return
+	}
+	for i, r := range group {
+		p.finish(r, changed[i])
+	}
+}
+
+// finish publishes a committed batch and removes it from the spool.
+func (p *pipeline) finish(r *batchResult, changed []engine.Alert) {
+	b, st := r.b, &r.st
+	p.hub.Publish(changed)
+	p.metrics.latency.Observe(time.Since(b.Received).Seconds())
+	p.metrics.records.Add(float64(st.Records))
+	p.metrics.malformed.Add(float64(st.Malformed))
+	p.metrics.batches.WithLabelValues("committed").Inc()
+	if st.Malformed > 0 {
+		p.log.Warn("malformed records in batch", "batch", b.ID, "intake", b.Intake, "records", st.Records, "malformed", st.Malformed, "first_errors", st.Errors)
+	}
+	p.log.Debug("batch processed", "batch", b.ID, "intake", b.Intake, "records", st.Records, "alerts", len(r.alerts), "changed", len(changed))
+	if err := p.spool.Remove(b); err != nil {
+		// Committed: a replay of the file finds the batch done.
+		p.log.Error("spool", "batch", b.ID, "err", err)
+	}
+}
+
+// detectBatch runs one spooled batch through detection. A malformed
+// record is counted and kept for inspection; it never stops the batch. ev
+// is the worker's Event, reused for every record. The result is nil for a
+// batch that was committed before (and is now removed from the spool).
+func (p *pipeline) detectBatch(ctx context.Context, ev *normalize.Event, b *store.SpooledBatch) (*batchResult, error) {
 	done, err := p.store.BatchDone(b.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if done { // committed before a crash, not yet removed
 		p.metrics.batches.WithLabelValues("replayed_done").Inc()
-		return p.spool.Remove(b)
+		return nil, p.spool.Remove(b)
 	}
-	rc, err := p.spool.Open(b)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	var body io.Reader = bufio.NewReaderSize(rc, 256<<10)
-	if magic, _ := body.(*bufio.Reader).Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(body)
+	var body io.Reader
+	if dec, ok := p.spool.Decoded(b); ok {
+		// The intake kept the decompressed body in memory.
+		body = bytes.NewReader(dec)
+	} else {
+		rc, err := p.spool.Open(b)
 		if err != nil {
-			return fmt.Errorf("batch %s: %w", b.ID, err)
+			return nil, err
 		}
-		defer zr.Close()
-		body = zr
+		defer rc.Close()
+		br := bufio.NewReaderSize(rc, 256<<10)
+		body = br
+		if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+			zr, err := gzip.NewReader(br)
+			if err != nil {
+				return nil, fmt.Errorf("batch %s: %w", b.ID, err)
+			}
+			defer zr.Close()
+			body = zr
+		}
 	}
 	if p.activity != nil {
 		p.activity.saw(b.Intake, b.Received)
@@ -250,7 +364,7 @@ func (p *pipeline) process(ctx context.Context, ev *normalize.Event, b *store.Sp
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		// The intake checked the framing before the 2xx, so this is a
 		// JSON array that breaks off, or damage on disk: keep what was
@@ -262,23 +376,10 @@ func (p *pipeline) process(ctx context.Context, ev *normalize.Event, b *store.Sp
 	// alert IDs make harmless, where the other order could lose them.
 	if p.alertsOut != nil && len(alerts) > 0 {
 		if err := p.alertsOut(ctx, alerts); err != nil {
-			return fmt.Errorf("publish alerts of batch %s: %w", b.ID, err)
+			return nil, fmt.Errorf("publish alerts of batch %s: %w", b.ID, err)
 		}
 	}
-	changed, err := p.store.Commit(ctx, store.Batch{ID: b.ID, Alerts: alerts, Rejects: rejects})
-	if err != nil {
-		return err
-	}
-	p.hub.Publish(changed)
-	p.metrics.latency.Observe(time.Since(b.Received).Seconds())
-	p.metrics.records.Add(float64(st.Records))
-	p.metrics.malformed.Add(float64(st.Malformed))
-	p.metrics.batches.WithLabelValues("committed").Inc()
-	if st.Malformed > 0 {
-		p.log.Warn("malformed records in batch", "batch", b.ID, "intake", b.Intake, "records", st.Records, "malformed", st.Malformed, "first_errors", st.Errors)
-	}
-	p.log.Debug("batch processed", "batch", b.ID, "intake", b.Intake, "records", st.Records, "alerts", len(alerts), "changed", len(changed))
-	return p.spool.Remove(b)
+	return &batchResult{b: b, st: st, alerts: alerts, rejects: rejects}, nil
 }
 
 // alertSource adapts the store to web.AlertSource.
@@ -369,6 +470,8 @@ func (w spoolWriter) Commit(id string, lines int) (bool, error) {
 }
 
 func (w spoolWriter) Abort() { w.w.Abort() }
+
+func (w spoolWriter) Decoded() io.Writer { return w.w.Decoded() }
 
 // busy maps the spool's ErrSpoolFull to web.ErrBusy.
 func busy(err error) error {
