@@ -212,9 +212,7 @@ func detect(p *jparser, o *jvalue) string {
 	// has; the cases below then test bit sets, in the order of precedence.
 	var seen uint64
 	for c := p.child(o); c != nil; c = p.next(o, c) {
-		if bit, ok := fingerprintKeys[c.key]; ok {
-			seen |= bit
-		}
+		seen |= fingerprintBits.bit(c.key)
 	}
 	for _, fp := range fingerprints {
 		if seen&fp.a != 0 && seen&fp.b != 0 {
@@ -266,8 +264,50 @@ var fingerprints = func() []fingerprint {
 	if len(fingerprintKeys) > 64 {
 		panic("normalize: more than 64 fingerprint keys")
 	}
+	for k, bit := range fingerprintKeys {
+		fingerprintBits.add(k, bit)
+	}
 	return out
 }()
+
+// fingerprintBits finds the bit of a fingerprint key faster than the map:
+// records have dozens of keys, and most are not fingerprint keys.
+var fingerprintBits keyBits
+
+// keyBits is an open-addressing table of strings with a hash that looks at
+// the length and the first and last bytes only.
+type keyBits struct {
+	slots [256]struct {
+		key string
+		bit uint64
+	}
+}
+
+func keyBitsHash(k string) uint8 {
+	return uint8(len(k)*31 + int(k[0])*7 + int(k[len(k)-1]))
+}
+
+func (t *keyBits) add(k string, bit uint64) {
+	for h := keyBitsHash(k); ; h++ {
+		if t.slots[h].key == "" {
+			t.slots[h].key, t.slots[h].bit = k, bit
+			return
+		}
+	}
+}
+
+// bit returns the bit of key k, or 0.
+func (t *keyBits) bit(k string) uint64 {
+	if k == "" {
+		return 0
+	}
+	for h := keyBitsHash(k); t.slots[h].key != ""; h++ {
+		if t.slots[h].key == k {
+			return t.slots[h].bit
+		}
+	}
+	return 0
+}
 
 // recordKey returns the de-duplication key of a record without a usable id:
 // the first 32 hex digits of the SHA-256 of the record trimmed of white space.

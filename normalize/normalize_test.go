@@ -551,3 +551,21 @@ func TestAllocsNormalizeInto(t *testing.T) {
 		t.Errorf("NormalizeInto allocates %.2f times per record; want at most 1", allocs)
 	}
 }
+
+// TestFingerprintBitsMatchesMap checks the fast key table against the map
+// it is built from, on every fingerprint key and on every field name of
+// every dataset.
+func TestFingerprintBitsMatchesMap(t *testing.T) {
+	keys := []string{"", "x", "Q", "RayIDx", "rayname"}
+	for k := range fingerprintKeys {
+		keys = append(keys, k, k[:len(k)-1], k+"s")
+	}
+	for _, ds := range datasetsByName {
+		keys = append(keys, ds.names...)
+	}
+	for _, k := range keys {
+		if got, want := fingerprintBits.bit(k), fingerprintKeys[k]; got != want {
+			t.Errorf("bit(%q) = %#x; want %#x", k, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package normalize
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -194,9 +195,7 @@ func (st *scanState) feed(b []byte) (int, bool) {
 				i++
 				continue
 			}
-			for i < len(b) && !inStringStop[b[i]] {
-				i++
-			}
+			i = skipStringBytes(b, i)
 			if i == len(b) {
 				break
 			}
@@ -229,6 +228,24 @@ func (st *scanState) feed(b []byte) (int, bool) {
 		i++
 	}
 	return len(b), false
+}
+
+// skipStringBytes returns the index of the first quote or backslash in
+// b[i:], or len(b): eight bytes at a time, then one at a time.
+func skipStringBytes(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		q := w ^ (ones * '"')
+		bs := w ^ (ones * '\\')
+		if ((q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) && !inStringStop[b[i]] {
+		i++
+	}
+	return i
 }
 
 // inStringStop and structStop mark the bytes that feed must look at inside

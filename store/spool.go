@@ -51,7 +51,7 @@ type SpoolOptions struct {
 	Done func(id string) (bool, error)
 	// MaxMemoryBytes bounds the decompressed copies of queued batches kept
 	// in memory (see [SpoolWriter.Decoded]), so that a worker need not
-	// read and inflate the file again; 0 means 256 MiB, negative none.
+	// read and inflate the file again; 0 means 128 MiB, negative none.
 	// Batches beyond it are read from their files.
 	MaxMemoryBytes int64
 }
@@ -89,7 +89,7 @@ func OpenSpool(opts SpoolOptions) (*Spool, error) {
 		opts.MaxBytes = 1 << 30
 	}
 	if opts.MaxMemoryBytes == 0 {
-		opts.MaxMemoryBytes = 256 << 20
+		opts.MaxMemoryBytes = 128 << 20
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create spool %q: %w", opts.Dir, err)

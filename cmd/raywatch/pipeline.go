@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,32 +155,95 @@ type batchResult struct {
 	rejects []store.Reject
 }
 
-// run processes batches with the given number of workers until the spool
-// is drained or closed, or ctx ends (a batch in progress then stays in the
-// spool for the next start). Workers detect; one committer writes what
-// they found to the store, several batches per transaction, so that no
-// worker waits for the disk.
+// pipelineChunkRecords is how many records of a batch a worker takes at a
+// time: the records of one batch are detected by all workers at once, so
+// that a batch's latency does not wait on one core.
+const pipelineChunkRecords = 128
+
+// recChunk is a run of consecutive records of a batch, copied out of the
+// body.
+type recChunk struct {
+	job   *batchJob
+	out   *chunkOut
+	buf   []byte
+	items []recItem
+}
+
+// recItem is one record of a chunk: its bytes in the chunk's buf, or the
+// reason the reader refused it.
+type recItem struct {
+	n        int
+	off, end int
+	err      error
+}
+
+// chunkOut is what detection made of a chunk.
+type chunkOut struct {
+	alerts []engine.Alert
+	bad    []badRecord
+}
+
+// badRecord is a malformed record: its number, the reason, and the start
+// of its text.
+type badRecord struct {
+	n    int
+	err  error
+	line string
+}
+
+// batchJob is a batch being detected: the reader adds a chunk at a time;
+// whichever goroutine finishes the last chunk assembles the result.
+type batchJob struct {
+	b       *store.SpooledBatch
+	st      batchStats
+	pending atomic.Int64 // chunks not yet detected, plus one while the reader splits
+	mu      sync.Mutex
+	outs    []*chunkOut // in record order
+}
+
+// run processes batches until the spool is drained or closed, or ctx
+// ends (a batch in progress then stays in the spool for the next start).
+// One reader splits batches into chunks of records; the workers detect
+// them; one committer writes what they found to the store, several
+// batches per transaction, so that no worker waits for the disk.
 func (p *pipeline) run(ctx context.Context, workers int) {
+	chunks := make(chan *recChunk, 2*workers)
 	results := make(chan *batchResult, workers)
+	free := make(chan *recChunk, 4*workers+2)
 	var committer sync.WaitGroup
 	committer.Go(func() { p.commitLoop(ctx, results) })
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Go(func() { p.work(ctx, results) })
+		wg.Go(func() { p.work(ctx, chunks, free, results) })
 	}
+	p.read(ctx, chunks, free, results)
+	close(chunks)
 	wg.Wait()
 	close(results)
 	committer.Wait()
 }
 
-func (p *pipeline) work(ctx context.Context, results chan<- *batchResult) {
-	var ev normalize.Event
+// read takes batches from the spool and splits them into chunks for the
+// workers.
+func (p *pipeline) read(ctx context.Context, chunks chan<- *recChunk, free chan *recChunk, results chan<- *batchResult) {
 	for {
 		b, err := p.spool.Next(ctx)
 		if err != nil {
 			return
 		}
-		r, err := p.detectBatch(ctx, &ev, b)
+		done, err := p.store.BatchDone(b.ID)
+		if err == nil && done { // committed before a crash, not yet removed
+			p.metrics.batches.WithLabelValues("replayed_done").Inc()
+			err = p.spool.Remove(b)
+			if err == nil {
+				continue
+			}
+		}
+		job := &batchJob{b: b}
+		job.pending.Store(1)
+		if err == nil {
+			err = p.split(ctx, job, chunks, free)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -187,14 +251,194 @@ func (p *pipeline) work(ctx context.Context, results chan<- *batchResult) {
 			p.retryLater(ctx, b, err)
 			continue
 		}
-		if r == nil {
+		if job.pending.Add(-1) == 0 {
+			p.complete(ctx, job, results)
+		}
+	}
+}
+
+// split reads one batch and sends its records to the workers in chunks.
+// It returns an error, and sends nothing, if the batch cannot be opened,
+// or ctx's error if ctx ends.
+func (p *pipeline) split(ctx context.Context, job *batchJob, chunks chan<- *recChunk, free chan *recChunk) error {
+	b := job.b
+	var body io.Reader
+	if dec, ok := p.spool.Decoded(b); ok {
+		// The intake kept the decompressed body in memory.
+		body = bytes.NewReader(dec)
+	} else {
+		rc, err := p.spool.Open(b)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		br := bufio.NewReaderSize(rc, 256<<10)
+		body = br
+		if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+			zr, err := gzip.NewReader(br)
+			if err != nil {
+				return fmt.Errorf("batch %s: %w", b.ID, err)
+			}
+			defer zr.Close()
+			body = zr
+		}
+	}
+	if p.activity != nil {
+		p.activity.saw(b.Intake, b.Received)
+	}
+	var c *recChunk
+	send := func() error {
+		if c == nil {
+			return nil
+		}
+		job.pending.Add(1)
+		select {
+		case chunks <- c:
+			c = nil
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	add := func(it recItem, raw []byte) error {
+		if c == nil {
+			c = newRecChunk(free)
+			c.job, c.out = job, &chunkOut{}
+			job.mu.Lock()
+			job.outs = append(job.outs, c.out)
+			job.mu.Unlock()
+		}
+		it.off = len(c.buf)
+		c.buf = append(c.buf, raw...)
+		it.end = len(c.buf)
+		c.items = append(c.items, it)
+		if len(c.items) >= pipelineChunkRecords {
+			return send()
+		}
+		return nil
+	}
+	st := &job.st
+	var addErr error
+	err := normalize.Split(body, normalize.SplitOptions{
+		MaxLineBytes: p.maxLine,
+		OnError: func(n int, err error) {
+			st.Records++
+			if addErr == nil {
+				addErr = add(recItem{n: n, err: fmt.Errorf("%w: over %d bytes", normalize.ErrRecordTooLong, p.maxLine)}, nil)
+			}
+		},
+	}, func(n int, raw []byte) error {
+		if addErr != nil {
+			return addErr
+		}
+		st.Records++
+		if st.Records > p.maxRecords {
+			return add(recItem{n: n, err: fmt.Errorf("over the limit of %d records per batch", p.maxRecords)}, nil)
+		}
+		return add(recItem{n: n}, raw)
+	})
+	if err == nil {
+		err = addErr
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The intake checked the framing before the 2xx, so this is a
+		// JSON array that breaks off, or damage on disk: keep what was
+		// read, and say so.
+		if aerr := add(recItem{n: st.Records + 1, err: fmt.Errorf("batch body unreadable after record %d: %w", st.Records, err)}, nil); aerr != nil {
+			return aerr
+		}
+	}
+	return send()
+}
+
+// newRecChunk takes a chunk from the free list, or makes one.
+func newRecChunk(free chan *recChunk) *recChunk {
+	select {
+	case c := <-free:
+		return c
+	default:
+		return &recChunk{buf: make([]byte, 0, 256<<10), items: make([]recItem, 0, pipelineChunkRecords)}
+	}
+}
+
+// work detects chunks of records; the worker that finishes a batch's last
+// chunk completes the batch.
+func (p *pipeline) work(ctx context.Context, chunks <-chan *recChunk, free chan *recChunk, results chan<- *batchResult) {
+	var ev normalize.Event
+	for c := range chunks {
+		job := c.job
+		p.detectChunk(&ev, c)
+		c.job, c.out = nil, nil
+		c.buf, c.items = c.buf[:0], c.items[:0]
+		select {
+		case free <- c:
+		default:
+		}
+		if job.pending.Add(-1) == 0 {
+			p.complete(ctx, job, results)
+		}
+	}
+}
+
+// detectChunk runs the records of c through detection. A malformed
+// record is kept for inspection; it never stops the batch.
+func (p *pipeline) detectChunk(ev *normalize.Event, c *recChunk) {
+	b, out := c.job.b, c.out
+	for _, it := range c.items {
+		raw := c.buf[it.off:it.end]
+		if it.err != nil {
+			out.bad = append(out.bad, badRecord{n: it.n, err: it.err})
 			continue
 		}
-		select {
-		case results <- r:
-		case <-ctx.Done():
+		if p.coverage != nil {
+			p.coverage.ObserveJSON(b.Intake, raw)
+		}
+		// The batch's receive time stands in for a missing event time, so
+		// that a replay computes the same alerts.
+		as, err := p.detectRecord(ev, "", raw, b.Intake, b.Received)
+		if err != nil {
+			line := raw[:min(len(raw), maxRejectLine)]
+			out.bad = append(out.bad, badRecord{n: it.n, err: err, line: strings.ToValidUTF8(string(line), "\uFFFD")})
+			continue
+		}
+		out.alerts = append(out.alerts, as...)
+	}
+}
+
+// complete assembles a detected batch, in record order, publishes its
+// alerts to Kafka when asked, and hands it to the committer.
+func (p *pipeline) complete(ctx context.Context, job *batchJob, results chan<- *batchResult) {
+	b := job.b
+	r := &batchResult{b: b, st: job.st}
+	for _, out := range job.outs {
+		r.alerts = append(r.alerts, out.alerts...)
+		for _, bad := range out.bad {
+			r.st.malformed(fmt.Sprintf("record %d", bad.n), bad.err)
+			if len(r.rejects) < maxRejectsPerBatch {
+				r.rejects = append(r.rejects, store.Reject{
+					Time: b.Received, Intake: b.Intake, Batch: b.ID, Record: bad.n,
+					Reason: bad.err.Error(), Line: bad.line,
+				})
+			}
+		}
+	}
+	// Alerts go to Kafka before the batch is marked done in the store: a
+	// failure in between publishes them again on the retry, which the
+	// alert IDs make harmless, where the other order could lose them.
+	if p.alertsOut != nil && len(r.alerts) > 0 {
+		if err := p.alertsOut(ctx, r.alerts); err != nil {
+			if ctx.Err() == nil {
+				p.retryLater(ctx, b, fmt.Errorf("publish alerts of batch %s: %w", b.ID, err))
+			}
 			return
 		}
+	}
+	select {
+	case results <- r:
+	case <-ctx.Done():
 	}
 }
 
@@ -279,107 +523,6 @@ func (p *pipeline) finish(r *batchResult, changed []engine.Alert) {
 		// Committed: a replay of the file finds the batch done.
 		p.log.Error("spool", "batch", b.ID, "err", err)
 	}
-}
-
-// detectBatch runs one spooled batch through detection. A malformed
-// record is counted and kept for inspection; it never stops the batch. ev
-// is the worker's Event, reused for every record. The result is nil for a
-// batch that was committed before (and is now removed from the spool).
-func (p *pipeline) detectBatch(ctx context.Context, ev *normalize.Event, b *store.SpooledBatch) (*batchResult, error) {
-	done, err := p.store.BatchDone(b.ID)
-	if err != nil {
-		return nil, err
-	}
-	if done { // committed before a crash, not yet removed
-		p.metrics.batches.WithLabelValues("replayed_done").Inc()
-		return nil, p.spool.Remove(b)
-	}
-	var body io.Reader
-	if dec, ok := p.spool.Decoded(b); ok {
-		// The intake kept the decompressed body in memory.
-		body = bytes.NewReader(dec)
-	} else {
-		rc, err := p.spool.Open(b)
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		br := bufio.NewReaderSize(rc, 256<<10)
-		body = br
-		if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-			zr, err := gzip.NewReader(br)
-			if err != nil {
-				return nil, fmt.Errorf("batch %s: %w", b.ID, err)
-			}
-			defer zr.Close()
-			body = zr
-		}
-	}
-	if p.activity != nil {
-		p.activity.saw(b.Intake, b.Received)
-	}
-	var st batchStats
-	var alerts []engine.Alert
-	var rejects []store.Reject
-	reject := func(n int, raw []byte, err error) {
-		st.malformed(fmt.Sprintf("record %d", n), err)
-		if len(rejects) < maxRejectsPerBatch {
-			line := raw
-			if len(line) > maxRejectLine {
-				line = line[:maxRejectLine]
-			}
-			rejects = append(rejects, store.Reject{
-				Time: b.Received, Intake: b.Intake, Batch: b.ID, Record: n,
-				Reason: err.Error(), Line: strings.ToValidUTF8(string(line), "\uFFFD"),
-			})
-		}
-	}
-	err = normalize.Split(body, normalize.SplitOptions{
-		MaxLineBytes: p.maxLine,
-		OnError: func(n int, err error) {
-			st.Records++
-			reject(n, nil, fmt.Errorf("%w: over %d bytes", normalize.ErrRecordTooLong, p.maxLine))
-		},
-	}, func(n int, raw []byte) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		st.Records++
-		if st.Records > p.maxRecords {
-			reject(n, nil, fmt.Errorf("over the limit of %d records per batch", p.maxRecords))
-			return nil
-		}
-		if p.coverage != nil {
-			p.coverage.ObserveJSON(b.Intake, raw)
-		}
-		// The batch's receive time stands in for a missing event time, so
-		// that a replay computes the same alerts.
-		as, err := p.detectRecord(ev, "", raw, b.Intake, b.Received)
-		if err != nil {
-			reject(n, raw, err)
-			return nil
-		}
-		alerts = append(alerts, as...)
-		return nil
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		// The intake checked the framing before the 2xx, so this is a
-		// JSON array that breaks off, or damage on disk: keep what was
-		// read, and say so.
-		reject(st.Records+1, nil, fmt.Errorf("batch body unreadable after record %d: %w", st.Records, err))
-	}
-	// Alerts go to Kafka before the batch is marked done in the store: a
-	// failure in between publishes them again on the retry, which the
-	// alert IDs make harmless, where the other order could lose them.
-	if p.alertsOut != nil && len(alerts) > 0 {
-		if err := p.alertsOut(ctx, alerts); err != nil {
-			return nil, fmt.Errorf("publish alerts of batch %s: %w", b.ID, err)
-		}
-	}
-	return &batchResult{b: b, st: st, alerts: alerts, rejects: rejects}, nil
 }
 
 // alertSource adapts the store to web.AlertSource.
