@@ -77,11 +77,6 @@ type Meta struct {
 	Modified time.Time `json:"modified,omitzero"`
 }
 
-// expired reports whether ind is no longer valid at t.
-func (ind *Indicator) expired(t time.Time) bool {
-	return ind.Meta != nil && !ind.Meta.ValidUntil.IsZero() && !t.Before(ind.Meta.ValidUntil)
-}
-
 // LineError is a part of a file that is not an indicator. The rest of the
 // file still loads.
 type LineError struct {

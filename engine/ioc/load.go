@@ -44,7 +44,8 @@ type FileStatus struct {
 // fileState is what the loader remembers of one file.
 type fileState struct {
 	name      string
-	res       *fileResult // last good parse; nil if none
+	res       *fileResult // last good parse (its indicators moved to group); nil if none
+	group     *indGroup   // the indicators of res
 	fp        fingerprint // of the last attempt
 	lastLoad  time.Time
 	lastErr   error
@@ -165,6 +166,10 @@ func (l *loader) load(st *fileState, path string) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	// The indicators are kept packed, without a pointer each; the
+	// parsed slice (and for plain text the file's text) can go.
+	st.group = compactGroup(res.inds)
+	res.inds = nil
 	st.res = res
 	return nil
 }
@@ -192,13 +197,13 @@ func readString(path string) (string, error) {
 func (l *loader) build(now time.Time) *Set {
 	names := l.names()
 	newest := make(map[string]version)
-	groups := make([][]Indicator, len(names))
+	groups := make([]*indGroup, len(names))
 	for i, name := range names {
 		res := l.files[name].res
 		if res == nil {
 			continue
 		}
-		groups[i] = res.inds
+		groups[i] = l.files[name].group
 		for _, v := range res.versions {
 			old, ok := newest[v.id]
 			if !ok || v.modified.After(old.modified) || v.modified.Equal(old.modified) && v.revoked {
@@ -211,9 +216,9 @@ func (l *loader) build(now time.Time) *Set {
 		l.files[name].stats = stats[i]
 	}
 	l.nextExpiry = time.Time{}
-	for _, ind := range set.refs {
-		if ind.Meta != nil {
-			if u := ind.Meta.ValidUntil; !u.IsZero() && (l.nextExpiry.IsZero() || u.Before(l.nextExpiry)) {
+	for _, ref := range set.refs {
+		if m := set.group(ref).metaOf(ref.i); m != nil {
+			if u := m.ValidUntil; !u.IsZero() && (l.nextExpiry.IsZero() || u.Before(l.nextExpiry)) {
 				l.nextExpiry = u
 			}
 		}

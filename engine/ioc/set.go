@@ -34,12 +34,16 @@ type Hit struct {
 	// url.original, where it is the URL matched: the host (lower case,
 	// without port) plus url.original.
 	Value string `json:"value"`
+	ref   uint32 // the indicator's index in the Set
 }
 
 // Set is an immutable snapshot of indicators indexed for matching. The zero
 // Set and a nil *Set are empty. All methods are safe for concurrent use.
 type Set struct {
-	refs []*Indicator
+	// groups hold the indicators (one group per file); refs the indexed
+	// ones, in index order. Neither holds a pointer per indicator.
+	groups []*indGroup
+	refs   []indRef
 	// next chains indicators with the same match key (listed twice, in two
 	// files): next[i] is 1 + the index of the next one, 0 at the end.
 	next []uint32
@@ -66,6 +70,11 @@ type Set struct {
 	counts [len(typeIndex)]int
 }
 
+// indRef is an indicator of a Set: group and index in the group.
+type indRef struct{ g, i uint32 }
+
+func (s *Set) group(r indRef) *indGroup { return s.groups[r.g] }
+
 var typeIndex = [...]Type{TypeIPv4, TypeIPv6, TypeCIDR, TypeDomain, TypeURL, TypeUA, TypeJA3}
 
 func typeSlot(t Type) int {
@@ -79,9 +88,9 @@ func typeSlot(t Type) int {
 
 // NewSet indexes indicators that are valid at now: it drops those whose
 // ValidUntil has passed, and of STIX indicators sharing a Meta.ID keeps only
-// the newest Meta.Modified. The Set keeps pointers into inds, which the
-// caller must not modify afterwards. Indicators with an invalid value are
-// dropped.
+// the newest Meta.Modified. The Set keeps the Meta pointers of inds, which
+// the caller must not modify afterwards. Indicators with an invalid value
+// are dropped.
 func NewSet(inds []Indicator, now time.Time) *Set {
 	vs := make(map[string]version)
 	for i := range inds {
@@ -91,7 +100,7 @@ func NewSet(inds []Indicator, now time.Time) *Set {
 			}
 		}
 	}
-	s, _ := build([][]Indicator{inds}, vs, now)
+	s, _ := build([]*indGroup{compactGroup(inds)}, vs, now)
 	return s
 }
 
@@ -105,35 +114,39 @@ type buildStats struct {
 // build indexes groups of indicators (one per file). newest gives, per STIX
 // id, the version that counts: an indicator of an older version, or of a
 // revoked newest version, is dropped as superseded.
-func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set, []buildStats) {
+func build(groups []*indGroup, newest map[string]version, now time.Time) (*Set, []buildStats) {
 	stats := make([]buildStats, len(groups))
 	total := 0
 	for _, g := range groups {
-		total += len(g)
+		if g != nil {
+			total += len(g.recs)
+		}
 	}
-	s := &Set{refs: make([]*Indicator, 0, total)}
+	s := &Set{groups: groups, refs: make([]indRef, 0, total)}
 	// First pass: keep what counts and size the indexes.
 	for gi, g := range groups {
+		if g == nil {
+			continue
+		}
 		st := &stats[gi]
-		for i := range g {
-			ind := &g[i]
-			if ind.expired(now) {
+		for i := range g.recs {
+			if g.expired(uint32(i), now) {
 				st.expired++
 				continue
 			}
-			if m := ind.Meta; m != nil && m.ID != "" {
+			if m := g.metaOf(uint32(i)); m != nil && m.ID != "" {
 				if v, ok := newest[m.ID]; ok && (v.revoked || !v.modified.Equal(m.Modified)) {
 					st.superseded++
 					continue
 				}
 			}
-			slot := typeSlot(ind.Type)
-			if slot < 0 {
+			slot := g.recs[i].typ
+			if slot == noType {
 				continue
 			}
 			st.byType[slot]++
 			s.counts[slot]++
-			s.refs = append(s.refs, ind)
+			s.refs = append(s.refs, indRef{uint32(gi), uint32(i)})
 		}
 	}
 	s.next = make([]uint32, len(s.refs))
@@ -168,14 +181,16 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 	// Second pass: index. A key seen before chains the new indicator in
 	// front of the old one.
 	ok := 0
-	for n, ind := range s.refs {
+	for n, ref := range s.refs {
 		if n&yieldEvery == yieldEvery {
 			runtime.Gosched()
 		}
 		idx := uint32(ok)
-		switch ind.Type {
+		g := s.group(ref)
+		value := g.value(ref.i)
+		switch g.typeOf(ref.i) {
 		case TypeIPv4, TypeIPv6, TypeCIDR:
-			p, isAddr, valid := parseIPOrPrefix(refang(ind.Value))
+			p, isAddr, valid := parseIPOrPrefix(refang(value))
 			if !valid {
 				continue
 			}
@@ -204,7 +219,7 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 				s.cidr.Insert(p, idx)
 			}
 		case TypeDomain:
-			k := domainKey(ind.Value)
+			k := domainKey(value)
 			if !validDomain(k) {
 				continue
 			}
@@ -214,24 +229,24 @@ func build(groups [][]Indicator, newest map[string]version, now time.Time) (*Set
 			s.minLabels = min(s.minLabels, n)
 			s.maxLabels = max(s.maxLabels, n)
 		case TypeURL:
-			k, valid := urlKey(ind.Value)
+			k, valid := urlKey(value)
 			if !valid {
 				continue
 			}
 			s.next[idx] = link(s.urls.put(maphash.String(s.seed, k), k, idx))
 			s.urlHosts.add(maphash.String(s.seed, k[:strings.IndexByte(k, '/')]))
 		case TypeUA:
-			s.next[idx] = link(s.uas.put(maphash.String(s.seed, ind.Value), ind.Value, idx))
-			s.uaFilter.add(sampleHash(ind.Value))
+			s.next[idx] = link(s.uas.put(maphash.String(s.seed, value), value, idx))
+			s.uaFilter.add(sampleHash(value))
 		case TypeJA3:
-			k, valid := parseMD5(ind.Value)
+			k, valid := parseMD5(value)
 			if !valid {
 				continue
 			}
 			s.next[idx] = link(s.ja3.put(maphash.Bytes(s.seed, k[:]), string(k[:]), idx))
-			s.ja3Filter.add(md5Hash(ind.Value))
+			s.ja3Filter.add(md5Hash(value))
 		}
-		s.refs[ok] = ind
+		s.refs[ok] = ref
 		ok++
 	}
 	s.refs = s.refs[:ok]
@@ -467,9 +482,9 @@ type matcher struct {
 // skipping expired ones and repeats of the same indicator and value.
 func (m *matcher) hit(i uint32, field, value string) {
 	for {
-		ind := m.s.refs[i]
-		if !m.expired(ind) && !m.seen(ind, value) {
-			m.dst = append(m.dst, Hit{Indicator: ind, Field: field, Value: value})
+		ref := m.s.refs[i]
+		if !m.expired(ref) && !m.seen(i, value) {
+			m.dst = append(m.dst, Hit{Indicator: m.s.group(ref).indicator(ref.i), Field: field, Value: value, ref: i})
 		}
 		n := m.s.next[i]
 		if n == 0 {
@@ -479,8 +494,9 @@ func (m *matcher) hit(i uint32, field, value string) {
 	}
 }
 
-func (m *matcher) expired(ind *Indicator) bool {
-	if ind.Meta == nil || ind.Meta.ValidUntil.IsZero() {
+func (m *matcher) expired(ref indRef) bool {
+	g := m.s.group(ref)
+	if meta := g.metaOf(ref.i); meta == nil || meta.ValidUntil.IsZero() {
 		return false
 	}
 	if m.at.IsZero() {
@@ -489,12 +505,12 @@ func (m *matcher) expired(ind *Indicator) bool {
 			m.at = time.Now()
 		}
 	}
-	return ind.expired(m.at)
+	return g.expired(ref.i, m.at)
 }
 
-func (m *matcher) seen(ind *Indicator, value string) bool {
+func (m *matcher) seen(i uint32, value string) bool {
 	for _, h := range m.dst[m.start:] {
-		if h.Indicator == ind && h.Value == value {
+		if h.ref == i && h.Value == value {
 			return true
 		}
 	}
