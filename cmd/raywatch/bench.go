@@ -22,6 +22,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -94,6 +96,10 @@ type latencyReport struct {
 	RSSStartMiB    float64 `json:"rss_start_mib"`
 	RSSEndMiB      float64 `json:"rss_end_mib"`
 	Seconds        float64 `json:"seconds"`
+	// RSSMiB samples the RSS every tenth of the phase; HeapMiB the live
+	// Go heap as of the last collection at the same times.
+	RSSMiB  []float64 `json:"rss_mib"`
+	HeapMiB []float64 `json:"heap_mib"`
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -608,7 +614,25 @@ func benchLatency(ctx context.Context, bc benchConfig, base string, batch func()
 	}()
 	perSec := float64(bc.Rate) / 1000
 	interval := time.Duration(float64(time.Second) / perSec)
+	// Start from a collected heap, without the garbage of the setup.
+	debug.FreeOSMemory()
 	rss0 := rssMiB()
+	var rssSamples, heapSamples []float64
+	sampleDone := make(chan struct{})
+	go func() {
+		defer close(sampleDone)
+		tick := time.NewTicker(bc.Latency / 10)
+		defer tick.Stop()
+		for range 10 {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+			rssSamples = append(rssSamples, rssMiB())
+			heapSamples = append(heapSamples, liveHeapMiB())
+		}
+	}()
 	t0 := time.Now()
 	deadline := t0.Add(bc.Latency)
 	var wg sync.WaitGroup
@@ -655,6 +679,7 @@ func benchLatency(ctx context.Context, bc benchConfig, base string, batch func()
 		}
 	}
 	rss1 := rssMiB()
+	<-sampleDone
 	mu.Lock()
 	var lat []time.Duration
 	for ip, t := range acked {
@@ -670,7 +695,7 @@ func benchLatency(ctx context.Context, bc benchConfig, base string, batch func()
 	q := func(p float64) float64 {
 		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))]) / float64(time.Millisecond)
 	}
-	rep.Latency = &latencyReport{bc.Rate, float64(len(acked)*1000) / offeredFor.Seconds(), sent, len(lat), q(.5), q(.99), float64(lat[len(lat)-1]) / float64(time.Millisecond), rss0, rss1, offeredFor.Seconds()}
+	rep.Latency = &latencyReport{bc.Rate, float64(len(acked)*1000) / offeredFor.Seconds(), sent, len(lat), q(.5), q(.99), float64(lat[len(lat)-1]) / float64(time.Millisecond), rss0, rss1, offeredFor.Seconds(), rssSamples, heapSamples}
 	if f := failures.Load(); f > 0 {
 		return fmt.Errorf("latency: %d of %d batches refused", f, sent)
 	}
@@ -747,6 +772,8 @@ func printBench(w io.Writer, rep *benchReport) {
 		fmt.Fprintf(w, "\n2xx -> alert on the websocket at %d records/s offered (%.0f achieved) over %.0fs: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d of %d batches seen)\n",
 			l.OfferedPerSec, l.AchievedPerSec, l.Seconds, l.P50ms, l.P99ms, l.MaxMs, l.Seen, l.Batches)
 		fmt.Fprintf(w, "RSS: %.0f MiB at the start of the latency phase, %.0f MiB at its end\n", l.RSSStartMiB, l.RSSEndMiB)
+		fmt.Fprintf(w, "RSS every tenth of the phase (MiB): %s\n", joinFloats(l.RSSMiB))
+		fmt.Fprintf(w, "live heap at the last collection, same times (MiB): %s\n", joinFloats(l.HeapMiB))
 	}
 }
 
@@ -887,4 +914,22 @@ func writeHeapProfile(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// liveHeapMiB returns the live Go heap as of the last collection.
+func liveHeapMiB() float64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return float64(s[0].Value.Uint64()) / (1 << 20)
+}
+
+func joinFloats(fs []float64) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = strconv.FormatFloat(f, 'f', 0, 64)
+	}
+	return strings.Join(parts, " ")
 }
