@@ -87,16 +87,19 @@ type alertHead struct {
 	Matches   []engine.Match    `json:"matches"`
 }
 
-// maxEncodedDocs bounds the documents docCache keeps.
-const maxEncodedDocs = 16384
+// maxEncodedDocBytes bounds the JSON that docCache keeps. What an entry
+// really holds is a few times that: the document's map, and the strings
+// it shares with other records of its normalizer's arena.
+const maxEncodedDocBytes = 4 << 20
 
 // docCache keeps the JSON of event documents by the identity of their map.
 // Event documents are never modified once made (normalize.Event.Doc,
 // decodeAlert), and an entry holds its map, so the address cannot be
 // reused for another map while the entry exists.
 type docCache struct {
-	mu sync.Mutex
-	m  map[unsafe.Pointer]encodedDoc
+	mu    sync.Mutex
+	m     map[unsafe.Pointer]encodedDoc
+	bytes int // of the JSON held
 }
 
 type encodedDoc struct {
@@ -124,13 +127,17 @@ func (c *docCache) appendDoc(buf []byte, doc map[string]any) ([]byte, error) {
 	if c.m == nil {
 		c.m = map[unsafe.Pointer]encodedDoc{}
 	}
-	if len(c.m) >= maxEncodedDocs {
-		for k := range c.m { // evict one at random
+	if _, ok := c.m[key]; !ok {
+		for k, e := range c.m { // evict at random
+			if c.bytes+len(enc) <= maxEncodedDocBytes {
+				break
+			}
 			delete(c.m, k)
-			break
+			c.bytes -= len(e.enc)
 		}
+		c.m[key] = encodedDoc{doc: doc, enc: enc}
+		c.bytes += len(enc)
 	}
-	c.m[key] = encodedDoc{doc: doc, enc: enc}
 	c.mu.Unlock()
 	return append(buf, enc...), nil
 }

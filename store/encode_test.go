@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -58,5 +59,34 @@ func TestEncodeAlertMatchesMarshal(t *testing.T) {
 				t.Errorf("encodeAlert = %s\nwant %s", got, want)
 			}
 		}
+	}
+}
+
+// TestCachesStayWithinBudget fills the two store caches far beyond their
+// budgets and checks the bytes and entries they keep.
+func TestCachesStayWithinBudget(t *testing.T) {
+	h := hotAlerts{m: map[string]hotAlert{}}
+	var c docCache
+	enc := make([]byte, 64<<10)
+	for i := range 1500 {
+		a := engine.Alert{ID: fmt.Sprint("a", i)}
+		h.put(a.ID, enc, &a)
+		if _, err := c.appendDoc(nil, map[string]any{"i": i, "pad": string(enc[:8<<10])}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.put("a1499", enc[:10], &engine.Alert{ID: "a1499"}) // a replaced entry counts once
+	if h.bytes > maxHotBytes || len(h.m) > maxHotAlerts || len(h.m) < maxHotBytes/len(enc)-1 {
+		t.Errorf("hot alerts: %d entries, %d bytes; want at most %d bytes and close to it", len(h.m), h.bytes, maxHotBytes)
+	}
+	sum := 0
+	for _, e := range h.m {
+		sum += len(e.enc)
+	}
+	if sum != h.bytes {
+		t.Errorf("hot alerts count %d bytes; their entries hold %d", h.bytes, sum)
+	}
+	if c.bytes > maxEncodedDocBytes || len(c.m) == 0 {
+		t.Errorf("doc cache: %d entries, %d bytes; want at most %d bytes", len(c.m), c.bytes, maxEncodedDocBytes)
 	}
 }

@@ -157,20 +157,31 @@ func (s *Spool) Stats() (batches int, bytes int64) {
 	return len(s.pending), s.bytes
 }
 
-// reserve accounts n more bytes, failing when over budget.
+// reserve accounts n more bytes on disk, failing when over budget.
 func (s *Spool) reserve(n int64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.bytes+n > s.opts.MaxBytes {
+	if !s.take(&s.bytes, s.opts.MaxBytes, n) {
 		return ErrSpoolFull
 	}
-	s.bytes += n
 	return nil
 }
 
-func (s *Spool) release(n int64) {
+func (s *Spool) release(n int64) { s.give(&s.bytes, n) }
+
+// take adds n to *used, guarded by s.mu, unless that would pass limit.
+func (s *Spool) take(used *int64, limit, n int64) bool {
 	s.mu.Lock()
-	s.bytes -= n
+	defer s.mu.Unlock()
+	if *used+n > limit {
+		return false
+	}
+	*used += n
+	return true
+}
+
+// give takes n back from *used.
+func (s *Spool) give(used *int64, n int64) {
+	s.mu.Lock()
+	*used -= n
 	s.mu.Unlock()
 }
 
@@ -282,21 +293,9 @@ func putBuffer(b *bytes.Buffer) {
 	}
 }
 
-func (s *Spool) reserveMemory(n int64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.memory+n > s.opts.MaxMemoryBytes {
-		return false
-	}
-	s.memory += n
-	return true
-}
+func (s *Spool) reserveMemory(n int64) bool { return s.take(&s.memory, s.opts.MaxMemoryBytes, n) }
 
-func (s *Spool) releaseMemory(n int64) {
-	s.mu.Lock()
-	s.memory -= n
-	s.mu.Unlock()
-}
+func (s *Spool) releaseMemory(n int64) { s.give(&s.memory, n) }
 
 // Write appends body bytes. It fails with ErrSpoolFull when they take the
 // spool over its budget.

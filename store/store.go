@@ -146,8 +146,13 @@ func addMeta(tx *bolt.Tx, name []byte, delta int64) error {
 	return b.Put(name, u64bytes(uint64(n)))
 }
 
-// maxHotAlerts bounds the decoded alerts kept by [hotAlerts].
-const maxHotAlerts = 4096
+// maxHotAlerts and maxHotBytes bound the decoded alerts kept by
+// [hotAlerts]: their number, and the size of their JSON (each entry holds
+// a few times that in maps and strings, its samples' events included).
+const (
+	maxHotAlerts = 512
+	maxHotBytes  = 8 << 20
+)
 
 // hotAlerts keeps the alerts that Commit wrote last, decoded, with the
 // bytes they were written as. Grouping folds records into the same few
@@ -157,8 +162,9 @@ const maxHotAlerts = 4096
 // else (a status change, retention, a rolled-back transaction) simply
 // misses.
 type hotAlerts struct {
-	mu sync.Mutex
-	m  map[string]hotAlert
+	mu    sync.Mutex
+	m     map[string]hotAlert
+	bytes int // of the JSON of the entries
 }
 
 type hotAlert struct {
@@ -190,12 +196,18 @@ func (h *hotAlerts) put(id string, enc []byte, a *engine.Alert) {
 	c.Matches = slices.Clone(a.Matches)
 	c.StatusHistory = slices.Clone(a.StatusHistory)
 	h.mu.Lock()
-	if _, ok := h.m[id]; !ok && len(h.m) >= maxHotAlerts {
-		for k := range h.m { // evict one at random
-			delete(h.m, k)
+	if old, ok := h.m[id]; ok {
+		h.bytes -= len(old.enc)
+		delete(h.m, id)
+	}
+	for k, e := range h.m { // evict at random
+		if len(h.m) < maxHotAlerts && h.bytes+len(enc) <= maxHotBytes {
 			break
 		}
+		delete(h.m, k)
+		h.bytes -= len(e.enc)
 	}
 	h.m[id] = hotAlert{enc: enc, a: c}
+	h.bytes += len(enc)
 	h.mu.Unlock()
 }

@@ -98,8 +98,10 @@ type latencyReport struct {
 	Seconds        float64 `json:"seconds"`
 	// RSSMiB samples the RSS every tenth of the phase; HeapMiB the live
 	// Go heap as of the last collection at the same times.
-	RSSMiB  []float64 `json:"rss_mib"`
-	HeapMiB []float64 `json:"heap_mib"`
+	RSSMiB     []float64 `json:"rss_mib"`
+	RSSAnonMiB []float64 `json:"rss_anon_mib"`
+	RSSFileMiB []float64 `json:"rss_file_mib"`
+	HeapMiB    []float64 `json:"heap_mib"`
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -115,7 +117,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&bc.Latency, "latency-duration", 10*time.Second, "length of the latency phase (RSS is reported at its start and end: run 10m for a soak)")
 	fs.StringVar(&bc.JSON, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&bc.CPUProfile, "cpuprofile", "", "write a CPU profile of the phases run (not of the setup) to this file")
-	fs.StringVar(&bc.MemProfile, "memprofile", "", "write an allocation profile (every allocation sampled) after the whole-path phase to this file")
+	fs.StringVar(&bc.MemProfile, "memprofile", "", "write a heap profile (what is live, and what was allocated) to this file while the server still runs, after its last phase (and to FILE.1 to FILE.10 during the latency phase)")
 	fs.StringVar(&bc.Phases, "phases", "normalize,engine,ioc,scan,http,latency", "phases to run")
 	fs.Uint64Var(&bc.Seed, "seed", 1, "seed of the generated traffic")
 	if err := parseFlags(fs, args); err != nil {
@@ -496,9 +498,7 @@ func benchServe(ctx context.Context, bc benchConfig, gen *trafficGen, raws [][]b
 
 	if phase["http"] {
 		say("whole path: %d clients posting %d batches of %d records", bc.Clients, len(bodies), perBatch)
-		if bc.MemProfile != "" {
-			runtime.MemProfileRate = 512
-		}
+
 		processed0, err := scrapeCounter(client, base, "raywatch_records_processed_total")
 		if err != nil {
 			return err
@@ -550,11 +550,7 @@ func benchServe(ctx context.Context, bc benchConfig, gen *trafficGen, raws [][]b
 		}
 		el := time.Since(t0)
 		runtime.ReadMemStats(&m1)
-		if bc.MemProfile != "" {
-			if err := writeHeapProfile(bc.MemProfile); err != nil {
-				return err
-			}
-		}
+
 		row := benchRow{Name: fmt.Sprintf("whole path: HTTP intake on loopback, %d clients, gzip'd %d-record batches", bc.Clients, perBatch),
 			Records: int(total), RecordsPerSec: total / el.Seconds(), AllocsPerRecord: float64(m1.Mallocs-m0.Mallocs) / total,
 			Baseline: "encoding/json into map (1 goroutine)", BaselinePerSec: jsonRate,
@@ -565,6 +561,11 @@ func benchServe(ctx context.Context, bc benchConfig, gen *trafficGen, raws [][]b
 	if phase["latency"] {
 		say("latency: %d records/s offered for %v", bc.Rate, bc.Latency)
 		if err := benchLatency(ctx, bc, base, batch, post, rep); err != nil {
+			return err
+		}
+	}
+	if bc.MemProfile != "" {
+		if err := writeHeapProfile(bc.MemProfile); err != nil {
 			return err
 		}
 	}
@@ -617,7 +618,7 @@ func benchLatency(ctx context.Context, bc benchConfig, base string, batch func()
 	// Start from a collected heap, without the garbage of the setup.
 	debug.FreeOSMemory()
 	rss0 := rssMiB()
-	var rssSamples, heapSamples []float64
+	var rssSamples, anonSamples, fileSamples, heapSamples []float64
 	sampleDone := make(chan struct{})
 	go func() {
 		defer close(sampleDone)
@@ -630,7 +631,13 @@ func benchLatency(ctx context.Context, bc benchConfig, base string, batch func()
 				return
 			}
 			rssSamples = append(rssSamples, rssMiB())
+			anonSamples = append(anonSamples, procStatusMiB("RssAnon:"))
+			fileSamples = append(fileSamples, procStatusMiB("RssFile:"))
 			heapSamples = append(heapSamples, liveHeapMiB())
+			if bc.MemProfile != "" {
+				// For a leak hunt: go tool pprof -base FILE.1 FILE.10.
+				_ = writeHeapProfile(fmt.Sprintf("%s.%d", bc.MemProfile, len(rssSamples)))
+			}
 		}
 	}()
 	t0 := time.Now()
@@ -695,7 +702,7 @@ func benchLatency(ctx context.Context, bc benchConfig, base string, batch func()
 	q := func(p float64) float64 {
 		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))]) / float64(time.Millisecond)
 	}
-	rep.Latency = &latencyReport{bc.Rate, float64(len(acked)*1000) / offeredFor.Seconds(), sent, len(lat), q(.5), q(.99), float64(lat[len(lat)-1]) / float64(time.Millisecond), rss0, rss1, offeredFor.Seconds(), rssSamples, heapSamples}
+	rep.Latency = &latencyReport{bc.Rate, float64(len(acked)*1000) / offeredFor.Seconds(), sent, len(lat), q(.5), q(.99), float64(lat[len(lat)-1]) / float64(time.Millisecond), rss0, rss1, offeredFor.Seconds(), rssSamples, anonSamples, fileSamples, heapSamples}
 	if f := failures.Load(); f > 0 {
 		return fmt.Errorf("latency: %d of %d batches refused", f, sent)
 	}
@@ -740,13 +747,18 @@ func scrapeCounter(c *http.Client, base, name string) (float64, error) {
 }
 
 // rssMiB is the resident set size of this process.
-func rssMiB() float64 {
+func rssMiB() float64 { return procStatusMiB("VmRSS:") }
+
+// procStatusMiB reads a kB field of /proc/self/status (0 where there is
+// none): VmRSS, or its parts RssAnon (the heap and stacks) and RssFile
+// (mapped files, such as the bbolt database).
+func procStatusMiB(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024
 		}
@@ -773,6 +785,8 @@ func printBench(w io.Writer, rep *benchReport) {
 			l.OfferedPerSec, l.AchievedPerSec, l.Seconds, l.P50ms, l.P99ms, l.MaxMs, l.Seen, l.Batches)
 		fmt.Fprintf(w, "RSS: %.0f MiB at the start of the latency phase, %.0f MiB at its end\n", l.RSSStartMiB, l.RSSEndMiB)
 		fmt.Fprintf(w, "RSS every tenth of the phase (MiB): %s\n", joinFloats(l.RSSMiB))
+		fmt.Fprintf(w, "  of which anonymous (heap, stacks): %s\n", joinFloats(l.RSSAnonMiB))
+		fmt.Fprintf(w, "  of which mapped files (the bbolt database): %s\n", joinFloats(l.RSSFileMiB))
 		fmt.Fprintf(w, "live heap at the last collection, same times (MiB): %s\n", joinFloats(l.HeapMiB))
 	}
 }
@@ -903,7 +917,7 @@ func (g *trafficGen) iocMap() map[string]struct{} {
 	return m
 }
 
-// writeHeapProfile writes the allocation profile to path.
+// writeHeapProfile writes the heap profile to path.
 func writeHeapProfile(path string) error {
 	f, err := os.Create(path)
 	if err != nil {
