@@ -116,7 +116,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&bc.Rate, "rate", 50_000, "records/s offered in the latency phase")
 	fs.DurationVar(&bc.Latency, "latency-duration", 10*time.Second, "length of the latency phase (RSS is reported at its start and end: run 10m for a soak)")
 	fs.StringVar(&bc.JSON, "json", "", "also write the results as JSON to this file")
-	fs.StringVar(&bc.CPUProfile, "cpuprofile", "", "write a CPU profile of the phases run (not of the setup) to this file")
+	fs.StringVar(&bc.CPUProfile, "cpuprofile", "", "write a CPU profile from the first phase measured to the end (with --phases http alone it leaves out the server's start) to this file")
 	fs.StringVar(&bc.MemProfile, "memprofile", "", "write a heap profile (what is live, and what was allocated) to this file while the server still runs, after its last phase (and to FILE.1 to FILE.10 during the latency phase)")
 	fs.StringVar(&bc.Phases, "phases", "normalize,engine,ioc,scan,http,latency", "phases to run")
 	fs.Uint64Var(&bc.Seed, "seed", 1, "seed of the generated traffic")
@@ -176,20 +176,40 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		RecordSize: size / len(raws), AttackRate: bc.AttackRate, Rules: len(eng.Rules()), IOCs: bc.IOCs}
 	say("%d rules, records of %d bytes on average", rep.Rules, rep.RecordSize)
 	norm := normalize.New(normalize.Options{})
-	if bc.CPUProfile != "" {
-		prof, err := os.Create(bc.CPUProfile)
+	var bodies [][]byte
+	if phase["http"] || phase["latency"] {
+		bodies = benchBodies(raws)
+	}
+	// The profile starts with the first phase measured, after the setup:
+	// with --phases http (or latency) it leaves out the server's start too.
+	var prof *os.File
+	startProfile := func() error {
+		if bc.CPUProfile == "" || prof != nil {
+			return nil
+		}
+		f, err := os.Create(bc.CPUProfile)
 		if err != nil {
 			return err
 		}
-		if err := pprof.StartCPUProfile(prof); err != nil {
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
 			return err
 		}
-		defer func() {
+		prof = f
+		return nil
+	}
+	defer func() {
+		if prof != nil {
 			pprof.StopCPUProfile()
 			prof.Close()
-		}()
-	}
+		}
+	}()
 
+	if phase["normalize"] || phase["engine"] || phase["ioc"] || phase["scan"] {
+		if err := startProfile(); err != nil {
+			return err
+		}
+	}
 	if phase["normalize"] {
 		say("normalize")
 		row := benchRow{Name: "normalize (NormalizeInto, 1 goroutine)", Records: len(raws), Baseline: "encoding/json into map"}
@@ -308,7 +328,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	if phase["http"] || phase["latency"] {
-		if err := benchServe(ctx, bc, gen, raws, iocDir, jsonRate, phase, &rep, say); err != nil {
+		if err := benchServe(ctx, bc, gen, bodies, iocDir, jsonRate, phase, &rep, say, startProfile); err != nil {
 			return err
 		}
 	}
@@ -403,7 +423,31 @@ func sigmaBaseline(rulesDir string, evs []*normalize.Event) (baseline, int, erro
 // the whole path (HTTP intake, spool, normalize, engine, store, hub), then
 // the latency from a batch's 2xx to its alert on a websocket at a fixed
 // offered rate.
-func benchServe(ctx context.Context, bc benchConfig, gen *trafficGen, raws [][]byte, iocDir string, jsonRate float64, phase map[string]bool, rep *benchReport, say func(string, ...any)) error {
+// benchBatchRecords is the size of the batches the whole-path and
+// latency phases post.
+const benchBatchRecords = 1000
+
+// benchBodies gzips the records into batches once: 999 records each, made
+// unique at posting (the intake drops a batch it has seen) by a second gzip
+// member holding one marker record of its own. Records reused from batch
+// to batch are processed in full (the store counts a record once per
+// alert).
+func benchBodies(raws [][]byte) [][]byte {
+	var bodies [][]byte
+	for i := 0; i+benchBatchRecords <= len(raws); i += benchBatchRecords {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
+		for _, r := range raws[i : i+benchBatchRecords-1] {
+			zw.Write(r)
+			zw.Write([]byte{'\n'})
+		}
+		zw.Close()
+		bodies = append(bodies, b.Bytes())
+	}
+	return bodies
+}
+
+func benchServe(ctx context.Context, bc benchConfig, gen *trafficGen, bodies [][]byte, iocDir string, jsonRate float64, phase map[string]bool, rep *benchReport, say func(string, ...any), startProfile func() error) error {
 	dataDir, err := os.MkdirTemp("", "raywatch-bench-data-")
 	if err != nil {
 		return err
@@ -445,21 +489,8 @@ func benchServe(ctx context.Context, bc benchConfig, gen *trafficGen, raws [][]b
 		return err
 	}
 
-	// Batches: 1,000 records gzip'd once, made unique (the intake drops a
-	// batch it has seen) by a second gzip member holding one marker record
-	// of its own. Records reused from batch to batch are processed in full
-	// (the store counts a record once per alert).
-	const perBatch = 1000
-	var bodies [][]byte
-	for i := 0; i+perBatch <= len(raws); i += perBatch {
-		var b bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
-		for _, r := range raws[i : i+perBatch-1] {
-			zw.Write(r)
-			zw.Write([]byte{'\n'})
-		}
-		zw.Close()
-		bodies = append(bodies, b.Bytes())
+	if err := startProfile(); err != nil {
+		return err
 	}
 	var seq atomic.Int64
 	// The gzip writers of the marker members are reused: a new one
@@ -497,7 +528,7 @@ func benchServe(ctx context.Context, bc benchConfig, gen *trafficGen, raws [][]b
 	}
 
 	if phase["http"] {
-		say("whole path: %d clients posting %d batches of %d records", bc.Clients, len(bodies), perBatch)
+		say("whole path: %d clients posting %d batches of %d records", bc.Clients, len(bodies), benchBatchRecords)
 
 		processed0, err := scrapeCounter(client, base, "raywatch_records_processed_total")
 		if err != nil {
@@ -537,7 +568,7 @@ func benchServe(ctx context.Context, bc benchConfig, gen *trafficGen, raws [][]b
 			return err
 		}
 		acked := time.Since(t0)
-		total := float64(len(bodies) * perBatch)
+		total := float64(len(bodies) * benchBatchRecords)
 		for {
 			n, err := scrapeCounter(client, base, "raywatch_records_processed_total")
 			if err != nil {
@@ -551,7 +582,7 @@ func benchServe(ctx context.Context, bc benchConfig, gen *trafficGen, raws [][]b
 		el := time.Since(t0)
 		runtime.ReadMemStats(&m1)
 
-		row := benchRow{Name: fmt.Sprintf("whole path: HTTP intake on loopback, %d clients, gzip'd %d-record batches", bc.Clients, perBatch),
+		row := benchRow{Name: fmt.Sprintf("whole path: HTTP intake on loopback, %d clients, gzip'd %d-record batches", bc.Clients, benchBatchRecords),
 			Records: int(total), RecordsPerSec: total / el.Seconds(), AllocsPerRecord: float64(m1.Mallocs-m0.Mallocs) / total,
 			Baseline: "encoding/json into map (1 goroutine)", BaselinePerSec: jsonRate,
 			Note: fmt.Sprintf("intake acknowledged %.0f records/s; clients, server and profile share the machine", total/acked.Seconds())}
