@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	sigma "github.com/bradleyjkemp/sigma-go"
-	"github.com/bradleyjkemp/sigma-go/evaluator"
-
 	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/rules"
@@ -139,27 +136,7 @@ func BenchmarkEvaluate(b *testing.B) {
 	now := time.Now()
 
 	b.Run("sigma-go-ForRule", func(b *testing.B) {
-		m := rules.DefaultMapping()
-		cfg := sigma.Config{FieldMappings: map[string]sigma.FieldMapping{}}
-		var evals []*evaluator.RuleEvaluator
-		skipped := 0
-		for _, r := range rs {
-			sr, err := sigma.ParseRule(r.YAML)
-			if err != nil {
-				skipped++
-				continue
-			}
-			for _, s := range r.Detection.Searches {
-				for _, mp := range s.Maps {
-					for _, fm := range mp {
-						if fm.Field != "" {
-							cfg.FieldMappings[fm.Field] = sigma.FieldMapping{TargetNames: m.Fields(fm.Field)}
-						}
-					}
-				}
-			}
-			evals = append(evals, evaluator.ForRule(sr, evaluator.WithConfig(cfg)))
-		}
+		evals, skipped := engine.SigmaGoEvaluators(rs, rules.DefaultMapping())
 		b.Logf("sigma-go: %d rules evaluated, %d rejected by its parser", len(evals), skipped)
 		ctx := context.Background()
 		b.ReportAllocs()

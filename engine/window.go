@@ -3,6 +3,8 @@ package engine
 import (
 	"sync"
 	"time"
+
+	"github.com/raywatch/raywatch/rules"
 )
 
 // Window kinds.
@@ -116,7 +118,7 @@ func (w *window) observe(key string, t int64, h uint64, value string, ri int) (f
 				first = min(first, e.t)
 			}
 		}
-		if !holds(w.spec.op, float64(count), w.spec.threshold) {
+		if !rules.Holds(w.spec.op, float64(count), w.spec.threshold) {
 			return firing{}, false
 		}
 	case winValueCount:
@@ -144,7 +146,7 @@ func (w *window) observe(key string, t int64, h uint64, value string, ri int) (f
 				events += s.n
 			}
 		}
-		if !holds(w.spec.op, float64(distinct), w.spec.threshold) {
+		if !rules.Holds(w.spec.op, float64(distinct), w.spec.threshold) {
 			return firing{}, false
 		}
 		count = events
@@ -165,7 +167,7 @@ func (w *window) observe(key string, t int64, h uint64, value string, ri int) (f
 				first = min(first, s)
 			}
 		}
-		if !holds(w.spec.op, float64(n), w.spec.threshold) {
+		if !rules.Holds(w.spec.op, float64(n), w.spec.threshold) {
 			return firing{}, false
 		}
 		count = n
@@ -175,18 +177,6 @@ func (w *window) observe(key string, t int64, h uint64, value string, ri int) (f
 	}
 	g.quietUntil = t + span
 	return firing{count: count, first: first, start: t - t%span}, true
-}
-
-func holds(op string, n, threshold float64) bool {
-	switch op {
-	case ">":
-		return n > threshold
-	case ">=":
-		return n >= threshold
-	case "=", "==":
-		return n == threshold
-	}
-	return false
 }
 
 // touch returns the group of key, creating it (and evicting the least

@@ -59,9 +59,11 @@ type Aggregation struct {
 }
 
 // Holds reports whether n satisfies the aggregation's comparison.
-func (a *Aggregation) Holds(n int) bool { return holds(a.Op, float64(n), a.Threshold) }
+func (a *Aggregation) Holds(n int) bool { return Holds(a.Op, float64(n), a.Threshold) }
 
-func holds(op string, n, threshold float64) bool {
+// Holds reports whether n compares to threshold as op says (">", ">=",
+// "=" or "=="), the comparisons of aggregations and correlations.
+func Holds(op string, n, threshold float64) bool {
 	switch op {
 	case ">":
 		return n > threshold

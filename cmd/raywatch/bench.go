@@ -33,10 +33,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	sigma "github.com/bradleyjkemp/sigma-go"
-	"github.com/bradleyjkemp/sigma-go/evaluator"
 	"github.com/gorilla/websocket"
 
+	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/engine/ioc"
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/rules"
@@ -385,25 +384,7 @@ func sigmaBaseline(rulesDir string, evs []*normalize.Event) (baseline, int, erro
 	if err != nil {
 		return baseline{}, 0, err
 	}
-	m := rules.DefaultMapping()
-	cfg := sigma.Config{FieldMappings: map[string]sigma.FieldMapping{}}
-	var evals []*evaluator.RuleEvaluator
-	for _, r := range rs {
-		sr, err := sigma.ParseRule(r.YAML)
-		if err != nil || r.Detection == nil {
-			continue
-		}
-		for _, s := range r.Detection.Searches {
-			for _, mp := range s.Maps {
-				for _, fm := range mp {
-					if fm.Field != "" {
-						cfg.FieldMappings[fm.Field] = sigma.FieldMapping{TargetNames: m.Fields(fm.Field)}
-					}
-				}
-			}
-		}
-		evals = append(evals, evaluator.ForRule(sr, evaluator.WithConfig(cfg)))
-	}
+	evals, _ := engine.SigmaGoEvaluators(rs, rules.DefaultMapping())
 	// sigma-go is slow: a few thousand events make the figure.
 	n := min(len(evs), 5000)
 	flats := make([]map[string]any, n)
