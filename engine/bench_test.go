@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raywatch/raywatch/engine/baseline"
+
 	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/rules"
@@ -136,7 +138,7 @@ func BenchmarkEvaluate(b *testing.B) {
 	now := time.Now()
 
 	b.Run("sigma-go-ForRule", func(b *testing.B) {
-		evals, skipped := engine.SigmaGoEvaluators(rs, rules.DefaultMapping())
+		evals, skipped := baseline.SigmaGoEvaluators(rs, rules.DefaultMapping())
 		b.Logf("sigma-go: %d rules evaluated, %d rejected by its parser", len(evals), skipped)
 		ctx := context.Background()
 		b.ReportAllocs()

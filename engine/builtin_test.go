@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raywatch/raywatch/rules/alert"
+
 	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/rules"
@@ -183,7 +185,7 @@ func TestAlertShape(t *testing.T) {
 		t.Fatalf("got %d alerts; want 1", len(alerts))
 	}
 	a := alerts[0]
-	if a.Intake != "zone-a" || a.Count != 1 || a.Status != engine.StatusNew {
+	if a.Intake != "zone-a" || a.Count != 1 || a.Status != alert.StatusNew {
 		t.Errorf("alert intake/count/status = %q/%d/%q; want zone-a/1/new", a.Intake, a.Count, a.Status)
 	}
 	if want := time.Unix(0, 1658281671671000000).UTC(); !a.FirstSeen.Equal(want) || !a.LastSeen.Equal(want) {
@@ -223,12 +225,12 @@ func TestAlertShape(t *testing.T) {
 }
 
 func TestAlertIDSortsByTime(t *testing.T) {
-	early := engine.AlertID(time.Unix(1000, 0), "r", "k")
-	late := engine.AlertID(time.Unix(2000, 0), "r", "k")
+	early := alert.AlertID(time.Unix(1000, 0), "r", "k")
+	late := alert.AlertID(time.Unix(2000, 0), "r", "k")
 	if !(early < late) {
 		t.Errorf("AlertID(1000s) = %s not < AlertID(2000s) = %s", early, late)
 	}
-	if engine.AlertID(time.Unix(1000, 0), "r", "k1") == early {
+	if alert.AlertID(time.Unix(1000, 0), "r", "k1") == early {
 		t.Error("AlertID ignores the record key")
 	}
 }

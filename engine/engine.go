@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raywatch/raywatch/rules/alert"
+
 	"github.com/raywatch/raywatch/engine/ioc"
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/rules"
@@ -81,7 +83,7 @@ type ruleSet struct {
 
 type compiledRule struct {
 	meta     rules.Rule
-	ref      RuleRef
+	ref      alert.RuleRef
 	datasets []string
 	searches []*cSearch
 	conds    []cCond
@@ -94,7 +96,7 @@ type compiledRule struct {
 // compiledCorr is a correlation rule.
 type compiledCorr struct {
 	meta    rules.Rule
-	ref     RuleRef
+	ref     alert.RuleRef
 	spec    *windowSpec
 	win     *window
 	counter *ruleCounter
@@ -321,8 +323,8 @@ func (e *Engine) counter(id string) *ruleCounter {
 	return c
 }
 
-func refOf(r rules.Rule) RuleRef {
-	return RuleRef{ID: r.ID, Title: r.Title, Level: r.Level, Tags: r.Tags, Description: r.Description, References: r.References}
+func refOf(r rules.Rule) alert.RuleRef {
+	return alert.RuleRef{ID: r.ID, Title: r.Title, Level: r.Level, Tags: r.Tags, Description: r.Description, References: r.References}
 }
 
 func fnvHash(s string) uint64 {
@@ -351,7 +353,7 @@ func (e *Engine) Rules() []RuleStatus {
 // matching rule, attributed to the named intake, plus one alert per
 // aggregation or correlation whose threshold ev crosses. received is used
 // as the event time when the event has no time of its own.
-func (e *Engine) Match(ev *normalize.Event, intake string, received time.Time) []Alert {
+func (e *Engine) Match(ev *normalize.Event, intake string, received time.Time) []alert.Alert {
 	set := e.set.Load()
 	c, _ := e.pool.Get().(*matchCtx)
 	if c == nil || c.set != set {
@@ -359,7 +361,7 @@ func (e *Engine) Match(ev *normalize.Event, intake string, received time.Time) [
 	}
 	c.reset(ev)
 	c.prefilter()
-	var out []Alert
+	var out []alert.Alert
 	for w, word := range c.bits {
 		for word != 0 {
 			i := w*64 + bits.TrailingZeros64(word)
@@ -381,7 +383,7 @@ func (e *Engine) Match(ev *normalize.Event, intake string, received time.Time) [
 
 // evalRule evaluates the conditions of r on the event in c and appends the
 // alerts they raise to out.
-func (e *Engine) evalRule(c *matchCtx, r *compiledRule, ev *normalize.Event, intake string, received time.Time, out []Alert) []Alert {
+func (e *Engine) evalRule(c *matchCtx, r *compiledRule, ev *normalize.Event, intake string, received time.Time, out []alert.Alert) []alert.Alert {
 	matched := false
 	for ci := range r.conds {
 		cc := &r.conds[ci]
@@ -434,15 +436,15 @@ func (e *Engine) evalRule(c *matchCtx, r *compiledRule, ev *normalize.Event, int
 }
 
 // eventAlert is the alert of rule r on the single event ev.
-func eventAlert(r *compiledRule, ev *normalize.Event, intake string, received time.Time, matches []Match) Alert {
+func eventAlert(r *compiledRule, ev *normalize.Event, intake string, received time.Time, matches []alert.Match) alert.Alert {
 	t := eventTime(ev, received)
-	return Alert{
-		ID:        AlertID(ev.Time, r.meta.ID, ev.Key),
+	return alert.Alert{
+		ID:        alert.AlertID(ev.Time, r.meta.ID, ev.Key),
 		Rule:      r.ref,
 		Count:     1,
 		FirstSeen: t,
 		LastSeen:  t,
-		Status:    StatusNew,
+		Status:    alert.StatusNew,
 		Intake:    intake,
 		Dataset:   ev.Dataset,
 		RecordKey: ev.Key,
@@ -480,15 +482,15 @@ func groupOf(c *matchCtx, w *windowSpec) (string, map[string]string) {
 	return b.String(), group
 }
 
-func groupAlert(ref RuleRef, ruleID, key string, group map[string]string, f firing, ev *normalize.Event, intake string, matches []Match) Alert {
+func groupAlert(ref alert.RuleRef, ruleID, key string, group map[string]string, f firing, ev *normalize.Event, intake string, matches []alert.Match) alert.Alert {
 	start := time.Unix(0, f.start).UTC()
-	return Alert{
-		ID:        AlertID(start, ruleID, "group\x00"+key),
+	return alert.Alert{
+		ID:        alert.AlertID(start, ruleID, "group\x00"+key),
 		Rule:      ref,
 		Count:     f.count,
 		FirstSeen: time.Unix(0, f.first).UTC(),
 		LastSeen:  eventTime(ev, start),
-		Status:    StatusNew,
+		Status:    alert.StatusNew,
 		Intake:    intake,
 		Dataset:   ev.Dataset,
 		RecordKey: ev.Key,
@@ -500,9 +502,9 @@ func groupAlert(ref RuleRef, ruleID, key string, group map[string]string, f firi
 
 // matches lists, for the searches of r that hold on the event, the fields
 // they test with the event's values. It runs only when r matched.
-func (e *Engine) matches(c *matchCtx, r *compiledRule) []Match {
+func (e *Engine) matches(c *matchCtx, r *compiledRule) []alert.Match {
 	seen := map[string]bool{}
-	var out []Match
+	var out []alert.Match
 	for _, s := range r.searches {
 		for _, m := range s.maps {
 			if !c.evalMap(m) {
@@ -512,7 +514,7 @@ func (e *Engine) matches(c *matchCtx, r *compiledRule) []Match {
 				if ft.keyword {
 					if f, v, ok := c.evalKeyword(ft); ok && !seen[f] {
 						seen[f] = true
-						out = append(out, Match{Field: f, Value: v})
+						out = append(out, alert.Match{Field: f, Value: v})
 					}
 					continue
 				}
@@ -524,9 +526,9 @@ func (e *Engine) matches(c *matchCtx, r *compiledRule) []Match {
 					}
 					seen[name] = true
 					if len(vs) == 1 {
-						out = append(out, Match{Field: name, Value: vs[0]})
+						out = append(out, alert.Match{Field: name, Value: vs[0]})
 					} else {
-						out = append(out, Match{Field: name, Value: slices.Clone(vs)})
+						out = append(out, alert.Match{Field: name, Value: slices.Clone(vs)})
 					}
 				}
 			}

@@ -3,12 +3,14 @@ package engine
 import (
 	"time"
 
+	"github.com/raywatch/raywatch/rules/alert"
+
 	"github.com/raywatch/raywatch/normalize"
 )
 
 // matchIOC runs the current indicator set over ev for the intelligence-feed
 // rule r and appends its alert, one per event, listing every indicator hit.
-func (e *Engine) matchIOC(r *compiledRule, ev *normalize.Event, intake string, received time.Time, out []Alert) []Alert {
+func (e *Engine) matchIOC(r *compiledRule, ev *normalize.Event, intake string, received time.Time, out []alert.Alert) []alert.Alert {
 	set := e.opts.IOC()
 	if set == nil {
 		return out
@@ -17,9 +19,9 @@ func (e *Engine) matchIOC(r *compiledRule, ev *normalize.Event, intake string, r
 	if len(hits) == 0 {
 		return out
 	}
-	matches := make([]Match, len(hits))
+	matches := make([]alert.Match, len(hits))
 	for i, h := range hits {
-		matches[i] = Match{Field: h.Field, Value: h.Value, Indicator: h.Indicator}
+		matches[i] = alert.Match{Field: h.Field, Value: h.Value, Indicator: h.Indicator}
 	}
 	r.counter.hits.Add(1)
 	return append(out, eventAlert(r, ev, intake, received, matches))

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raywatch/raywatch/rules/alert"
+
 	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/engine/ioc"
 	"github.com/raywatch/raywatch/normalize"
@@ -46,7 +48,7 @@ func TestIntelligenceFeedRule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var intel []engine.Alert
+			var intel []alert.Alert
 			for _, a := range e.Match(tt.ev, "zone-a", time.Now()) {
 				if a.Rule.ID == rules.IntelligenceFeedID {
 					intel = append(intel, a)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raywatch/raywatch/rules/alert"
+
 	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/rules"
@@ -55,7 +57,7 @@ func TestAggregationCountBy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var alerts []engine.Alert
+	var alerts []alert.Alert
 	for i := 0; i < 4; i++ {
 		alerts = append(alerts, e.Match(at(t, i, "198.51.100.1", "404", "/x"), "t", time.Now())...)
 		// Another client (three 404s) and other statuses do not count.
@@ -209,7 +211,7 @@ func TestCorrelations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := func(as []engine.Alert) []string {
+	ids := func(as []alert.Alert) []string {
 		var out []string
 		for _, a := range as {
 			out = append(out, a.Rule.ID)

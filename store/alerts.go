@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/raywatch/raywatch/rules/alert"
 
-	"github.com/raywatch/raywatch/engine"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Batch is what one processed batch brings to the store, committed
@@ -27,7 +27,7 @@ type Batch struct {
 	// Alerts are the matches of the batch: one alert per rule and record, as
 	// [engine.Engine.Match] makes them, with RecordKey set to the record's
 	// de-duplication key.
-	Alerts []engine.Alert
+	Alerts []alert.Alert
 	// Rejects are the malformed records of the batch to keep.
 	Rejects []Reject
 }
@@ -58,7 +58,7 @@ type ruleCounters struct {
 // were created or changed, as stored; they are on disk when it returns.
 //
 // Concurrent calls are coalesced into shared transactions (bbolt's Batch).
-func (s *Store) Commit(ctx context.Context, b Batch) ([]engine.Alert, error) {
+func (s *Store) Commit(ctx context.Context, b Batch) ([]alert.Alert, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func (s *Store) Commit(ctx context.Context, b Batch) ([]engine.Alert, error) {
 	if err != nil {
 		return nil, err
 	}
-	var changed []engine.Alert
+	var changed []alert.Alert
 	// The function may run more than once (bbolt retries a failed batch one
 	// function at a time): it starts from the database alone each time.
 	err = s.db.Batch(func(tx *bolt.Tx) error {
@@ -85,7 +85,7 @@ func (s *Store) Commit(ctx context.Context, b Batch) ([]engine.Alert, error) {
 // it: it suits a single committing goroutine. changed[i] holds the alerts
 // that batch i created or changed. If the transaction fails, nothing is
 // committed.
-func (s *Store) CommitAll(ctx context.Context, bs []Batch) (changed [][]engine.Alert, err error) {
+func (s *Store) CommitAll(ctx context.Context, bs []Batch) (changed [][]alert.Alert, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (s *Store) CommitAll(ctx context.Context, bs []Batch) (changed [][]engine.A
 			return nil, err
 		}
 	}
-	changed = make([][]engine.Alert, len(bs))
+	changed = make([][]alert.Alert, len(bs))
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		for i := range bs {
 			var err error
@@ -125,11 +125,11 @@ func encodeRejects(rs []Reject) ([][]byte, error) {
 
 // commitTx folds batch b into the store within tx and returns the alerts
 // it created or changed.
-func (s *Store) commitTx(tx *bolt.Tx, b *Batch, rejects [][]byte) ([]engine.Alert, error) {
+func (s *Store) commitTx(tx *bolt.Tx, b *Batch, rejects [][]byte) ([]alert.Alert, error) {
 	if b.ID != "" && tx.Bucket(bucketBatches).Get([]byte(b.ID)) != nil {
 		return nil, nil // committed before: nothing to do
 	}
-	g := grouper{s: s, tx: tx, touched: map[string]*engine.Alert{}, created: map[string]bool{}, rules: map[string]*ruleCounters{}}
+	g := grouper{s: s, tx: tx, touched: map[string]*alert.Alert{}, created: map[string]bool{}, rules: map[string]*ruleCounters{}}
 	for i := range b.Alerts {
 		if err := g.add(&b.Alerts[i]); err != nil {
 			return nil, err
@@ -151,7 +151,7 @@ func (s *Store) commitTx(tx *bolt.Tx, b *Batch, rejects [][]byte) ([]engine.Aler
 }
 
 // Put stores alerts without a batch id; see [Store.Commit].
-func (s *Store) Put(ctx context.Context, alerts []engine.Alert) ([]engine.Alert, error) {
+func (s *Store) Put(ctx context.Context, alerts []alert.Alert) ([]alert.Alert, error) {
 	return s.Commit(ctx, Batch{Alerts: alerts})
 }
 
@@ -171,7 +171,7 @@ func (s *Store) BatchDone(id string) (bool, error) {
 type grouper struct {
 	s       *Store
 	tx      *bolt.Tx
-	touched map[string]*engine.Alert // by id, decoded or new
+	touched map[string]*alert.Alert // by id, decoded or new
 	created map[string]bool
 	order   []string
 	rules   map[string]*ruleCounters
@@ -180,16 +180,16 @@ type grouper struct {
 // GroupID returns the id of the stored alert that a per-record alert a
 // belongs to, given the grouping window: the slot start then a hash of the
 // rule, intake, source IP and host; with no window, a's own id.
-func GroupID(a *engine.Alert, window time.Duration) string {
+func GroupID(a *alert.Alert, window time.Duration) string {
 	if window <= 0 {
-		return engine.AlertID(a.FirstSeen, a.Rule.ID, a.RecordKey)
+		return alert.AlertID(a.FirstSeen, a.Rule.ID, a.RecordKey)
 	}
 	slot := a.FirstSeen.UTC().Truncate(window)
 	ip, host, _ := entity(a.Event)
-	return engine.AlertID(slot, a.Rule.ID, "group\x00"+a.Intake+"\x00"+ip+"\x00"+host)
+	return alert.AlertID(slot, a.Rule.ID, "group\x00"+a.Intake+"\x00"+ip+"\x00"+host)
 }
 
-func (g *grouper) add(a *engine.Alert) error {
+func (g *grouper) add(a *alert.Alert) error {
 	id := GroupID(a, g.s.opts.GroupWindow)
 	rk := a.RecordKey
 	if rk == "" {
@@ -232,8 +232,8 @@ func (g *grouper) add(a *engine.Alert) error {
 		n := *a
 		n.ID = id
 		n.Count = 1
-		n.Status = engine.StatusNew
-		n.Samples = []engine.Sample{{RecordKey: rk, Time: a.FirstSeen, Event: a.Event}}
+		n.Status = alert.StatusNew
+		n.Samples = []alert.Sample{{RecordKey: rk, Time: a.FirstSeen, Event: a.Event}}
 		n.StatusHistory = nil
 		g.touched[id] = &n
 		g.created[id] = true
@@ -253,7 +253,7 @@ func (g *grouper) add(a *engine.Alert) error {
 	if earlier(a.FirstSeen, rk, sampleTime(cur), cur.RecordKey) {
 		cur.Event, cur.Matches, cur.RecordKey = a.Event, a.Matches, rk
 	}
-	cur.Samples = append(cur.Samples, engine.Sample{RecordKey: rk, Time: a.FirstSeen, Event: a.Event})
+	cur.Samples = append(cur.Samples, alert.Sample{RecordKey: rk, Time: a.FirstSeen, Event: a.Event})
 	sort.SliceStable(cur.Samples, func(i, j int) bool {
 		return earlier(cur.Samples[i].Time, cur.Samples[i].RecordKey, cur.Samples[j].Time, cur.Samples[j].RecordKey)
 	})
@@ -264,7 +264,7 @@ func (g *grouper) add(a *engine.Alert) error {
 }
 
 // sampleTime is the time of the event an alert shows.
-func sampleTime(a *engine.Alert) time.Time {
+func sampleTime(a *alert.Alert) time.Time {
 	for _, sm := range a.Samples {
 		if sm.RecordKey == a.RecordKey {
 			return sm.Time
@@ -295,9 +295,9 @@ func (g *grouper) counters(rule string) (*ruleCounters, error) {
 }
 
 // flush writes the touched alerts, their indexes and the counters.
-func (g *grouper) flush() ([]engine.Alert, error) {
+func (g *grouper) flush() ([]alert.Alert, error) {
 	alerts := g.tx.Bucket(bucketAlerts)
-	out := make([]engine.Alert, 0, len(g.order))
+	out := make([]alert.Alert, 0, len(g.order))
 	for _, id := range g.order {
 		a := g.touched[id]
 		v, err := g.s.encodeAlert(a)
@@ -415,7 +415,7 @@ const maxScan = 50000
 
 // List returns alerts newest first (by ID, which starts with the time of the
 // alert's slot) and the cursor of the next page ("" when there is none).
-func (s *Store) List(ctx context.Context, q Query) ([]engine.Alert, string, error) {
+func (s *Store) List(ctx context.Context, q Query) ([]alert.Alert, string, error) {
 	if q.Limit <= 0 {
 		q.Limit = 50
 	}
@@ -424,7 +424,7 @@ func (s *Store) List(ctx context.Context, q Query) ([]engine.Alert, string, erro
 	}
 	text := strings.ToLower(strings.TrimSpace(q.Text))
 	pre := rawPrefilter(text)
-	var out []engine.Alert
+	var out []alert.Alert
 	next := ""
 	err := s.db.View(func(tx *bolt.Tx) error {
 		alerts := tx.Bucket(bucketAlerts)
@@ -538,7 +538,7 @@ func seekLast(c *bolt.Cursor, prefix []byte) ([]byte, []byte) {
 	return c.Prev()
 }
 
-func (q *Query) matches(a *engine.Alert, text string) bool {
+func (q *Query) matches(a *alert.Alert, text string) bool {
 	switch {
 	case q.Rule != "" && a.Rule.ID != q.Rule,
 		q.Level != "" && !strings.EqualFold(a.Rule.Level, q.Level),
@@ -594,8 +594,8 @@ func first(doc map[string]any, fields ...string) string {
 }
 
 // Get returns one alert by id, or an error wrapping ErrNotFound.
-func (s *Store) Get(ctx context.Context, id string) (engine.Alert, error) {
-	var a engine.Alert
+func (s *Store) Get(ctx context.Context, id string) (alert.Alert, error) {
+	var a alert.Alert
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketAlerts).Get([]byte(id))
 		if v == nil {
@@ -606,7 +606,7 @@ func (s *Store) Get(ctx context.Context, id string) (engine.Alert, error) {
 		return err
 	})
 	if err != nil {
-		return engine.Alert{}, fmt.Errorf("get alert %q: %w", id, err)
+		return alert.Alert{}, fmt.Errorf("get alert %q: %w", id, err)
 	}
 	return a, nil
 }
@@ -614,21 +614,21 @@ func (s *Store) Get(ctx context.Context, id string) (engine.Alert, error) {
 // SetStatus sets the status of alert id (new, acknowledged or closed),
 // recording who did it and when, and returns the alert as stored. Setting
 // the status an alert already has changes nothing.
-func (s *Store) SetStatus(ctx context.Context, id, status, by string, at time.Time) (engine.Alert, error) {
-	return s.Transition(ctx, id, engine.StatusChange{Status: status, By: by, At: at})
+func (s *Store) SetStatus(ctx context.Context, id, status, by string, at time.Time) (alert.Alert, error) {
+	return s.Transition(ctx, id, alert.StatusChange{Status: status, By: by, At: at})
 }
 
 // Transition is [Store.SetStatus] with a comment: ch.Status becomes the
 // alert's status and ch joins its StatusHistory. A change to the status the
 // alert already has is recorded only when it carries a comment.
-func (s *Store) Transition(ctx context.Context, id string, ch engine.StatusChange) (engine.Alert, error) {
+func (s *Store) Transition(ctx context.Context, id string, ch alert.StatusChange) (alert.Alert, error) {
 	status := ch.Status
 	switch status {
-	case engine.StatusNew, engine.StatusAcknowledged, engine.StatusClosed:
+	case alert.StatusNew, alert.StatusAcknowledged, alert.StatusClosed:
 	default:
-		return engine.Alert{}, fmt.Errorf("%w %q: want new, acknowledged or closed", ErrBadStatus, status)
+		return alert.Alert{}, fmt.Errorf("%w %q: want new, acknowledged or closed", ErrBadStatus, status)
 	}
-	var a engine.Alert
+	var a alert.Alert
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAlerts)
 		v := b.Get([]byte(id))
@@ -661,7 +661,7 @@ func (s *Store) Transition(ctx context.Context, id string, ch engine.StatusChang
 		return b.Put([]byte(id), nv)
 	})
 	if err != nil {
-		return engine.Alert{}, fmt.Errorf("set status of alert %q: %w", id, err)
+		return alert.Alert{}, fmt.Errorf("set status of alert %q: %w", id, err)
 	}
 	return a, nil
 }
@@ -826,8 +826,8 @@ func (s *Store) forgetBatches(tx *bolt.Tx, now time.Time) error {
 
 // decodeAlert decodes a stored alert, keeping numbers exact. The decoder
 // copies what it keeps, so v may be memory owned by a bbolt transaction.
-func decodeAlert(v []byte) (engine.Alert, error) {
-	var a engine.Alert
+func decodeAlert(v []byte) (alert.Alert, error) {
+	var a alert.Alert
 	d := json.NewDecoder(bytes.NewReader(v))
 	d.UseNumber()
 	err := d.Decode(&a)

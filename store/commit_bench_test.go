@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raywatch/raywatch/engine"
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 // BenchmarkCommitGrouped commits batches of 100 per-record alerts that
@@ -35,14 +35,14 @@ func BenchmarkCommitGrouped(b *testing.B) {
 	n := 0
 	b.ReportAllocs()
 	for b.Loop() {
-		alerts := make([]engine.Alert, 100)
+		alerts := make([]alert.Alert, 100)
 		for j := range alerts {
 			n++
 			key := fmt.Sprintf("8e%014x", n)
 			at := t0.Add(time.Duration(n) * time.Millisecond)
-			alerts[j] = engine.Alert{ID: engine.AlertID(at, "r1", key), Rule: engine.RuleRef{ID: "r1", Title: "Rule", Level: "medium"},
-				Count: 1, FirstSeen: at, LastSeen: at, Status: engine.StatusNew, Intake: "bench", Dataset: "http_requests",
-				RecordKey: key, Matches: []engine.Match{{Field: "user_agent.original", Value: "Googlebot"}}, Event: doc(j%50, n)}
+			alerts[j] = alert.Alert{ID: alert.AlertID(at, "r1", key), Rule: alert.RuleRef{ID: "r1", Title: "Rule", Level: "medium"},
+				Count: 1, FirstSeen: at, LastSeen: at, Status: alert.StatusNew, Intake: "bench", Dataset: "http_requests",
+				RecordKey: key, Matches: []alert.Match{{Field: "user_agent.original", Value: "Googlebot"}}, Event: doc(j%50, n)}
 		}
 		if _, err := s.Commit(ctx, Batch{Alerts: alerts}); err != nil {
 			b.Fatal(err)

@@ -7,7 +7,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/raywatch/raywatch/engine"
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 // encodeAlert encodes a as json.Marshal does, byte for byte, but encodes
@@ -15,7 +15,7 @@ import (
 // is rewritten at every record folded into it, with the same up to ten
 // sample events each time, and encoding those maps again and again was
 // most of the cost of a commit.
-func (s *Store) encodeAlert(a *engine.Alert) ([]byte, error) {
+func (s *Store) encodeAlert(a *alert.Alert) ([]byte, error) {
 	head, err := json.Marshal(&alertHead{
 		ID: a.ID, Rule: a.Rule, Count: a.Count, FirstSeen: a.FirstSeen, LastSeen: a.LastSeen,
 		Status: a.Status, Intake: a.Intake, Dataset: a.Dataset, RecordKey: a.RecordKey,
@@ -70,12 +70,12 @@ func (s *Store) encodeAlert(a *engine.Alert) ([]byte, error) {
 	return append(buf, '}'), nil
 }
 
-// alertHead is the start of engine.Alert's JSON form, up to Matches; the
+// alertHead is the start of alert.Alert's JSON form, up to Matches; the
 // fields after it (Event, Samples, StatusHistory) are written by
 // encodeAlert. TestAlertJSONMirrors keeps the two in step.
 type alertHead struct {
 	ID        string            `json:"id"`
-	Rule      engine.RuleRef    `json:"rule"`
+	Rule      alert.RuleRef     `json:"rule"`
 	Count     int               `json:"count"`
 	FirstSeen time.Time         `json:"first_seen"`
 	LastSeen  time.Time         `json:"last_seen"`
@@ -84,7 +84,7 @@ type alertHead struct {
 	Dataset   string            `json:"dataset"`
 	RecordKey string            `json:"record_key"`
 	Group     map[string]string `json:"group,omitempty"`
-	Matches   []engine.Match    `json:"matches"`
+	Matches   []alert.Match     `json:"matches"`
 }
 
 // maxEncodedDocBytes bounds the JSON that docCache keeps. What an entry

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raywatch/raywatch/engine"
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 func openWith(t *testing.T, opts Options) *Store {
@@ -22,7 +22,7 @@ func openWith(t *testing.T, opts Options) *Store {
 }
 
 // hit is a per-record alert of rule on a request from ip to host at sec.
-func hit(sec int64, rule, key, ip, host, ua string) engine.Alert {
+func hit(sec int64, rule, key, ip, host, ua string) alert.Alert {
 	a := alertAt(sec, rule, key)
 	a.Event = map[string]any{
 		"source":      map[string]any{"ip": ip},
@@ -36,7 +36,7 @@ func TestGroupingCountsEachRecordOnce(t *testing.T) {
 	s := openWith(t, Options{GroupWindow: time.Hour, Samples: 2})
 	ctx := context.Background()
 	base := int64(1795500000) // a whole hour
-	batch1 := []engine.Alert{
+	batch1 := []alert.Alert{
 		hit(base+30, "r1", "k3", "203.0.113.1", "a.example", "ua1"),
 		hit(base+10, "r1", "k1", "203.0.113.1", "a.example", "ua1"),
 		hit(base+20, "r1", "k2", "203.0.113.1", "a.example", "ua1"),
@@ -49,7 +49,7 @@ func TestGroupingCountsEachRecordOnce(t *testing.T) {
 	}
 	// A retry of the batch under another id, a record seen again, and a
 	// new record of the first group.
-	batch2 := append(append([]engine.Alert{}, batch1...), hit(base+5, "r1", "k6", "203.0.113.1", "a.example", "ua1"))
+	batch2 := append(append([]alert.Alert{}, batch1...), hit(base+5, "r1", "k6", "203.0.113.1", "a.example", "ua1"))
 	changed, err := s.Commit(ctx, Batch{ID: "b2", Alerts: batch2})
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestGroupingCountsEachRecordOnce(t *testing.T) {
 }
 
 func TestGroupingIsOrderIndependent(t *testing.T) {
-	var hits []engine.Alert
+	var hits []alert.Alert
 	for i := range 20 {
 		hits = append(hits, hit(1795500000+int64(i*7%60), "r", fmt.Sprint("k", i), fmt.Sprint("198.51.100.", i%3), "h", "ua"))
 	}
@@ -119,7 +119,7 @@ func TestGroupingIsOrderIndependent(t *testing.T) {
 func TestListFilters(t *testing.T) {
 	s := openWith(t, Options{})
 	ctx := context.Background()
-	var in []engine.Alert
+	var in []alert.Alert
 	for i := range 30 {
 		a := hit(int64(1000+i), fmt.Sprint("r", i%3), fmt.Sprint("k", i), fmt.Sprint("192.0.2.", i), fmt.Sprint("host", i%2, ".example"), fmt.Sprint("Agent/", i))
 		a.Intake = fmt.Sprint("zone", i%2)
@@ -132,7 +132,7 @@ func TestListFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 	some, _, _ := s.List(ctx, Query{Rule: "r1"})
-	if _, err := s.SetStatus(ctx, some[0].ID, engine.StatusClosed, "bob", time.Now()); err != nil {
+	if _, err := s.SetStatus(ctx, some[0].ID, alert.StatusClosed, "bob", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -187,10 +187,10 @@ func TestSetStatus(t *testing.T) {
 	s := openWith(t, Options{})
 	ctx := context.Background()
 	a := alertAt(100, "r", "k")
-	s.Put(ctx, []engine.Alert{a})
+	s.Put(ctx, []alert.Alert{a})
 	at := time.Unix(200, 0).UTC()
-	got, err := s.SetStatus(ctx, a.ID, engine.StatusAcknowledged, "alice", at)
-	if err != nil || got.Status != "acknowledged" || len(got.StatusHistory) != 1 || got.StatusHistory[0] != (engine.StatusChange{Status: "acknowledged", By: "alice", At: at}) {
+	got, err := s.SetStatus(ctx, a.ID, alert.StatusAcknowledged, "alice", at)
+	if err != nil || got.Status != "acknowledged" || len(got.StatusHistory) != 1 || got.StatusHistory[0] != (alert.StatusChange{Status: "acknowledged", By: "alice", At: at}) {
 		t.Fatalf("SetStatus = %+v, %v", got, err)
 	}
 	if _, err := s.SetStatus(ctx, a.ID, "bogus", "x", at); !errors.Is(err, ErrBadStatus) {
@@ -200,7 +200,7 @@ func TestSetStatus(t *testing.T) {
 		t.Errorf("SetStatus(unknown id) = %v; want ErrNotFound", err)
 	}
 	// A retried record does not reopen or recount the alert.
-	s.Put(ctx, []engine.Alert{a})
+	s.Put(ctx, []alert.Alert{a})
 	got, _ = s.Get(ctx, a.ID)
 	if got.Status != "acknowledged" || got.Count != 1 {
 		t.Errorf("after a retry: status %s count %d; want acknowledged, 1", got.Status, got.Count)
@@ -211,7 +211,7 @@ func TestPrune(t *testing.T) {
 	now := time.Unix(100000, 0)
 	s := openWith(t, Options{MaxAge: time.Hour, MaxAlerts: 5})
 	ctx := context.Background()
-	var in []engine.Alert
+	var in []alert.Alert
 	for i := range 10 {
 		in = append(in, alertAt(now.Unix()-7200+int64(i), "r", fmt.Sprint("old", i))) // 2 h old
 	}
@@ -260,13 +260,13 @@ func TestCommitAllEqualsCommitsInOrder(t *testing.T) {
 	ctx := context.Background()
 	base := int64(1795500000)
 	batches := []Batch{
-		{ID: "b1", Alerts: []engine.Alert{hit(base+10, "r1", "k1", "203.0.113.1", "a.example", "ua"), hit(base+20, "r2", "k1", "203.0.113.1", "a.example", "ua")}},
-		{ID: "b2", Alerts: []engine.Alert{hit(base+5, "r1", "k2", "203.0.113.1", "a.example", "ua"), hit(base+10, "r1", "k1", "203.0.113.1", "a.example", "ua")}},
-		{ID: "b1", Alerts: []engine.Alert{hit(base+1, "r1", "k9", "203.0.113.1", "a.example", "ua")}}, // b1 again: skipped
+		{ID: "b1", Alerts: []alert.Alert{hit(base+10, "r1", "k1", "203.0.113.1", "a.example", "ua"), hit(base+20, "r2", "k1", "203.0.113.1", "a.example", "ua")}},
+		{ID: "b2", Alerts: []alert.Alert{hit(base+5, "r1", "k2", "203.0.113.1", "a.example", "ua"), hit(base+10, "r1", "k1", "203.0.113.1", "a.example", "ua")}},
+		{ID: "b1", Alerts: []alert.Alert{hit(base+1, "r1", "k9", "203.0.113.1", "a.example", "ua")}}, // b1 again: skipped
 		{ID: "b3", Rejects: []Reject{{Batch: "b3", Record: 2, Reason: "not JSON"}}},
 	}
 	one := openWith(t, Options{GroupWindow: time.Hour})
-	var want [][]engine.Alert
+	var want [][]alert.Alert
 	for _, b := range batches {
 		changed, err := one.Commit(ctx, b)
 		if err != nil {

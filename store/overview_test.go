@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raywatch/raywatch/engine"
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 func TestOverviewAndTextSearch(t *testing.T) {
@@ -21,7 +21,7 @@ func TestOverviewAndTextSearch(t *testing.T) {
 	a3 := hit(base+1200, "r2", "k3", "203.0.113.2", "b.example", "ua2")
 	a3.Rule.Level = "medium"
 	old := hit(base-7200, "r2", "k4", "203.0.113.9", "b.example", "ua2")
-	if _, err := s.Put(ctx, []engine.Alert{a1, a2, a3, old}); err != nil {
+	if _, err := s.Put(ctx, []alert.Alert{a1, a2, a3, old}); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := s.List(ctx, Query{Text: "PRIORITY/normal"})
@@ -61,27 +61,27 @@ func TestTransitionComment(t *testing.T) {
 	s := openWith(t, Options{})
 	ctx := context.Background()
 	a := hit(1795500000, "r1", "k1", "203.0.113.1", "a.example", "ua1")
-	stored, err := s.Put(ctx, []engine.Alert{a})
+	stored, err := s.Put(ctx, []alert.Alert{a})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := stored[0].ID
 	at := time.Unix(1795600000, 0)
-	if _, err := s.Transition(ctx, id, engine.StatusChange{Status: engine.StatusAcknowledged, By: "ann", At: at, Comment: "mine"}); err != nil {
+	if _, err := s.Transition(ctx, id, alert.StatusChange{Status: alert.StatusAcknowledged, By: "ann", At: at, Comment: "mine"}); err != nil {
 		t.Fatal(err)
 	}
 	// A comment alone (same status) is recorded; nothing without one.
-	if _, err := s.Transition(ctx, id, engine.StatusChange{Status: engine.StatusAcknowledged, By: "ann", At: at, Comment: "still mine"}); err != nil {
+	if _, err := s.Transition(ctx, id, alert.StatusChange{Status: alert.StatusAcknowledged, By: "ann", At: at, Comment: "still mine"}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Transition(ctx, id, engine.StatusChange{Status: engine.StatusAcknowledged, By: "ann", At: at})
+	got, err := s.Transition(ctx, id, alert.StatusChange{Status: alert.StatusAcknowledged, By: "ann", At: at})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got.StatusHistory) != 2 || got.StatusHistory[0].Comment != "mine" || got.StatusHistory[1].Comment != "still mine" {
 		t.Errorf("history = %+v; want the two commented changes", got.StatusHistory)
 	}
-	if l, _, _ := s.List(ctx, Query{Status: engine.StatusAcknowledged}); len(l) != 1 {
+	if l, _, _ := s.List(ctx, Query{Status: alert.StatusAcknowledged}); len(l) != 1 {
 		t.Errorf("List(acknowledged) = %d alerts; want 1", len(l))
 	}
 }
@@ -91,7 +91,7 @@ func TestTextSearchEscapedCharacters(t *testing.T) {
 	ctx := context.Background()
 	a := hit(1795500000, "r1", "k1", "203.0.113.1", "a.example", `<script>x</script> "q" & \`)
 	b := hit(1795500001, "r1", "k2", "203.0.113.2", "a.example", "Lemon-Duck-ab-CD")
-	if _, err := s.Put(ctx, []engine.Alert{a, b}); err != nil {
+	if _, err := s.Put(ctx, []alert.Alert{a, b}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {

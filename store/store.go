@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/raywatch/raywatch/rules/alert"
 
-	"github.com/raywatch/raywatch/engine"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Errors returned by the Store.
@@ -169,18 +169,18 @@ type hotAlerts struct {
 
 type hotAlert struct {
 	enc []byte
-	a   engine.Alert
+	a   alert.Alert
 }
 
 // get returns a copy of the alert id if stored is what it was cached as.
 // The copy's Samples may be changed freely; the maps it holds (events,
 // groups) are shared and must not be modified.
-func (h *hotAlerts) get(id string, stored []byte) (engine.Alert, bool) {
+func (h *hotAlerts) get(id string, stored []byte) (alert.Alert, bool) {
 	h.mu.Lock()
 	e, ok := h.m[id]
 	h.mu.Unlock()
 	if !ok || !bytes.Equal(e.enc, stored) {
-		return engine.Alert{}, false
+		return alert.Alert{}, false
 	}
 	a := e.a
 	a.Samples = slices.Clone(a.Samples)
@@ -190,7 +190,7 @@ func (h *hotAlerts) get(id string, stored []byte) (engine.Alert, bool) {
 }
 
 // put records that alert id was written as enc.
-func (h *hotAlerts) put(id string, enc []byte, a *engine.Alert) {
+func (h *hotAlerts) put(id string, enc []byte, a *alert.Alert) {
 	c := *a
 	c.Samples = slices.Clone(a.Samples)
 	c.Matches = slices.Clone(a.Matches)

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/raywatch/raywatch/rules/alert"
 
-	"github.com/raywatch/raywatch/engine"
+	"github.com/google/go-cmp/cmp"
 )
 
 func openTemp(t *testing.T) (*Store, string) {
@@ -24,18 +24,18 @@ func openTemp(t *testing.T) (*Store, string) {
 	return s, path
 }
 
-func alertAt(sec int64, rule, key string) engine.Alert {
+func alertAt(sec int64, rule, key string) alert.Alert {
 	ts := time.Unix(sec, 0).UTC()
-	return engine.Alert{
-		ID:        engine.AlertID(ts, rule, key),
-		Rule:      engine.RuleRef{ID: rule, Title: "T " + rule, Level: "high", Tags: []string{"attack.t1071.001"}},
+	return alert.Alert{
+		ID:        alert.AlertID(ts, rule, key),
+		Rule:      alert.RuleRef{ID: rule, Title: "T " + rule, Level: "high", Tags: []string{"attack.t1071.001"}},
 		Count:     1,
 		FirstSeen: ts,
 		LastSeen:  ts,
-		Status:    engine.StatusNew,
+		Status:    alert.StatusNew,
 		Intake:    "default",
 		RecordKey: key,
-		Matches:   []engine.Match{{Field: "user_agent.original", Value: "x"}},
+		Matches:   []alert.Match{{Field: "user_agent.original", Value: "x"}},
 		Event:     map[string]any{"cloudflare": map[string]any{"EdgeStartTimestamp": "1658281671671000123"}},
 	}
 }
@@ -44,11 +44,11 @@ func TestPutIsIdempotent(t *testing.T) {
 	s, _ := openTemp(t)
 	ctx := context.Background()
 	a, b := alertAt(100, "r1", "k1"), alertAt(200, "r1", "k2")
-	fresh, err := s.Put(ctx, []engine.Alert{a, b})
+	fresh, err := s.Put(ctx, []alert.Alert{a, b})
 	if err != nil || len(fresh) != 2 {
 		t.Fatalf("Put = %d new, %v; want 2, nil", len(fresh), err)
 	}
-	fresh, err = s.Put(ctx, []engine.Alert{a, b, alertAt(300, "r2", "k1")})
+	fresh, err = s.Put(ctx, []alert.Alert{a, b, alertAt(300, "r2", "k1")})
 	if err != nil || len(fresh) != 1 || fresh[0].Rule.ID != "r2" {
 		t.Fatalf("Put again = %v, %v; want only the r2 alert", fresh, err)
 	}
@@ -61,7 +61,7 @@ func TestPutIsIdempotent(t *testing.T) {
 func TestListNewestFirstWithCursor(t *testing.T) {
 	s, _ := openTemp(t)
 	ctx := context.Background()
-	var in []engine.Alert
+	var in []alert.Alert
 	for i := 0; i < 25; i++ {
 		in = append(in, alertAt(int64(1000+i), "r", fmt.Sprint(i)))
 	}
@@ -101,7 +101,7 @@ func TestGetRoundTripAndReopen(t *testing.T) {
 	s, path := openTemp(t)
 	ctx := context.Background()
 	a := alertAt(100, "r1", "k1")
-	if _, err := s.Put(ctx, []engine.Alert{a}); err != nil {
+	if _, err := s.Put(ctx, []alert.Alert{a}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/raywatch/raywatch/engine"
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 // parseTime accepts RFC 3339 or Unix seconds.
@@ -60,7 +60,7 @@ func (s *Server) handleListAlerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if alerts == nil {
-		alerts = []engine.Alert{}
+		alerts = []alert.Alert{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": alerts, "next": next})
 }
@@ -108,7 +108,7 @@ func (s *Server) handlePatchAlert(w http.ResponseWriter, r *http.Request) {
 	}
 	comment = truncate(comment, maxComment)
 	var (
-		a   engine.Alert
+		a   alert.Alert
 		err error
 	)
 	if sc, ok := s.opts.Alerts.(StatusCommenter); ok && comment != "" {
@@ -125,7 +125,7 @@ func (s *Server) handlePatchAlert(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("set alert status", "err", err)
 		writeError(w, http.StatusInternalServerError, "cannot update alert")
 	default:
-		s.opts.Hub.Publish([]engine.Alert{a})
+		s.opts.Hub.Publish([]alert.Alert{a})
 		writeJSON(w, http.StatusOK, a)
 	}
 }
@@ -144,12 +144,12 @@ func truncate(s string, n int) string {
 
 // handleRules serves GET /api/v1/rules: {"rules": [...], "errors": [...]}.
 func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
-	var rs []engine.RuleStatus
+	var rs []RuleStatus
 	if s.opts.Rules != nil {
 		rs = s.opts.Rules.Rules()
 	}
 	if rs == nil {
-		rs = []engine.RuleStatus{}
+		rs = []RuleStatus{}
 	}
 	loadErrors := []RuleLoadError{}
 	if s.opts.RuleErrors != nil {

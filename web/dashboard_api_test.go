@@ -10,18 +10,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/raywatch/raywatch/rules/alert"
 
-	"github.com/raywatch/raywatch/engine"
-	"github.com/raywatch/raywatch/rules"
+	"github.com/google/go-cmp/cmp"
 )
 
-type fixedRules []engine.RuleStatus
+type fixedRules []RuleStatus
 
-func (f fixedRules) Rules() []engine.RuleStatus { return f }
+func (f fixedRules) Rules() []RuleStatus { return f }
 
-func rule(id, title string, enabled bool, tags ...string) engine.RuleStatus {
-	return engine.RuleStatus{Rule: rules.Rule{ID: id, Title: title, Tags: tags}, Enabled: enabled}
+func rule(id, title string, enabled bool, tags ...string) RuleStatus {
+	return RuleStatus{ID: id, Title: title, Tags: tags, Enabled: enabled}
 }
 
 func TestAttackLayer(t *testing.T) {
@@ -61,7 +60,7 @@ func TestAttackLayer(t *testing.T) {
 // commentBackend is a fakeBackend that keeps comments.
 type commentBackend struct{ *fakeBackend }
 
-func (c commentBackend) SetStatusComment(ctx context.Context, id, status, by, comment string) (engine.Alert, error) {
+func (c commentBackend) SetStatusComment(ctx context.Context, id, status, by, comment string) (alert.Alert, error) {
 	a, err := c.SetStatus(ctx, id, status, by)
 	if err == nil {
 		c.mu.Lock()
@@ -82,7 +81,7 @@ func TestDashboardEndpoints(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go hub.Run(ctx)
-	be := &fakeBackend{hub: hub, alerts: []engine.Alert{{ID: "000000000001aa", Status: engine.StatusNew}}}
+	be := &fakeBackend{hub: hub, alerts: []alert.Alert{{ID: "000000000001aa", Status: alert.StatusNew}}}
 	var gotRange time.Duration
 	s, err := New(Options{
 		IntakeKeys: map[string]string{"default": "k"},
@@ -128,11 +127,11 @@ func TestDashboardEndpoints(t *testing.T) {
 		t.Errorf("GET layer = %d %s", code, body)
 	}
 	code, body := do("PATCH", "/api/v1/alerts/000000000001aa", `{"status":"acknowledged","comment":"  looked at it  "}`)
-	var a engine.Alert
+	var a alert.Alert
 	if err := json.Unmarshal([]byte(body), &a); code != 200 || err != nil {
 		t.Fatalf("PATCH = %d %s", code, body)
 	}
-	if len(a.StatusHistory) != 1 || a.StatusHistory[0].Comment != "looked at it" || a.Status != engine.StatusAcknowledged {
+	if len(a.StatusHistory) != 1 || a.StatusHistory[0].Comment != "looked at it" || a.Status != alert.StatusAcknowledged {
 		t.Errorf("after PATCH: status %q, history %+v; want acknowledged with the comment", a.Status, a.StatusHistory)
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/raywatch/raywatch/engine"
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 // clientBuffer is how many alerts a websocket client may have waiting before
@@ -17,14 +17,14 @@ const clientBuffer = 256
 type Hub struct {
 	register   chan *hubClient
 	unregister chan *hubClient
-	broadcast  chan []engine.Alert
+	broadcast  chan []alert.Alert
 	count      chan chan int
 	done       chan struct{}
 	stopOnce   sync.Once
 }
 
 type hubClient struct {
-	send chan engine.Alert
+	send chan alert.Alert
 	// closed is closed by the hub when it drops the client.
 	closed chan struct{}
 }
@@ -34,7 +34,7 @@ func NewHub() *Hub {
 	return &Hub{
 		register:   make(chan *hubClient),
 		unregister: make(chan *hubClient),
-		broadcast:  make(chan []engine.Alert, 64),
+		broadcast:  make(chan []alert.Alert, 64),
 		count:      make(chan chan int),
 		done:       make(chan struct{}),
 	}
@@ -86,7 +86,7 @@ func (h *Hub) Run(ctx context.Context) {
 // after the alerts are committed to the store. It does not block on slow
 // clients; if the hub itself is saturated the alerts are not broadcast, and
 // clients catch up from the store when they reconnect.
-func (h *Hub) Publish(alerts []engine.Alert) {
+func (h *Hub) Publish(alerts []alert.Alert) {
 	if len(alerts) == 0 {
 		return
 	}
@@ -108,7 +108,7 @@ func (h *Hub) Clients() int {
 }
 
 func (h *Hub) subscribe() (*hubClient, bool) {
-	c := &hubClient{send: make(chan engine.Alert, clientBuffer), closed: make(chan struct{})}
+	c := &hubClient{send: make(chan alert.Alert, clientBuffer), closed: make(chan struct{})}
 	select {
 	case h.register <- c:
 		return c, true

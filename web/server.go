@@ -19,10 +19,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raywatch/raywatch/rules/alert"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/raywatch/raywatch/engine"
 )
 
 //go:embed ui
@@ -89,12 +89,12 @@ type AlertQuery struct {
 // AlertSource reads and updates stored alerts. It must be safe for
 // concurrent use.
 type AlertSource interface {
-	ListAlerts(ctx context.Context, q AlertQuery) (alerts []engine.Alert, next string, err error)
+	ListAlerts(ctx context.Context, q AlertQuery) (alerts []alert.Alert, next string, err error)
 	// GetAlert returns an error wrapping ErrNotFound for an unknown id.
-	GetAlert(ctx context.Context, id string) (engine.Alert, error)
+	GetAlert(ctx context.Context, id string) (alert.Alert, error)
 	// SetStatus sets an alert's status, recording by; errors wrap
 	// ErrNotFound or ErrBadRequest.
-	SetStatus(ctx context.Context, id, status, by string) (engine.Alert, error)
+	SetStatus(ctx context.Context, id, status, by string) (alert.Alert, error)
 	// Stats returns the counters of /api/v1/stats (any JSON value).
 	Stats(ctx context.Context) (any, error)
 	// Rejects returns the malformed records kept for inspection, newest
@@ -106,7 +106,7 @@ type AlertSource interface {
 // analyst's comment with a status change (PATCH /api/v1/alerts/{id} with
 // "comment"); errors wrap ErrNotFound or ErrBadRequest as SetStatus's do.
 type StatusCommenter interface {
-	SetStatusComment(ctx context.Context, id, status, by, comment string) (engine.Alert, error)
+	SetStatusComment(ctx context.Context, id, status, by, comment string) (alert.Alert, error)
 }
 
 // RuleLoadError is a rule file that could not be loaded, as GET
@@ -119,7 +119,36 @@ type RuleLoadError struct {
 
 // RuleLister describes the loaded rules.
 type RuleLister interface {
-	Rules() []engine.RuleStatus
+	Rules() []RuleStatus
+}
+
+// RuleStatus is one loaded rule as GET /api/v1/rules lists it: its Sigma
+// metadata, where it came from, and how it has behaved.
+type RuleStatus struct {
+	ID             string    `json:"id"`
+	Title          string    `json:"title"`
+	Description    string    `json:"description,omitempty"`
+	Level          string    `json:"level"`
+	Status         string    `json:"status,omitempty"`
+	Author         string    `json:"author,omitempty"`
+	References     []string  `json:"references,omitempty"`
+	Tags           []string  `json:"tags,omitempty"`
+	FalsePositives []string  `json:"falsepositives,omitempty"`
+	Source         string    `json:"source"`
+	File           string    `json:"file"`
+	Name           string    `json:"name,omitempty"`
+	Logsource      Logsource `json:"logsource"`
+	Enabled        bool      `json:"enabled"`
+	Alerts         int64     `json:"alerts"`
+	EvalErrors     int64     `json:"eval_errors"`
+	LastError      string    `json:"last_error,omitempty"`
+}
+
+// Logsource is a rule's Sigma logsource.
+type Logsource struct {
+	Category string `json:"category,omitempty"`
+	Product  string `json:"product,omitempty"`
+	Service  string `json:"service,omitempty"`
 }
 
 // Options configures [New].

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raywatch/raywatch/rules/alert"
+
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/raywatch/raywatch/engine"
 )
 
 // fakeBackend records spooled batches (decompressed) and serves a list of
@@ -27,7 +27,7 @@ type fakeBackend struct {
 	batches []string
 	intakes []string
 	ids     map[string]bool
-	alerts  []engine.Alert
+	alerts  []alert.Alert
 	hub     *Hub
 }
 
@@ -65,19 +65,19 @@ func (w *fakeWriter) Commit(id string, lines int) (bool, error) {
 	}
 	f.batches = append(f.batches, string(body))
 	f.intakes = append(f.intakes, w.intake)
-	a := engine.Alert{ID: fmt.Sprintf("%012x", len(f.batches)), Rule: engine.RuleRef{ID: "r", Title: "Test rule"}, Intake: w.intake, Count: 1, Status: engine.StatusNew}
-	f.alerts = append([]engine.Alert{a}, f.alerts...)
-	f.hub.Publish([]engine.Alert{a})
+	a := alert.Alert{ID: fmt.Sprintf("%012x", len(f.batches)), Rule: alert.RuleRef{ID: "r", Title: "Test rule"}, Intake: w.intake, Count: 1, Status: alert.StatusNew}
+	f.alerts = append([]alert.Alert{a}, f.alerts...)
+	f.hub.Publish([]alert.Alert{a})
 	return false, nil
 }
 
-func (f *fakeBackend) ListAlerts(ctx context.Context, q AlertQuery) ([]engine.Alert, string, error) {
+func (f *fakeBackend) ListAlerts(ctx context.Context, q AlertQuery) ([]alert.Alert, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]engine.Alert(nil), f.alerts...), "", nil
+	return append([]alert.Alert(nil), f.alerts...), "", nil
 }
 
-func (f *fakeBackend) GetAlert(ctx context.Context, id string) (engine.Alert, error) {
+func (f *fakeBackend) GetAlert(ctx context.Context, id string) (alert.Alert, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, a := range f.alerts {
@@ -85,23 +85,23 @@ func (f *fakeBackend) GetAlert(ctx context.Context, id string) (engine.Alert, er
 			return a, nil
 		}
 	}
-	return engine.Alert{}, ErrNotFound
+	return alert.Alert{}, ErrNotFound
 }
 
-func (f *fakeBackend) SetStatus(ctx context.Context, id, status, by string) (engine.Alert, error) {
+func (f *fakeBackend) SetStatus(ctx context.Context, id, status, by string) (alert.Alert, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if status != engine.StatusNew && status != engine.StatusAcknowledged && status != engine.StatusClosed {
-		return engine.Alert{}, ErrBadRequest
+	if status != alert.StatusNew && status != alert.StatusAcknowledged && status != alert.StatusClosed {
+		return alert.Alert{}, ErrBadRequest
 	}
 	for i, a := range f.alerts {
 		if a.ID == id {
 			f.alerts[i].Status = status
-			f.alerts[i].StatusHistory = append(f.alerts[i].StatusHistory, engine.StatusChange{Status: status, By: by})
+			f.alerts[i].StatusHistory = append(f.alerts[i].StatusHistory, alert.StatusChange{Status: status, By: by})
 			return f.alerts[i], nil
 		}
 	}
-	return engine.Alert{}, ErrNotFound
+	return alert.Alert{}, ErrNotFound
 }
 
 func (f *fakeBackend) Stats(ctx context.Context) (any, error) {
@@ -236,7 +236,7 @@ func TestHealthAndAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	var page struct {
-		Alerts []engine.Alert `json:"alerts"`
+		Alerts []alert.Alert `json:"alerts"`
 	}
 	json.NewDecoder(resp.Body).Decode(&page)
 	resp.Body.Close()
@@ -318,7 +318,7 @@ func TestHubDropsSlowClient(t *testing.T) {
 	// Nobody reads c.send: after its buffer fills, the hub must drop it
 	// without blocking Publish.
 	for i := 0; i < clientBuffer+10; i++ {
-		hub.Publish([]engine.Alert{{ID: "x"}})
+		hub.Publish([]alert.Alert{{ID: "x"}})
 	}
 	select {
 	case <-c.closed:

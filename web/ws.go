@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/raywatch/raywatch/rules/alert"
 
-	"github.com/raywatch/raywatch/engine"
+	"github.com/gorilla/websocket"
 )
 
 const (
@@ -26,8 +26,8 @@ var upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 16 << 1
 
 // wsMessage is one websocket frame: {"type":"alert","alert":{...}}.
 type wsMessage struct {
-	Type  string        `json:"type"`
-	Alert *engine.Alert `json:"alert,omitempty"`
+	Type  string       `json:"type"`
+	Alert *alert.Alert `json:"alert,omitempty"`
 }
 
 // handleWS streams alerts: first the most recent ones from the store (oldest
@@ -134,6 +134,6 @@ func (s *Server) wsWriter(conn *websocket.Conn, sub *hubClient) {
 }
 
 // version identifies the state of an alert that the dashboard shows.
-func version(a *engine.Alert) string {
+func version(a *alert.Alert) string {
 	return fmt.Sprint(a.Count, "|", a.Status, "|", a.LastSeen.UnixNano(), "|", len(a.StatusHistory))
 }

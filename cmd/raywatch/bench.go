@@ -35,7 +35,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/raywatch/raywatch/engine"
+	sigmago "github.com/raywatch/raywatch/engine/baseline"
 	"github.com/raywatch/raywatch/engine/ioc"
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/rules"
@@ -384,7 +384,7 @@ func sigmaBaseline(rulesDir string, evs []*normalize.Event) (baseline, int, erro
 	if err != nil {
 		return baseline{}, 0, err
 	}
-	evals, _ := engine.SigmaGoEvaluators(rs, rules.DefaultMapping())
+	evals, _ := sigmago.SigmaGoEvaluators(rs, rules.DefaultMapping())
 	// sigma-go is slow: a few thousand events make the figure.
 	n := min(len(evs), 5000)
 	flats := make([]map[string]any, n)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/raywatch/raywatch/engine"
+	"github.com/raywatch/raywatch/rules/alert"
+
 	"github.com/raywatch/raywatch/rules"
 	"github.com/raywatch/raywatch/store"
 	"github.com/raywatch/raywatch/web"
@@ -13,8 +15,8 @@ import (
 
 // SetStatusComment implements web.StatusCommenter: the comment is kept in
 // the alert's status history.
-func (a alertSource) SetStatusComment(ctx context.Context, id, status, by, comment string) (engine.Alert, error) {
-	return mapStoreErr(a.s.Transition(ctx, id, engine.StatusChange{Status: status, By: by, At: time.Now(), Comment: comment}))
+func (a alertSource) SetStatusComment(ctx context.Context, id, status, by, comment string) (alert.Alert, error) {
+	return mapStoreErr(a.s.Transition(ctx, id, alert.StatusChange{Status: status, By: by, At: time.Now(), Comment: comment}))
 }
 
 // ruleProblems keeps the rule files that failed at the last load, for the
@@ -95,4 +97,22 @@ func (c *overviewCache) get(ctx context.Context, to time.Time, rng time.Duration
 	}
 	c.last[rng] = cachedOverview{at: time.Now(), ov: ov}
 	return ov, nil
+}
+
+// ruleLister lists the engine's rules in the web server's terms.
+type ruleLister struct{ eng *engine.Engine }
+
+func (l ruleLister) Rules() []web.RuleStatus {
+	rs := l.eng.Rules()
+	out := make([]web.RuleStatus, len(rs))
+	for i, r := range rs {
+		out[i] = web.RuleStatus{
+			ID: r.ID, Title: r.Title, Description: r.Description, Level: r.Level, Status: r.Status,
+			Author: r.Author, References: r.References, Tags: r.Tags, FalsePositives: r.FalsePositives,
+			Source: r.Source, File: r.File, Name: r.Name,
+			Logsource: web.Logsource{Category: r.Logsource.Category, Product: r.Logsource.Product, Service: r.Logsource.Service},
+			Enabled:   r.Enabled, Alerts: r.Alerts, EvalErrors: r.EvalErrors, LastError: r.LastError,
+		}
+	}
+	return out
 }

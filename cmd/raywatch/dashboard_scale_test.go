@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raywatch/raywatch/rules/alert"
+
 	"github.com/chromedp/chromedp"
 
-	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/store"
 )
 
@@ -38,7 +39,7 @@ func seedAlerts(t *testing.T, dataDir string, n int) {
 	step := 30 * 24 * time.Hour / time.Duration(n)
 	const chunk = 5000
 	for start := 0; start < n; start += chunk {
-		batch := make([]engine.Alert, 0, chunk)
+		batch := make([]alert.Alert, 0, chunk)
 		for i := start; i < min(n, start+chunk); i++ {
 			r := rs[i%len(rs)]
 			at := now.Add(-time.Duration(n-i) * step)
@@ -54,13 +55,13 @@ func seedAlerts(t *testing.T, dataDir string, n int) {
 				"cloudflare": map[string]any{"ClientIP": ip, "ClientRequestHost": "shop.example.com", "ClientRequestURI": r.path,
 					"ClientRequestUserAgent": r.ua, "RayID": ray, "EdgeColoCode": "CDG", "ClientCountry": ccs[i%len(ccs)]},
 			}
-			batch = append(batch, engine.Alert{
-				ID:        engine.AlertID(at, r.id, ray),
-				Rule:      engine.RuleRef{ID: r.id, Title: r.title, Level: r.level, Tags: []string{"attack.command-and-control", "attack.t1071.001"}},
+			batch = append(batch, alert.Alert{
+				ID:        alert.AlertID(at, r.id, ray),
+				Rule:      alert.RuleRef{ID: r.id, Title: r.title, Level: r.level, Tags: []string{"attack.command-and-control", "attack.t1071.001"}},
 				Count:     1,
 				FirstSeen: at, LastSeen: at,
 				Intake: "default", Dataset: "http_requests", RecordKey: ray,
-				Matches: []engine.Match{{Field: "url.path", Value: r.path}},
+				Matches: []alert.Match{{Field: "url.path", Value: r.path}},
 				Event:   ev,
 			})
 		}

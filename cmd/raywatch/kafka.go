@@ -27,13 +27,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raywatch/raywatch/rules/alert"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
-	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/store"
 	"github.com/raywatch/raywatch/web"
@@ -278,7 +279,7 @@ func newAlertProducer(k KafkaConfig, m *kafkaMetrics) (*alertProducer, error) {
 // Publish produces alerts (per-record alerts, as the engine makes them)
 // and returns once every one is acknowledged by the brokers. It is safe for
 // concurrent use.
-func (p *alertProducer) Publish(ctx context.Context, alerts []engine.Alert) error {
+func (p *alertProducer) Publish(ctx context.Context, alerts []alert.Alert) error {
 	recs := make([]*kgo.Record, 0, len(alerts))
 	for i := range alerts {
 		v, err := json.Marshal(&alerts[i])
@@ -308,7 +309,7 @@ type kafkaIngest struct {
 	det      detector
 	store    *store.Store
 	hub      *web.Hub
-	publish  func(ctx context.Context, alerts []engine.Alert) error // nil: no alerts topic
+	publish  func(ctx context.Context, alerts []alert.Alert) error // nil: no alerts topic
 	log      *slog.Logger
 	pmetrics *pipelineMetrics
 	kmetrics *kafkaMetrics
@@ -403,7 +404,7 @@ func consumeLoop(pollCtx, work context.Context, cl *kgo.Client, maxPoll int, log
 
 // messageResult is what one Kafka message yielded.
 type messageResult struct {
-	alerts    []engine.Alert
+	alerts    []alert.Alert
 	rejects   []store.Reject
 	records   int
 	malformed int
@@ -431,7 +432,7 @@ func (k *kafkaIngest) process(ctx context.Context, recs []*kgo.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var alerts []engine.Alert
+	var alerts []alert.Alert
 	var rejects []store.Reject
 	records, malformed := 0, 0
 	for i := range results {
@@ -601,9 +602,9 @@ type alertIngest struct {
 }
 
 func (a *alertIngest) process(ctx context.Context, recs []*kgo.Record) error {
-	alerts := make([]engine.Alert, 0, len(recs))
+	alerts := make([]alert.Alert, 0, len(recs))
 	for _, m := range recs {
-		var al engine.Alert
+		var al alert.Alert
 		d := json.NewDecoder(bytes.NewReader(m.Value))
 		d.UseNumber()
 		if err := d.Decode(&al); err != nil || al.ID == "" || al.Rule.ID == "" {

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raywatch/raywatch/rules/alert"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raywatch/raywatch/engine"
@@ -57,7 +59,7 @@ func (s *batchStats) malformed(where string, err error) {
 // reuses from record to record (one per goroutine), and returns its
 // alerts. dataset overrides the detector's when not empty. The alerts keep
 // ev's Doc, which stays valid after ev is reused.
-func (d *detector) detectRecord(ev *normalize.Event, dataset string, raw []byte, intake string, now time.Time) ([]engine.Alert, error) {
+func (d *detector) detectRecord(ev *normalize.Event, dataset string, raw []byte, intake string, now time.Time) ([]alert.Alert, error) {
 	if dataset == "" {
 		dataset = d.dataset
 	}
@@ -68,7 +70,7 @@ func (d *detector) detectRecord(ev *normalize.Event, dataset string, raw []byte,
 	if key := dedupeKey(ev); key != ev.Key {
 		for i := range alerts {
 			alerts[i].RecordKey = key
-			alerts[i].ID = engine.AlertID(ev.Time, alerts[i].Rule.ID, key)
+			alerts[i].ID = alert.AlertID(ev.Time, alerts[i].Rule.ID, key)
 		}
 	}
 	return alerts, nil
@@ -109,7 +111,7 @@ type pipeline struct {
 	// alertsOut, if set, publishes the per-record alerts of a batch (to
 	// Kafka's alerts topic) before they are committed to the store; an
 	// error keeps the batch for a retry.
-	alertsOut func(ctx context.Context, alerts []engine.Alert) error
+	alertsOut func(ctx context.Context, alerts []alert.Alert) error
 }
 
 type pipelineMetrics struct {
@@ -151,7 +153,7 @@ const maxCommitGroup = 32
 type batchResult struct {
 	b       *store.SpooledBatch
 	st      batchStats
-	alerts  []engine.Alert
+	alerts  []alert.Alert
 	rejects []store.Reject
 }
 
@@ -179,7 +181,7 @@ type recItem struct {
 
 // chunkOut is what detection made of a chunk.
 type chunkOut struct {
-	alerts []engine.Alert
+	alerts []alert.Alert
 	bad    []badRecord
 }
 
@@ -508,7 +510,7 @@ func (p *pipeline) commit(ctx context.Context, group []*batchResult) {
 }
 
 // finish publishes a committed batch and removes it from the spool.
-func (p *pipeline) finish(r *batchResult, changed []engine.Alert) {
+func (p *pipeline) finish(r *batchResult, changed []alert.Alert) {
 	b, st := r.b, &r.st
 	p.hub.Publish(changed)
 	p.metrics.latency.Observe(time.Since(b.Received).Seconds())
@@ -532,27 +534,27 @@ type alertSource struct {
 	rules web.RuleLister
 }
 
-func (a alertSource) ListAlerts(ctx context.Context, q web.AlertQuery) ([]engine.Alert, string, error) {
+func (a alertSource) ListAlerts(ctx context.Context, q web.AlertQuery) ([]alert.Alert, string, error) {
 	return a.s.List(ctx, store.Query{
 		Limit: q.Limit, Cursor: q.Cursor, Rule: q.Rule, Level: q.Level, Status: q.Status,
 		Intake: q.Intake, From: q.From, To: q.To, Text: q.Text,
 	})
 }
 
-func (a alertSource) GetAlert(ctx context.Context, id string) (engine.Alert, error) {
+func (a alertSource) GetAlert(ctx context.Context, id string) (alert.Alert, error) {
 	return mapStoreErr(a.s.Get(ctx, id))
 }
 
-func (a alertSource) SetStatus(ctx context.Context, id, status, by string) (engine.Alert, error) {
+func (a alertSource) SetStatus(ctx context.Context, id, status, by string) (alert.Alert, error) {
 	return mapStoreErr(a.s.SetStatus(ctx, id, status, by, time.Now()))
 }
 
-func mapStoreErr(al engine.Alert, err error) (engine.Alert, error) {
+func mapStoreErr(al alert.Alert, err error) (alert.Alert, error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return engine.Alert{}, fmt.Errorf("%w: %v", web.ErrNotFound, err)
+		return alert.Alert{}, fmt.Errorf("%w: %v", web.ErrNotFound, err)
 	case errors.Is(err, store.ErrBadStatus):
-		return engine.Alert{}, fmt.Errorf("%w: %v", web.ErrBadRequest, err)
+		return alert.Alert{}, fmt.Errorf("%w: %v", web.ErrBadRequest, err)
 	}
 	return al, err
 }

@@ -4,78 +4,37 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"time"
+
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 // Type is the kind of an indicator, which decides the event fields it is
 // matched against.
-type Type string
+type Type = alert.IndicatorType
 
 // The indicator types. An address or range of either family has type
 // TypeIPv4, TypeIPv6 or TypeCIDR; the others are compared as normalised
 // strings (see [Set.Match]).
 const (
-	TypeIPv4   Type = "ipv4"
-	TypeIPv6   Type = "ipv6"
-	TypeCIDR   Type = "cidr"
-	TypeDomain Type = "domain"
-	TypeURL    Type = "url"
-	TypeUA     Type = "ua"
-	TypeJA3    Type = "ja3"
+	TypeIPv4   = alert.TypeIPv4
+	TypeIPv6   = alert.TypeIPv6
+	TypeCIDR   = alert.TypeCIDR
+	TypeDomain = alert.TypeDomain
+	TypeURL    = alert.TypeURL
+	TypeUA     = alert.TypeUA
+	TypeJA3    = alert.TypeJA3
 )
 
 // Types lists every indicator type in a stable order.
-var Types = []Type{TypeIPv4, TypeIPv6, TypeCIDR, TypeDomain, TypeURL, TypeUA, TypeJA3}
+var Types = alert.IndicatorTypes
 
 // Indicator is one indicator of compromise read from a file in the IOC
-// folder. Indicators are immutable once loaded: a [Set] and every [Hit] share
-// them, and callers must not modify them.
-type Indicator struct {
-	// Type is the indicator's type.
-	Type Type `json:"type"`
-	// Value is the indicator as the file gives it, trimmed and without a
-	// type prefix ("ua:"); matching uses its normalised form.
-	Value string `json:"value"`
-	// File is the name of the file it came from, relative to the IOC folder.
-	File string `json:"file"`
-	// Line is the 1-based line of the file where the indicator (or, for
-	// STIX, its indicator object) starts.
-	Line int `json:"line"`
-	// Meta is the metadata the source gives, or nil when it gives none (a
-	// plain-text line without a comment). Several indicators may share one
-	// Meta, for example the comparisons of one STIX pattern.
-	Meta *Meta `json:"meta,omitempty"`
-}
+// folder (see [alert.Indicator]). Indicators are immutable once loaded: a
+// [Set] and every [Hit] share them, and callers must not modify them.
+type Indicator = alert.Indicator
 
-// Meta is the metadata of an indicator. Fields the source does not give are
-// zero.
-type Meta struct {
-	// ID is the STIX object id or the MISP attribute uuid.
-	ID string `json:"id,omitempty"`
-	// Name is the STIX name, the MISP comment, or the comment after a
-	// plain-text indicator.
-	Name        string `json:"name,omitempty"`
-	Description string `json:"description,omitempty"`
-	// Confidence is the STIX confidence (0-100); 0 when the source gives
-	// none, which STIX also reads as "none".
-	Confidence int `json:"confidence,omitempty"`
-	// IndicatorTypes is the STIX indicator_types list
-	// ("malicious-activity", "compromised", ...).
-	IndicatorTypes []string `json:"indicator_types,omitempty"`
-	// KillChainPhases lists the STIX kill-chain phase names
-	// ("command-and-control").
-	KillChainPhases []string `json:"kill_chain_phases,omitempty"`
-	// Category and Event are the MISP attribute category and event id.
-	Category string `json:"category,omitempty"`
-	Event    string `json:"event,omitempty"`
-	// ValidFrom and ValidUntil bound the indicator's validity; a zero
-	// ValidUntil means it does not expire.
-	ValidFrom  time.Time `json:"valid_from,omitzero"`
-	ValidUntil time.Time `json:"valid_until,omitzero"`
-	// Modified is the STIX modified time: a newer version of the same ID
-	// supersedes older ones, in any file of the folder.
-	Modified time.Time `json:"modified,omitzero"`
-}
+// Meta is the metadata of an indicator (see [alert.IndicatorMeta]).
+type Meta = alert.IndicatorMeta
 
 // LineError is a part of a file that is not an indicator. The rest of the
 // file still loads.

@@ -1,4 +1,6 @@
-package engine
+// Package baseline builds the yardstick raywatch's speed figures are measured
+// against: sigma-go's own evaluator on the same rules and field mapping.
+package baseline
 
 import (
 	sigma "github.com/bradleyjkemp/sigma-go"
