@@ -5,8 +5,13 @@
 // name them.
 //
 // The table is generated from MITRE's STIX data by gen.go (see table.go's
-// header for the exact source). The package imports only the standard
-// library, so that any package may use it.
+// header for the exact source). To refresh it from a checkout of
+// github.com/mitre/cti:
+//
+//	CTI=/path/to/cti ATTACK_VERSION=18.1 ATTACK_SOURCE="github.com/mitre/cti commit <sha>" go generate ./rules/attack
+//
+// The package imports only the standard library, so that any package (the
+// web server included) may use it.
 package attack
 
 //go:generate go run gen.go -cti ${CTI}/enterprise-attack -version ${ATTACK_VERSION} -source ${ATTACK_SOURCE}
