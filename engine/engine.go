@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/bits"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -49,7 +50,17 @@ type Options struct {
 	// IOC returns the current indicator set for the intelligence-feed rule
 	// (typically an ioc.Watcher's Current); nil means no IOC matching.
 	IOC func() *ioc.Set
+	// Now is the clock against which exceptions expire; nil means
+	// time.Now.
+	Now func() time.Time
+	// EvalSampleEvery is how often the evaluation time of rules is
+	// measured: on one event in EvalSampleEvery (per matching goroutine).
+	// 0 means DefaultEvalSampleEvery.
+	EvalSampleEvery int
 }
+
+// DefaultEvalSampleEvery is the default of Options.EvalSampleEvery.
+const DefaultEvalSampleEvery = 1024
 
 // Engine matches events against an immutable compiled rule set, which
 // [Engine.SetRules] and [Engine.Reload] swap atomically. All methods are
@@ -58,21 +69,31 @@ type Engine struct {
 	opts     Options
 	disabled map[string]bool
 	set      atomic.Pointer[ruleSet]
-	pool     sync.Pool // *matchCtx
+	exc      atomic.Pointer[excSet] // nil when there are no exceptions
+	pool     sync.Pool              // *matchCtx
 
-	mu      sync.Mutex              // serializes rule swaps; guards windows and stats
+	mu      sync.Mutex              // serializes rule and exception swaps; guards windows, stats and usage
 	windows map[string]*window      // aggregation state, kept across reloads of an unchanged rule
 	stats   map[string]*ruleCounter // by rule id, kept across reloads
+	usage   map[string]*excUsage    // by exception id, kept across SetExceptions
 }
 
+// ruleCounter counts what a rule (or filter) did. Its fields are updated
+// atomically on the match path.
 type ruleCounter struct {
-	hits atomic.Int64
+	hits       atomic.Int64 // alerts raised
+	excepted   atomic.Int64 // events suppressed by exceptions
+	filtered   atomic.Int64 // events suppressed by filters (for a filter: events it suppressed)
+	evalNanos  atomic.Int64 // sampled evaluation time
+	evalTimes  atomic.Int64 // sampled evaluations
+	lastFilter atomic.Int64 // for a filter: unix ns of its last suppression
 }
 
 type ruleSet struct {
 	rules   []*compiledRule // detection rules evaluated on events, by index
 	status  []RuleStatus    // every rule, for Rules (counters filled on demand)
 	statIDs []string
+	byRef   map[string]*compiledRule // detection rules by id and by name
 	corrs   []*compiledCorr
 	slots   []slotDef
 	pf      prefilter
@@ -91,6 +112,8 @@ type compiledRule struct {
 	alerts   bool      // raises its own single-event alerts
 	links    []corrLink
 	counter  *ruleCounter
+	unable   bool              // cannot fire: listed, never evaluated
+	filters  []*compiledFilter // Sigma filters that apply to the rule
 }
 
 // compiledCorr is a correlation rule.
@@ -100,6 +123,7 @@ type compiledCorr struct {
 	spec    *windowSpec
 	win     *window
 	counter *ruleCounter
+	filters []*compiledFilter
 }
 
 type corrLink struct {
@@ -107,13 +131,34 @@ type corrLink struct {
 	ri int // position of the rule in the correlation's rule list
 }
 
-// RuleStatus describes a loaded rule and how it has behaved.
+// RuleStatus describes a loaded rule (or filter) and how it has behaved.
+// Its Kind method tells detections, correlations and filters apart.
 type RuleStatus struct {
 	rules.Rule
-	Enabled    bool   `json:"enabled"`
-	Alerts     int64  `json:"alerts"`
-	EvalErrors int64  `json:"eval_errors"`
-	LastError  string `json:"last_error,omitempty"`
+	Enabled bool `json:"enabled"`
+	// Health says whether the rule can fire.
+	Health Health `json:"health"`
+	// Alerts are the alerts the engine raised (before the store groups
+	// them).
+	Alerts int64 `json:"alerts"`
+	// Suppressed counts the events that matched the rule but raised no
+	// alert: SuppressedByExceptions plus SuppressedByFilters. For a filter,
+	// it counts the events the filter kept from alerting (any of its
+	// rules), and LastSuppressed is when it last did.
+	Suppressed             int64     `json:"suppressed"`
+	SuppressedByExceptions int64     `json:"suppressed_by_exceptions"`
+	SuppressedByFilters    int64     `json:"suppressed_by_filters"`
+	LastSuppressed         time.Time `json:"last_suppressed,omitzero"`
+	// AppliesTo lists, for a filter, the ids of the loaded rules it applies
+	// to ("*" when it names every rule).
+	AppliesTo []string `json:"applies_to,omitempty"`
+	// EvalSeconds is the evaluation time of the rule measured on sampled
+	// events (one in Options.EvalSampleEvery), and EvalShare its share of
+	// the sampled evaluation time of all rules (0 to 1).
+	EvalSeconds float64 `json:"eval_seconds_sampled"`
+	EvalShare   float64 `json:"eval_share"`
+	EvalErrors  int64   `json:"eval_errors"`
+	LastError   string  `json:"last_error,omitempty"`
 }
 
 // New compiles rs with the default options and returns an Engine using
@@ -125,20 +170,32 @@ func New(rs []rules.Rule) (*Engine, error) {
 
 // NewWithOptions is [New] with options.
 func NewWithOptions(rs []rules.Rule, opts Options) (*Engine, error) {
+	e := newEngine(opts)
+	if err := e.SetRules(rs); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// newEngine is an Engine without rules, its options defaulted.
+func newEngine(opts Options) *Engine {
 	if opts.Mapping == nil {
 		opts.Mapping = rules.DefaultMapping()
 	}
 	if opts.MaxGroups <= 0 {
 		opts.MaxGroups = DefaultMaxGroups
 	}
-	e := &Engine{opts: opts, disabled: map[string]bool{}, windows: map[string]*window{}, stats: map[string]*ruleCounter{}}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.EvalSampleEvery <= 0 {
+		opts.EvalSampleEvery = DefaultEvalSampleEvery
+	}
+	e := &Engine{opts: opts, disabled: map[string]bool{}, windows: map[string]*window{}, stats: map[string]*ruleCounter{}, usage: map[string]*excUsage{}}
 	for _, id := range opts.Disabled {
 		e.disabled[strings.TrimSpace(id)] = true
 	}
-	if err := e.SetRules(rs); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return e
 }
 
 // SetRules compiles rs and swaps them in atomically. When any rule fails to
@@ -170,94 +227,76 @@ func (e *Engine) Reload(rs []rules.Rule) []*rules.LoadError {
 }
 
 // Check compiles rs with opts without running them and returns the
-// problems, each naming the rule's file and line.
+// problems, each naming the rule's file and line. Rules that compile but
+// cannot fire are not problems here; see [Diagnose].
 func Check(rs []rules.Rule, opts Options) []*rules.LoadError {
-	e := &Engine{opts: opts, disabled: map[string]bool{}, windows: map[string]*window{}, stats: map[string]*ruleCounter{}}
-	if e.opts.Mapping == nil {
-		e.opts.Mapping = rules.DefaultMapping()
-	}
-	if e.opts.MaxGroups <= 0 {
-		e.opts.MaxGroups = DefaultMaxGroups
-	}
-	_, problems := e.compile(rs)
+	_, problems := Diagnose(rs, opts)
 	return problems
 }
 
+// Diagnose compiles rs with opts without running them and returns the
+// status of every rule that compiles (its Health says whether it can fire)
+// and the problems of those that do not, each naming the rule's file and
+// line. It is what `raywatch rules check` reports.
+func Diagnose(rs []rules.Rule, opts Options) ([]RuleStatus, []*rules.LoadError) {
+	e := newEngine(opts)
+	set, problems := e.compile(rs)
+	return e.statuses(set), problems
+}
+
 // compile builds a rule set from rs, skipping (and reporting) the rules
-// that fail. e.mu must be held.
+// that fail. Rules that cannot fire are listed, not evaluated. e.mu must be
+// held.
 func (e *Engine) compile(rs []rules.Rule) (*ruleSet, []*rules.LoadError) {
 	c := &compiler{opts: e.opts, mapping: e.opts.Mapping, slotIdx: map[string]int{}}
-	set := &ruleSet{}
+	set := &ruleSet{byRef: map[string]*compiledRule{}}
 	var problems []*rules.LoadError
-	byRef := map[string]*compiledRule{} // by id and by name
-	var corrRules []rules.Rule
+	var corrRules, filterRules []rules.Rule
 	windows := map[string]*window{}
 	for i := range rs {
 		r := rs[i]
-		if r.Correlation != nil {
+		switch r.Kind() {
+		case rules.KindCorrelation:
 			corrRules = append(corrRules, r)
 			continue
-		}
-		if r.Detection == nil {
-			problems = append(problems, ruleError(&r, 0, "has no detection"))
+		case rules.KindFilter:
+			filterRules = append(filterRules, r)
 			continue
 		}
-		cr := &compiledRule{meta: r, ref: refOf(r), alerts: true, datasets: e.opts.Mapping.Datasets(r.Logsource), counter: e.counter(r.ID)}
-		if err := c.compileDetection(&r, cr); err != nil {
-			var le *rules.LoadError
-			if errors.As(err, &le) {
-				problems = append(problems, le)
-			} else {
-				problems = append(problems, ruleError(&r, 0, "%v", err))
-			}
-			continue
+		if err := e.compileRule(c, set, r, windows); err != nil {
+			problems = append(problems, err)
 		}
-		cr.wins = make([]*window, len(cr.conds))
-		for ci, cc := range cr.conds {
-			if cc.win != nil {
-				key := fmt.Sprintf("%s#%d#%x", r.ID, ci, fnvHash(string(r.YAML)))
-				w := e.windows[key]
-				if w == nil {
-					w = newWindow(cc.win, e.opts.MaxGroups)
-				}
-				windows[key] = w
-				cr.wins[ci] = w
-			}
-		}
-		set.status = append(set.status, RuleStatus{Rule: r, Enabled: !e.disabled[r.ID]})
-		set.statIDs = append(set.statIDs, r.ID)
-		byRef[r.ID] = cr
-		if r.Name != "" {
-			byRef[r.Name] = cr
-		}
-		if e.disabled[r.ID] {
-			continue
-		}
-		if r.ID == rules.IntelligenceFeedID {
-			set.intel = cr // evaluated by the IOC matcher, not by its detection
-			continue
-		}
-		set.rules = append(set.rules, cr)
 	}
+	corrs := map[string]*compiledCorr{}
 	for i := range corrRules {
 		r := corrRules[i]
-		cc, err := e.compileCorrelation(c, &r, byRef, windows)
+		cc, err := e.compileCorrelation(c, &r, set.byRef, windows)
 		if err != nil {
 			problems = append(problems, err)
 			continue
 		}
-		set.status = append(set.status, RuleStatus{Rule: r, Enabled: !e.disabled[r.ID]})
+		corrs[r.ID] = cc
+		if r.Name != "" {
+			corrs[r.Name] = cc
+		}
+		h := corrHealth(&r, set.byRef)
+		set.status = append(set.status, RuleStatus{Rule: r, Enabled: !e.disabled[r.ID], Health: h})
 		set.statIDs = append(set.statIDs, r.ID)
-		if e.disabled[r.ID] {
+		if e.disabled[r.ID] || h.State == HealthUnable {
 			continue
 		}
 		set.corrs = append(set.corrs, cc)
 		for ri, name := range r.Correlation.Rules {
-			base := byRef[name]
+			base := set.byRef[name]
 			base.links = append(base.links, corrLink{c: cc, ri: ri})
 			if !r.Correlation.Generate {
 				base.alerts = false
 			}
+		}
+	}
+	for i := range filterRules {
+		if err := e.compileFilter(c, set, filterRules[i], corrs); err != nil {
+			problems = append(problems, err)
 		}
 	}
 	e.windows = windows
@@ -266,6 +305,50 @@ func (e *Engine) compile(rs []rules.Rule) (*ruleSet, []*rules.LoadError) {
 	set.pf = buildPrefilter(set.rules, set.slots)
 	set.rangePF = set.pf.rangeable(set.slots)
 	return set, problems
+}
+
+// compileRule compiles the detection rule r into set: evaluated when it is
+// enabled and can fire, listed in any case.
+func (e *Engine) compileRule(c *compiler, set *ruleSet, r rules.Rule, windows map[string]*window) *rules.LoadError {
+	if r.Detection == nil {
+		return ruleError(&r, 0, "has no detection")
+	}
+	cr := &compiledRule{meta: r, ref: refOf(r), alerts: true, datasets: e.opts.Mapping.Datasets(r.Logsource), counter: e.counter(r.ID)}
+	if err := c.compileDetection(&r, cr); err != nil {
+		var le *rules.LoadError
+		if errors.As(err, &le) {
+			return le
+		}
+		return ruleError(&r, 0, "%v", err)
+	}
+	cr.wins = make([]*window, len(cr.conds))
+	for ci, cc := range cr.conds {
+		if cc.win != nil {
+			key := fmt.Sprintf("%s#%d#%x", r.ID, ci, fnvHash(string(r.YAML)))
+			w := e.windows[key]
+			if w == nil {
+				w = newWindow(cc.win, e.opts.MaxGroups)
+			}
+			windows[key] = w
+			cr.wins[ci] = w
+		}
+	}
+	h := e.health(&r)
+	cr.unable = h.State == HealthUnable
+	set.status = append(set.status, RuleStatus{Rule: r, Enabled: !e.disabled[r.ID], Health: h})
+	set.statIDs = append(set.statIDs, r.ID)
+	set.byRef[r.ID] = cr
+	if r.Name != "" {
+		set.byRef[r.Name] = cr
+	}
+	switch {
+	case e.disabled[r.ID] || cr.unable:
+	case r.ID == rules.IntelligenceFeedID:
+		set.intel = cr // evaluated by the IOC matcher, not by its detection
+	default:
+		set.rules = append(set.rules, cr)
+	}
+	return nil
 }
 
 // literals returns the prefilter literals of the rule: one of them occurs
@@ -333,20 +416,10 @@ func fnvHash(s string) uint64 {
 	return h.Sum64()
 }
 
-// Rules describes the rules in use, disabled ones and correlation rules
-// included.
+// Rules describes the rules in use, disabled ones, correlation rules,
+// filters and rules unable to fire included, with their counters.
 func (e *Engine) Rules() []RuleStatus {
-	set := e.set.Load()
-	out := make([]RuleStatus, len(set.status))
-	copy(out, set.status)
-	e.mu.Lock()
-	for i := range out {
-		if c := e.stats[set.statIDs[i]]; c != nil {
-			out[i].Alerts = c.hits.Load()
-		}
-	}
-	e.mu.Unlock()
-	return out
+	return e.statuses(e.set.Load())
 }
 
 // Match evaluates ev against every enabled rule and returns one alert per
@@ -358,9 +431,17 @@ func (e *Engine) Match(ev *normalize.Event, intake string, received time.Time) [
 	c, _ := e.pool.Get().(*matchCtx)
 	if c == nil || c.set != set {
 		c = newMatchCtx(set)
+		// A random start, so that contexts the pool drops early still
+		// sample one event in EvalSampleEvery on average.
+		c.untilSample = 1 + rand.IntN(e.opts.EvalSampleEvery)
 	}
 	c.reset(ev)
 	c.prefilter()
+	c.untilSample--
+	sample := c.untilSample == 0
+	if sample {
+		c.untilSample = e.opts.EvalSampleEvery
+	}
 	var out []alert.Alert
 	for w, word := range c.bits {
 		for word != 0 {
@@ -370,25 +451,40 @@ func (e *Engine) Match(ev *normalize.Event, intake string, received time.Time) [
 			if r.datasets != nil && !slices.Contains(r.datasets, ev.Dataset) {
 				continue
 			}
+			if !sample {
+				out = e.evalRule(c, r, ev, intake, received, out)
+				continue
+			}
+			start := time.Now()
 			out = e.evalRule(c, r, ev, intake, received, out)
+			r.counter.evalNanos.Add(int64(time.Since(start)))
+			r.counter.evalTimes.Add(1)
 		}
+	}
+	if set.intel != nil && e.opts.IOC != nil {
+		out = e.matchIOC(c, set.intel, ev, intake, received, out)
 	}
 	c.release()
 	e.pool.Put(c)
-	if set.intel != nil && e.opts.IOC != nil {
-		out = e.matchIOC(set.intel, ev, intake, received, out)
-	}
 	return out
 }
 
 // evalRule evaluates the conditions of r on the event in c and appends the
 // alerts they raise to out.
 func (e *Engine) evalRule(c *matchCtx, r *compiledRule, ev *normalize.Event, intake string, received time.Time, out []alert.Alert) []alert.Alert {
-	matched := false
+	matched, checked := false, false
 	for ci := range r.conds {
 		cc := &r.conds[ci]
 		if !c.evalNode(r, cc.root) {
 			continue
+		}
+		if !checked {
+			// The rule holds: its filters and exceptions may still keep
+			// the event from alerting (or counting in a window).
+			checked = true
+			if e.suppress(c, r.meta.ID, r.counter, r.filters, ev) {
+				return out
+			}
 		}
 		if cc.win == nil {
 			matched = true
@@ -413,6 +509,9 @@ func (e *Engine) evalRule(c *matchCtx, r *compiledRule, ev *normalize.Event, int
 		return out
 	}
 	for _, l := range r.links {
+		if e.suppress(c, l.c.meta.ID, l.c.counter, l.c.filters, ev) {
+			continue
+		}
 		key, group := groupOf(c, l.c.spec)
 		value := ""
 		if l.c.spec.valueSlot >= 0 {

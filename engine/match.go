@@ -25,6 +25,9 @@ type matchCtx struct {
 	arena   []byte
 	seen    [256]seenText // texts already scanned by the keyword prefilter, by address
 	gen     uint32
+	// untilSample counts down the events until one whose rule
+	// evaluations are timed.
+	untilSample int
 }
 
 func newMatchCtx(set *ruleSet) *matchCtx {

@@ -2,9 +2,12 @@ package rules
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,13 +77,39 @@ type Correlation struct {
 	Line     int
 }
 
-// Kind tells detection rules from correlation rules.
-func (r *Rule) Kind() string {
-	if r.Correlation != nil {
-		return "correlation"
-	}
-	return "detection"
+// Filter is a Sigma filter (the specification's meta-rule type "filter"):
+// its detection, in [Rule.Detection], names the events that the rules it
+// lists must not alert on.
+type Filter struct {
+	// Rules are the ids, names or titles of the rules the filter applies to.
+	Rules []string
+	// Line is the line of the filter section.
+	Line int
 }
+
+// Rule kinds, as [Rule.Kind] returns them.
+const (
+	KindDetection   = "detection"
+	KindCorrelation = "correlation"
+	KindFilter      = "filter"
+)
+
+// Kind tells detection rules from correlation rules and filters.
+func (r *Rule) Kind() string {
+	switch {
+	case r.Correlation != nil:
+		return KindCorrelation
+	case r.Filter != nil:
+		return KindFilter
+	}
+	return KindDetection
+}
+
+// Levels are the valid values of a rule's level, lowest first.
+var Levels = []string{"informational", "low", "medium", "high", "critical"}
+
+// Statuses are the valid values of a rule's status.
+var Statuses = []string{"stable", "test", "experimental", "deprecated", "unsupported"}
 
 // ruleDoc is the part of a Sigma document read into Rule's metadata.
 type ruleDoc struct {
@@ -97,6 +126,7 @@ type ruleDoc struct {
 	Logsource      Logsource `yaml:"logsource"`
 	Detection      yaml.Node `yaml:"detection"`
 	Correlation    yaml.Node `yaml:"correlation"`
+	Filter         yaml.Node `yaml:"filter"`
 }
 
 // ParseAll parses every YAML document of a Sigma file: detection rules and
@@ -146,28 +176,38 @@ func parseDoc(file string, n *yaml.Node) (Rule, error) {
 	fail := func(line int, format string, args ...any) (Rule, error) {
 		return Rule{}, &LoadError{File: file, Line: line, Err: fmt.Errorf(format, args...)}
 	}
+	isFilter := d.Filter.Kind != 0 && d.Detection.Kind == 0 && d.Correlation.Kind == 0
 	switch {
 	case strings.TrimSpace(d.Title) == "":
 		return fail(0, "missing title")
-	case strings.TrimSpace(d.ID) == "":
+	case strings.TrimSpace(d.ID) == "" && !isFilter:
 		return fail(0, "missing id")
-	case d.Detection.Kind == 0 && d.Correlation.Kind == 0:
-		return fail(n.Line, "rule has neither detection nor correlation")
+	case d.Detection.Kind == 0 && d.Correlation.Kind == 0 && d.Filter.Kind == 0:
+		return fail(n.Line, "rule has neither detection, correlation nor filter")
 	}
 	r := Rule{
-		ID:          d.ID,
-		Name:        d.Name,
-		Title:       d.Title,
-		Description: strings.TrimSpace(d.Description),
-		Level:       d.Level,
-		Status:      d.Status,
-		Author:      d.Author,
-		References:  d.References,
-		Tags:        d.Tags,
-		Logsource:   d.Logsource,
-		File:        file,
+		ID:            d.ID,
+		Name:          d.Name,
+		Title:         d.Title,
+		Description:   strings.TrimSpace(d.Description),
+		Level:         strings.ToLower(d.Level),
+		Status:        strings.ToLower(d.Status),
+		Author:        d.Author,
+		References:    d.References,
+		Tags:          d.Tags,
+		Logsource:     d.Logsource,
+		File:          file,
+		Line:          n.Line,
+		LogsourceLine: keyLine(n, "logsource"),
+		StatusLine:    keyLine(n, "status"),
 	}
-	if r.Level == "" {
+	if r.Level != "" && !slices.Contains(Levels, r.Level) {
+		return fail(keyLine(n, "level"), "level %q is not one of %s", d.Level, strings.Join(Levels, ", "))
+	}
+	if r.Status != "" && !slices.Contains(Statuses, r.Status) {
+		return fail(r.StatusLine, "status %q is not one of %s", d.Status, strings.Join(Statuses, ", "))
+	}
+	if r.Level == "" && !isFilter {
 		r.Level = "medium"
 	}
 	switch d.FalsePositives.Kind {
@@ -179,10 +219,16 @@ func parseDoc(file string, n *yaml.Node) (Rule, error) {
 		r.FalsePositives = []string{d.FalsePositives.Value}
 	}
 	var err error
-	if d.Correlation.Kind != 0 {
+	switch {
+	case d.Correlation.Kind != 0:
 		r.Correlation, err = parseCorrelation(&d.Correlation)
-	} else {
+	case d.Detection.Kind != 0:
 		r.Detection, err = parseDetection(&d.Detection)
+	default:
+		r.Filter, r.Detection, err = parseFilter(&d.Filter)
+		if err == nil && r.ID == "" {
+			r.ID = filterID(file, r.Title)
+		}
 	}
 	if err != nil {
 		var le *LoadError
@@ -193,6 +239,69 @@ func parseDoc(file string, n *yaml.Node) (Rule, error) {
 		return Rule{}, &LoadError{File: file, Err: err}
 	}
 	return r, nil
+}
+
+// keyLine returns the line of key in mapping n, 0 when it is absent.
+func keyLine(n *yaml.Node, key string) int {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i].Line
+		}
+	}
+	return 0
+}
+
+// filterID is the id given to a filter that has none (the specification
+// makes it optional): stable for a file and title.
+func filterID(file, title string) string {
+	h := sha256.Sum256([]byte(file + "\x00" + title))
+	return "filter-" + hex.EncodeToString(h[:8])
+}
+
+// parseFilter parses the filter section of a Sigma filter: rules (a list
+// of rule ids, names or titles), searches and a condition without
+// aggregation.
+func parseFilter(n *yaml.Node) (*Filter, *Detection, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, nil, lineErr(n.Line, "filter must be a mapping")
+	}
+	f := &Filter{Line: n.Line}
+	det := &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column}
+	found := false
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		if key.Value != "rules" {
+			det.Content = append(det.Content, key, val)
+			continue
+		}
+		found = true
+		switch val.Kind {
+		case yaml.ScalarNode:
+			f.Rules = []string{val.Value}
+		case yaml.SequenceNode:
+			for _, c := range val.Content {
+				if c.Kind != yaml.ScalarNode || strings.TrimSpace(c.Value) == "" {
+					return nil, nil, lineErr(c.Line, "filter rules: want rule ids, names or titles")
+				}
+				f.Rules = append(f.Rules, strings.TrimSpace(c.Value))
+			}
+		default:
+			return nil, nil, lineErr(val.Line, "filter rules: want a list of rule ids, names or titles")
+		}
+	}
+	if !found || len(f.Rules) == 0 {
+		return nil, nil, lineErr(n.Line, "filter lists no rules")
+	}
+	d, err := parseDetection(det)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, c := range d.Conditions {
+		if c.Aggregation != nil {
+			return nil, nil, lineErr(c.Line, "a filter condition cannot aggregate")
+		}
+	}
+	return f, d, nil
 }
 
 func lineErr(line int, format string, args ...any) *LoadError {

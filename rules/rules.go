@@ -53,6 +53,15 @@ type Rule struct {
 	Detection *Detection `json:"-"`
 	// Correlation is set for a correlation rule.
 	Correlation *Correlation `json:"-"`
+	// Filter is set for a Sigma filter; its Detection says which events
+	// it keeps from alerting.
+	Filter *Filter `json:"-"`
+	// Line is the line where the rule's YAML document starts;
+	// LogsourceLine and StatusLine those of its logsource and status keys
+	// (0 when absent).
+	Line          int `json:"-"`
+	LogsourceLine int `json:"-"`
+	StatusLine    int `json:"-"`
 }
 
 // Skipped reports whether a rule with this status is not loaded
@@ -104,11 +113,33 @@ func Builtin() ([]Rule, error) {
 	return out, nil
 }
 
-// LoadDir loads every .yml and .yaml file below dir. Files that fail to load
-// are reported in the returned LoadErrors and skipped; deprecated and
-// unsupported rules are skipped silently; the error is non-nil only when dir
-// itself cannot be read.
-func LoadDir(dir string) ([]Rule, []*LoadError, error) {
+// Skip is a rule that was read but not loaded, and why.
+type Skip struct {
+	// File is the path of the rule file; Line the line of the reason (the
+	// status key), 0 when unknown.
+	File   string `json:"file"`
+	Line   int    `json:"line,omitempty"`
+	ID     string `json:"id"`
+	Title  string `json:"title"`
+	Reason string `json:"reason"`
+}
+
+// Folder is what [LoadFolder] found in a rules folder.
+type Folder struct {
+	// Rules are the loaded rules (detections, correlations and filters).
+	Rules []Rule
+	// Problems are the files that failed to load, with file and line.
+	Problems []*LoadError
+	// Skipped are the rules read but not loaded: deprecated and
+	// unsupported ones.
+	Skipped []Skip
+}
+
+// LoadFolder loads every .yml and .yaml file below dir. Files that fail to
+// load are reported in Problems and skipped; deprecated and unsupported
+// rules are reported in Skipped. The error is non-nil only when dir itself
+// cannot be read.
+func LoadFolder(dir string) (Folder, error) {
 	var files []string
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -120,15 +151,14 @@ func LoadDir(dir string) ([]Rule, []*LoadError, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("read rules folder %q: %w", dir, err)
+		return Folder{}, fmt.Errorf("read rules folder %q: %w", dir, err)
 	}
 	sort.Strings(files)
-	var out []Rule
-	var problems []*LoadError
+	var f Folder
 	for _, path := range files {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			problems = append(problems, &LoadError{File: path, Err: err})
+			f.Problems = append(f.Problems, &LoadError{File: path, Err: err})
 			continue
 		}
 		rel, _ := filepath.Rel(dir, path)
@@ -137,21 +167,29 @@ func LoadDir(dir string) ([]Rule, []*LoadError, error) {
 			var le *LoadError
 			if errors.As(err, &le) {
 				le.File = path
-				problems = append(problems, le)
+				f.Problems = append(f.Problems, le)
 			} else {
-				problems = append(problems, &LoadError{File: path, Err: err})
+				f.Problems = append(f.Problems, &LoadError{File: path, Err: err})
 			}
 			continue
 		}
 		for _, r := range rs {
 			if Skipped(r.Status) {
+				f.Skipped = append(f.Skipped, Skip{File: path, Line: r.StatusLine, ID: r.ID, Title: r.Title, Reason: "status " + r.Status})
 				continue
 			}
 			r.Source = dir
-			out = append(out, r)
+			f.Rules = append(f.Rules, r)
 		}
 	}
-	return out, problems, nil
+	return f, nil
+}
+
+// LoadDir is [LoadFolder] without the skipped rules: it returns the loaded
+// rules and the problems.
+func LoadDir(dir string) ([]Rule, []*LoadError, error) {
+	f, err := LoadFolder(dir)
+	return f.Rules, f.Problems, err
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)

@@ -49,6 +49,8 @@ type ruleCounters struct {
 	Alerts   int64     `json:"alerts"` // alerts created
 	Events   int64     `json:"events"` // records counted into alerts
 	LastSeen time.Time `json:"last_seen"`
+	// Closed counts the changes to closed by reason (quality.go).
+	Closed map[string]int64 `json:"closed,omitempty"`
 }
 
 // Commit stores a batch in one transaction: its alerts grouped into the
@@ -200,17 +202,6 @@ func (g *grouper) add(a *alert.Alert) error {
 	if seen.Get(seenKey) != nil {
 		return nil // this record is counted already
 	}
-	if err := seen.Put(seenKey, []byte{}); err != nil {
-		return err
-	}
-	rc, err := g.counters(a.Rule.ID)
-	if err != nil {
-		return err
-	}
-	rc.Events++
-	if a.LastSeen.After(rc.LastSeen) {
-		rc.LastSeen = a.LastSeen
-	}
 	cur := g.touched[id]
 	if cur == nil {
 		if v := g.tx.Bucket(bucketAlerts).Get([]byte(id)); v != nil {
@@ -227,6 +218,24 @@ func (g *grouper) add(a *alert.Alert) error {
 			g.touched[id] = cur
 			g.order = append(g.order, id)
 		}
+	}
+	if cur == nil {
+		// The runaway-rule guard (budget.go): a dropped record is not
+		// marked seen, so nothing of it is kept.
+		if ok, err := g.allowNew(a); err != nil || !ok {
+			return err
+		}
+	}
+	if err := seen.Put(seenKey, []byte{}); err != nil {
+		return err
+	}
+	rc, err := g.counters(a.Rule.ID)
+	if err != nil {
+		return err
+	}
+	rc.Events++
+	if a.LastSeen.After(rc.LastSeen) {
+		rc.LastSeen = a.LastSeen
 	}
 	if cur == nil {
 		n := *a
@@ -618,15 +627,20 @@ func (s *Store) SetStatus(ctx context.Context, id, status, by string, at time.Ti
 	return s.Transition(ctx, id, alert.StatusChange{Status: status, By: by, At: at})
 }
 
-// Transition is [Store.SetStatus] with a comment: ch.Status becomes the
-// alert's status and ch joins its StatusHistory. A change to the status the
-// alert already has is recorded only when it carries a comment.
+// Transition is [Store.SetStatus] with a comment and a close reason:
+// ch.Status becomes the alert's status and ch joins its StatusHistory. A
+// change to the status the alert already has is recorded only when it
+// carries a comment or a reason. A reason (alert.Reasons) is accepted only
+// with status closed, and counted per rule (RuleStats.Closed).
 func (s *Store) Transition(ctx context.Context, id string, ch alert.StatusChange) (alert.Alert, error) {
 	status := ch.Status
 	switch status {
 	case alert.StatusNew, alert.StatusAcknowledged, alert.StatusClosed:
 	default:
 		return alert.Alert{}, fmt.Errorf("%w %q: want new, acknowledged or closed", ErrBadStatus, status)
+	}
+	if err := checkReason(ch); err != nil {
+		return alert.Alert{}, err
 	}
 	var a alert.Alert
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -639,7 +653,7 @@ func (s *Store) Transition(ctx context.Context, id string, ch alert.StatusChange
 		if a, err = decodeAlert(v); err != nil {
 			return err
 		}
-		if a.Status == status && ch.Comment == "" {
+		if a.Status == status && ch.Comment == "" && ch.Reason == "" {
 			return nil
 		}
 		if a.Status != status {
@@ -650,6 +664,9 @@ func (s *Store) Transition(ctx context.Context, id string, ch alert.StatusChange
 			if err := idx.Put(indexKey(status, id), []byte{}); err != nil {
 				return err
 			}
+		}
+		if err := countClose(tx, &a, ch); err != nil {
+			return err
 		}
 		a.Status = status
 		ch.At = ch.At.UTC()
@@ -673,6 +690,10 @@ type RuleStats struct {
 	Alerts   int64     `json:"alerts"`          // alerts created (grouped)
 	Events   int64     `json:"events"`          // records counted into them
 	LastSeen time.Time `json:"last_seen"`
+	// Closed counts the changes of the rule's alerts to closed, by reason
+	// (false_positive, true_positive, benign; changes without a reason
+	// are not counted).
+	Closed map[string]int64 `json:"closed,omitempty"`
 }
 
 // Stats describes the store.
@@ -695,7 +716,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 			if err := json.Unmarshal(v, &rc); err != nil {
 				return err
 			}
-			st.Rules = append(st.Rules, RuleStats{Rule: string(k), Alerts: rc.Alerts, Events: rc.Events, LastSeen: rc.LastSeen})
+			st.Rules = append(st.Rules, RuleStats{Rule: string(k), Alerts: rc.Alerts, Events: rc.Events, LastSeen: rc.LastSeen, Closed: rc.Closed})
 			return nil
 		})
 		if err != nil {
@@ -768,6 +789,9 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (int, error) {
 				if err := addMeta(tx, metaAlerts, -int64(n)); err != nil {
 					return err
 				}
+			}
+			if err := s.forgetBudget(tx, now); err != nil {
+				return err
 			}
 			return s.forgetBatches(tx, now)
 		})

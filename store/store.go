@@ -36,7 +36,12 @@ var (
 	bucketRejects  = []byte("rejects")   // sequence (big endian) -> reject JSON
 	bucketRules    = []byte("rules")     // rule id -> ruleCounters JSON
 	bucketMeta     = []byte("meta")      // name -> value
-	allBuckets     = [][]byte{bucketAlerts, bucketByRule, bucketByStatus, bucketSeen, bucketBatches, bucketRejects, bucketRules, bucketMeta}
+	// bucketExceptions: exception id -> exception JSON (exceptions.go).
+	bucketExceptions = []byte("exceptions")
+	// bucketBudget: minute (unix minutes, big endian) then rule id -> new
+	// alerts created and dropped in that minute (budget.go).
+	bucketBudget = []byte("budget")
+	allBuckets   = [][]byte{bucketAlerts, bucketByRule, bucketByStatus, bucketSeen, bucketBatches, bucketRejects, bucketRules, bucketMeta, bucketExceptions, bucketBudget}
 
 	metaAlerts = []byte("alerts") // number of alerts, uint64 big endian
 )
@@ -65,6 +70,17 @@ type Options struct {
 	// BatchMemory is how long the ids of processed batches are remembered
 	// to recognise a retried batch; 0 means 48 hours.
 	BatchMemory time.Duration
+	// RuleAlertBudget bounds the new alerts one rule may create in one
+	// minute (of event time): beyond it, records that would create a new
+	// alert of the rule are dropped until the minute ends, while records
+	// of its existing alerts are still counted into them. Dropped records
+	// are counted ([Store.Throttled]). 0 or less means no bound.
+	RuleAlertBudget int
+	// OnThrottle, if set, is called once per rule and minute, after the
+	// commit in which the rule first exceeded RuleAlertBudget in that
+	// minute, with Dropped = 1. It runs on the committing goroutine and
+	// must not block.
+	OnThrottle func(Throttle)
 }
 
 // Store is the alert store. Its methods are safe for concurrent use.

@@ -3,9 +3,12 @@ package web
 import (
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/raywatch/raywatch/rules/attack"
 )
 
 // techniqueTag matches a Sigma ATT&CK technique tag: attack.t1071 or
@@ -48,11 +51,14 @@ type navigatorMeta struct {
 
 // attackLayer builds the Navigator layer of the enabled rules: one
 // technique per ATT&CK technique tag, scored by the number of enabled
-// rules that carry it, with the rule titles and tactics as metadata.
+// rules that carry it, with its name, its own tactics (from the enterprise
+// ATT&CK table, so that T1041 is exfiltration only whatever else its rules
+// are tagged with) and the rule titles as metadata. A technique the table
+// does not know keeps the tactic tags of its rules.
 func (s *Server) attackLayer() navigatorLayer {
 	type tech struct {
 		rules   []string
-		tactics map[string]bool
+		tactics map[string]bool // the rules' tactic tags, for unknown techniques
 	}
 	techs := map[string]*tech{}
 	enabled := 0
@@ -65,7 +71,7 @@ func (s *Server) attackLayer() navigatorLayer {
 			var ids, tactics []string
 			for _, tag := range r.Tags {
 				tag = strings.ToLower(strings.TrimSpace(tag))
-				if m := techniqueTag.FindStringSubmatch(tag); m != nil {
+				if m := techniqueTag.FindStringSubmatch(tag); m != nil && !slices.Contains(ids, strings.ToUpper(m[1])) {
 					ids = append(ids, strings.ToUpper(m[1]))
 				} else if m := tacticTag.FindStringSubmatch(tag); m != nil {
 					tactics = append(tactics, strings.ReplaceAll(m[1], "_", "-"))
@@ -89,9 +95,10 @@ func (s *Server) attackLayer() navigatorLayer {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	version, _, _ := strings.Cut(attack.Version, ".")
 	layer := navigatorLayer{
 		Name:                          "raywatch: enabled rules",
-		Versions:                      map[string]string{"attack": "16", "navigator": "5.1.0", "layer": "4.5"},
+		Versions:                      map[string]string{"attack": version, "navigator": "5.1.0", "layer": "4.5"},
 		Domain:                        "enterprise-attack",
 		Description:                   "ATT&CK techniques covered by the enabled raywatch rules; the score is the number of rules.",
 		Sorting:                       3,
@@ -108,11 +115,16 @@ func (s *Server) attackLayer() navigatorLayer {
 		score := len(t.rules)
 		maxScore = max(maxScore, score)
 		nt := navigatorTechnique{TechniqueID: id, Score: &score, Comment: strings.Join(t.rules, "; "), Enabled: true}
-		tactics := make([]string, 0, len(t.tactics))
-		for tc := range t.tactics {
-			tactics = append(tactics, tc)
+		var tactics []string
+		if info, ok := attack.Lookup(id); ok {
+			nt.Metadata = append(nt.Metadata, navigatorMeta{Name: "technique", Value: info.Name})
+			tactics = info.Tactics
+		} else {
+			for tc := range t.tactics {
+				tactics = append(tactics, tc)
+			}
+			sort.Strings(tactics)
 		}
-		sort.Strings(tactics)
 		for _, tc := range tactics {
 			nt.Metadata = append(nt.Metadata, navigatorMeta{Name: "tactic", Value: tc})
 		}
@@ -127,7 +139,11 @@ func (s *Server) attackLayer() navigatorLayer {
 	// Expand the parents of sub-techniques so that they show.
 	for p := range parents {
 		if techs[p] == nil {
-			layer.Techniques = append(layer.Techniques, navigatorTechnique{TechniqueID: p, Enabled: true, ShowSubtechniques: true})
+			nt := navigatorTechnique{TechniqueID: p, Enabled: true, ShowSubtechniques: true}
+			if info, ok := attack.Lookup(p); ok {
+				nt.Metadata = []navigatorMeta{{Name: "technique", Value: info.Name}}
+			}
+			layer.Techniques = append(layer.Techniques, nt)
 		}
 	}
 	for i := range layer.Techniques {

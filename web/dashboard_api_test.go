@@ -28,6 +28,7 @@ func TestAttackLayer(t *testing.T) {
 		rule("a", "Rule A", true, "attack.command-and-control", "attack.t1071.001"),
 		rule("b", "Rule B", true, "attack.command_and_control", "attack.T1071.001", "attack.t1041", "attack.exfiltration", "attack.g0016"),
 		rule("c", "Rule C", false, "attack.t1566"),
+		rule("d", "Rule D", true, "attack.initial-access", "attack.t9999"),
 	}}}
 	layer := s.attackLayer()
 	type tech struct {
@@ -45,14 +46,19 @@ func TestAttackLayer(t *testing.T) {
 		got = append(got, tc)
 	}
 	want := []tech{
-		{ID: "T1041", Score: 1, Meta: []navigatorMeta{{"tactic", "command-and-control"}, {"tactic", "exfiltration"}, {"rule", "Rule B"}}},
-		{ID: "T1071", Sub: true},
-		{ID: "T1071.001", Score: 2, Meta: []navigatorMeta{{"tactic", "command-and-control"}, {"tactic", "exfiltration"}, {"rule", "Rule A"}, {"rule", "Rule B"}}},
+		// Each technique under its own tactics (issue 15: T1041 is
+		// exfiltration only, though Rule B is also tagged
+		// command-and-control), with its name.
+		{ID: "T1041", Score: 1, Meta: []navigatorMeta{{"technique", "Exfiltration Over C2 Channel"}, {"tactic", "exfiltration"}, {"rule", "Rule B"}}},
+		{ID: "T1071", Sub: true, Meta: []navigatorMeta{{"technique", "Application Layer Protocol"}}},
+		{ID: "T1071.001", Score: 2, Meta: []navigatorMeta{{"technique", "Web Protocols"}, {"tactic", "command-and-control"}, {"rule", "Rule A"}, {"rule", "Rule B"}}},
+		// A technique the table does not know keeps its rule's tactics.
+		{ID: "T9999", Score: 1, Meta: []navigatorMeta{{"tactic", "initial-access"}, {"rule", "Rule D"}}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("layer techniques (-want +got):\n%s", diff)
 	}
-	if layer.Domain != "enterprise-attack" || layer.Versions["layer"] != "4.5" || layer.Gradient["maxValue"] != 2 {
+	if layer.Domain != "enterprise-attack" || layer.Versions["layer"] != "4.5" || layer.Gradient["maxValue"] != 2 || layer.Versions["attack"] != "18" {
 		t.Errorf("layer header = %q %v %v", layer.Domain, layer.Versions, layer.Gradient)
 	}
 }

@@ -62,7 +62,20 @@ type StatusChange struct {
 	At     time.Time `json:"at"`
 	// Comment is the analyst's note on the change, if any.
 	Comment string `json:"comment,omitempty"`
+	// Reason is, for a change to closed, the analyst's verdict: one of
+	// ReasonFalsePositive, ReasonTruePositive, ReasonBenign, or "".
+	Reason string `json:"reason,omitempty"`
 }
+
+// Reasons for closing an alert ([StatusChange.Reason]).
+const (
+	ReasonFalsePositive = "false_positive"
+	ReasonTruePositive  = "true_positive"
+	ReasonBenign        = "benign"
+)
+
+// Reasons lists the valid close reasons.
+var Reasons = []string{ReasonFalsePositive, ReasonTruePositive, ReasonBenign}
 
 // RuleRef describes the rule of an alert.
 type RuleRef struct {
