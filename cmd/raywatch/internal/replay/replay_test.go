@@ -604,3 +604,40 @@ func TestStateKey(t *testing.T) {
 		t.Errorf("StateKey is not deterministic: %s, %s", a, b)
 	}
 }
+
+// BenchmarkReplayFolder measures replay's own read path from a folder of
+// Logpush objects: listing, gunzip and splitting into records (detection
+// is the caller's and is not included).
+func BenchmarkReplayFolder(b *testing.B) {
+	var objs []archiveObject
+	n := 0
+	for o := range 20 {
+		start := base.Add(time.Duration(o) * 5 * time.Minute)
+		obj := archiveObject{key: fmt.Sprintf("logs/%s/%s_%s_%08x.log.gz", start.Format("20060102"), start.Format("20060102T150405Z"), start.Add(5*time.Minute).Format("20060102T150405Z"), o)}
+		var raw strings.Builder
+		for r := range 2000 {
+			raw.WriteString(logpushRecord(start.Add(time.Duration(r)*100*time.Millisecond), n))
+			raw.WriteByte('\n')
+			n++
+		}
+		obj.body = gzipBytes(b, []byte(raw.String()))
+		objs = append(objs, obj)
+	}
+	root := writeFolder(b, objs)
+	b.ResetTimer()
+	var records int
+	for b.Loop() {
+		plan, err := replay.Open(context.Background(), []string{root}, replay.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = plan.Run(context.Background(), func(_ replay.Object, r io.Reader) error {
+			return normalize.Split(r, normalize.SplitOptions{}, func(int, []byte) error { records++; return nil })
+		})
+		plan.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+}

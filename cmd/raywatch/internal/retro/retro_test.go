@@ -356,3 +356,56 @@ func TestHuntCanceled(t *testing.T) {
 		t.Errorf("Status() = %+v; want one canceled hunt", st)
 	}
 }
+
+// BenchmarkHunt measures a hunt over an archive of 100 batches of 1000
+// records: one address (whose text prefilters records) and one range
+// (which normalizes every record).
+func BenchmarkHunt(b *testing.B) {
+	arch, err := archive.Open(archive.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for i := range 100 {
+		var lines []string
+		for r := range 1000 {
+			lines = append(lines, record(t0.Add(time.Duration(n)*time.Second), fmt.Sprintf("198.51.%d.%d", r%250, i%250+1), "shop.example.com", "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", n))
+			n++
+		}
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write([]byte(strings.Join(lines, "\n") + "\n"))
+		zw.Close()
+		if _, err := arch.Put(t0.Add(time.Duration(i)*time.Minute), "z", fmt.Sprint(i), &buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, ind := range []ioc.Indicator{
+		{Type: ioc.TypeIPv4, Value: evilIP, File: "a.txt", Line: 1},
+		{Type: ioc.TypeCIDR, Value: "192.0.2.0/24", File: "a.txt", Line: 2},
+	} {
+		b.Run(string(ind.Type), func(b *testing.B) {
+			var records int64
+			for b.Loop() {
+				ctx, cancel := context.WithCancel(context.Background())
+				h, err := retro.New(retro.Options{Archive: arch, Sink: func(context.Context, []alert.Alert) error { return nil }})
+				if err != nil {
+					b.Fatal(err)
+				}
+				h.HuntIndicators([]ioc.Indicator{ind})
+				done := make(chan struct{})
+				go func() { h.Run(ctx); close(done) }()
+				for {
+					if st := h.Status()[0]; st.State == retro.StateDone {
+						records += st.Records
+						break
+					}
+					time.Sleep(time.Millisecond) // poll without taking a processor from the hunt
+				}
+				cancel()
+				<-done
+			}
+			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
