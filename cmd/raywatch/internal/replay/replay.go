@@ -125,7 +125,8 @@ type Plan struct {
 // (walked recursively), a file, or s3://BUCKET/PREFIX. Hidden files and
 // Logpush's ownership-challenge files are skipped.
 //
-// The caller must [Plan.Close] the plan.
+// The caller must [Plan.Close] the plan once Run has returned (or if it
+// does not call Run).
 func Open(ctx context.Context, sources []string, opts Options) (*Plan, error) {
 	if len(sources) == 0 {
 		return nil, errors.New("no source to replay")
@@ -233,7 +234,8 @@ func (p *Plan) Failures() []*ObjectError {
 // calls it as it reads records. It is safe for concurrent use.
 func (p *Plan) AddRecords(n int) { p.records.Add(int64(n)) }
 
-// Close closes the resume state. It is safe to call more than once.
+// Close closes the resume state. It must not be called while Run runs; it
+// is safe to call more than once.
 func (p *Plan) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

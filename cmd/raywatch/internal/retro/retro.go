@@ -415,7 +415,7 @@ func (h *Hunter) scan(ctx context.Context, hu *hunt, since time.Time) error {
 			return nil
 		}
 		err := h.opts.Sink(ctx, pending)
-		pending = pending[:0]
+		pending = nil // the sink may keep the slice
 		if err != nil {
 			return fmt.Errorf("%w: %w", errSink, err)
 		}
