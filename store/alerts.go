@@ -181,14 +181,20 @@ type grouper struct {
 
 // GroupID returns the id of the stored alert that a per-record alert a
 // belongs to, given the grouping window: the slot start then a hash of the
-// rule, intake, source IP and host; with no window, a's own id.
+// rule, intake, source IP and host, and whether a is a retro-hunt's (retro
+// alerts are grouped apart, so that they stay marked); with no window, a's
+// own id.
 func GroupID(a *alert.Alert, window time.Duration) string {
 	if window <= 0 {
 		return alert.AlertID(a.FirstSeen, a.Rule.ID, a.RecordKey)
 	}
 	slot := a.FirstSeen.UTC().Truncate(window)
 	ip, host, _ := entity(a.Event)
-	return alert.AlertID(slot, a.Rule.ID, "group\x00"+a.Intake+"\x00"+ip+"\x00"+host)
+	key := "group\x00" + a.Intake + "\x00" + ip + "\x00" + host
+	if a.Retro {
+		key += "\x00retro"
+	}
+	return alert.AlertID(slot, a.Rule.ID, key)
 }
 
 func (g *grouper) add(a *alert.Alert) error {

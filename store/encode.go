@@ -19,7 +19,7 @@ func (s *Store) encodeAlert(a *alert.Alert) ([]byte, error) {
 	head, err := json.Marshal(&alertHead{
 		ID: a.ID, Rule: a.Rule, Count: a.Count, FirstSeen: a.FirstSeen, LastSeen: a.LastSeen,
 		Status: a.Status, Intake: a.Intake, Dataset: a.Dataset, RecordKey: a.RecordKey,
-		Group: a.Group, Matches: a.Matches,
+		Group: a.Group, Retro: a.Retro, Replayed: a.Replayed, Matches: a.Matches,
 	})
 	if err != nil {
 		return nil, err
@@ -84,6 +84,8 @@ type alertHead struct {
 	Dataset   string            `json:"dataset"`
 	RecordKey string            `json:"record_key"`
 	Group     map[string]string `json:"group,omitempty"`
+	Retro     bool              `json:"retro,omitempty"`
+	Replayed  bool              `json:"replayed,omitempty"`
 	Matches   []alert.Match     `json:"matches"`
 }
 

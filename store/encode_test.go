@@ -40,7 +40,7 @@ func TestEncodeAlertMatchesMarshal(t *testing.T) {
 	alerts := []alert.Alert{
 		{},
 		{ID: "x", Rule: alert.RuleRef{ID: "r", Title: "T", Level: "high", Tags: []string{"a"}}, Count: 3, FirstSeen: t0, LastSeen: t0.Add(time.Minute),
-			Status: "new", Intake: "i", Dataset: "http_requests", RecordKey: "k", Group: map[string]string{"g": "v"},
+			Status: "new", Intake: "i", Dataset: "http_requests", RecordKey: "k", Group: map[string]string{"g": "v"}, Retro: true, Replayed: true,
 			Matches: []alert.Match{{Field: "f", Value: "v", Indicator: &ioc.Indicator{Value: "1.2.3.4"}}}, Event: ev,
 			Samples:       []alert.Sample{{RecordKey: "k", Time: t0, Event: ev}, {RecordKey: "k2", Time: t0, Event: nil}},
 			StatusHistory: []alert.StatusChange{{Status: "closed", By: "me", At: t0}}},

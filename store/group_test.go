@@ -311,3 +311,31 @@ func TestCommitAllEqualsCommitsInOrder(t *testing.T) {
 		t.Errorf("stats: %d alerts by Commit, %d by CommitAll; want 2 each", sa.Alerts, sb.Alerts)
 	}
 }
+
+func TestGroupingKeepsRetroAlertsApart(t *testing.T) {
+	s := openWith(t, Options{GroupWindow: time.Hour})
+	ctx := context.Background()
+	base := int64(1795500000)
+	live := hit(base+10, "intel", "k1", "203.0.113.9", "a.example", "ua")
+	retro := hit(base+20, "intel", "k2#retro:ip:203.0.113.9/32", "203.0.113.9", "a.example", "ua")
+	retro.Retro = true
+	if _, err := s.Commit(ctx, Batch{Alerts: []alert.Alert{live, retro}}); err != nil {
+		t.Fatal(err)
+	}
+	all, _, err := s.List(ctx, Query{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 {
+		t.Fatalf("%d alerts; want the live one and the retro one apart", len(all))
+	}
+	for _, a := range all {
+		if a.Retro != (a.RecordKey != "k1") {
+			t.Errorf("alert of record %s: Retro = %v", a.RecordKey, a.Retro)
+		}
+	}
+	// The retro alert again (the indicator added once more) counts nothing.
+	if changed, err := s.Commit(ctx, Batch{Alerts: []alert.Alert{retro}}); err != nil || len(changed) != 0 {
+		t.Errorf("retro alert committed again: %d changed, %v; want none", len(changed), err)
+	}
+}

@@ -38,9 +38,16 @@ type Alert struct {
 	// Group holds, for an aggregation or correlation alert, the values of
 	// the fields the events were grouped by; Count is then the number of
 	// events that contributed.
-	Group   map[string]string `json:"group,omitempty"`
-	Matches []Match           `json:"matches"`
-	Event   map[string]any    `json:"event"`
+	Group map[string]string `json:"group,omitempty"`
+	// Retro is set on an alert that a retro-hunt raised: an indicator (or
+	// rule) added later matched an archived event. FirstSeen and LastSeen
+	// are still the event's own time.
+	Retro bool `json:"retro,omitempty"`
+	// Replayed is set on an alert that `raywatch replay --data-dir` added
+	// to a store from archived Logpush objects.
+	Replayed bool           `json:"replayed,omitempty"`
+	Matches  []Match        `json:"matches"`
+	Event    map[string]any `json:"event"`
 	// Samples are some of the events grouped into this alert (the earliest
 	// ones, bounded), filled in by the alert store.
 	Samples []Sample `json:"samples,omitempty"`
