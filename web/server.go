@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,6 +189,36 @@ type Options struct {
 	// summary of the alerts of the span rng ending at to (to is zero when
 	// the request leaves it to the implementation).
 	Overview func(ctx context.Context, to time.Time, rng time.Duration) (any, error)
+
+	// Sessions keeps the dashboard's login sessions (see [SessionStore]);
+	// nil keeps them in memory, so that a restart logs everyone out.
+	Sessions SessionStore
+	// ListenAddr is the address the server listens on (--listen). Without
+	// a dashboard token, requests must name in Host a loopback host, the
+	// address they arrived on, the host of ListenAddr (unless unspecified,
+	// as in ":8080") or one of AllowedHosts; others get 421. The intake
+	// and /healthz are not checked.
+	ListenAddr string
+	// AllowedHosts are the other host names (or host:port) that requests
+	// may name without a dashboard token (--allowed-hosts).
+	AllowedHosts []string
+	// MaxWebsocketClients caps the open /ws connections; beyond it /ws
+	// answers 503. 0 means 100.
+	MaxWebsocketClients int
+	// MaxConnections caps the open connections of [Server.LimitListener];
+	// 0 means 1024, a negative value means no limit.
+	MaxConnections int
+	// BodyTimeout cuts a request body that brings no byte for this long
+	// (an intake batch may take longer as long as it keeps coming; any
+	// other body must arrive whole within it); it is also the time allowed
+	// for request headers. 0 means 10 seconds.
+	BodyTimeout time.Duration
+	// WriteTimeout bounds the writing of an answer (all but /ws); 0 means
+	// 60 seconds.
+	WriteTimeout time.Duration
+	// WebsocketWriteTimeout drops a websocket client that does not take a
+	// message within it; 0 means 10 seconds.
+	WebsocketWriteTimeout time.Duration
 }
 
 // Reporter returns a JSON-encodable report. It must be safe for concurrent
@@ -207,9 +238,17 @@ type Server struct {
 	// wsMu makes starting a websocket's goroutines and Wait exclusive, so
 	// that wsWG.Add never runs concurrently with wsWG.Wait; wsDone refuses
 	// connections upgraded after Wait began.
-	wsMu    sync.Mutex
-	wsDone  bool
-	metrics *metrics
+	wsMu      sync.Mutex
+	wsDone    bool
+	wsClients atomic.Int64
+	metrics   *metrics
+	// snapMu guards the websocket snapshot and the Hub generation it was
+	// taken at.
+	snapMu   sync.Mutex
+	snap     *snapshot
+	snapGen  uint64
+	sessions SessionStore
+	hosts    []allowedHost
 
 	rejectMu sync.Mutex
 	rejected []RejectedBatch // ring of the last maxRejectedBatches
@@ -241,7 +280,21 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxLines == 0 {
 		opts.MaxLines = 1_000_000
 	}
-	s := &Server{opts: opts, log: opts.Logger.With("component", "web"), mux: http.NewServeMux()}
+	setDefault(&opts.MaxWebsocketClients, 100)
+	setDefault(&opts.MaxConnections, 1024)
+	setDefault(&opts.BodyTimeout, 10*time.Second)
+	setDefault(&opts.WriteTimeout, 60*time.Second)
+	setDefault(&opts.WebsocketWriteTimeout, 10*time.Second)
+	if opts.Sessions == nil {
+		opts.Sessions = newMemSessions()
+	}
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger.With("component", "web"),
+		mux:      http.NewServeMux(),
+		sessions: opts.Sessions,
+		hosts:    parseAllowedHosts(opts.AllowedHosts, opts.ListenAddr),
+	}
 	for name, key := range opts.IntakeKeys {
 		if key == "" {
 			return nil, errors.New("intake " + strconv.Quote(name) + " has an empty key")
@@ -287,8 +340,29 @@ func New(opts Options) (*Server, error) {
 	// The page itself needs a session; its scripts and styles hold no data.
 	s.mux.HandleFunc("GET /{$}", s.handleIndex(static))
 	s.mux.HandleFunc("GET /index.html", s.handleIndex(static))
-	s.mux.Handle("GET /", static)
+	s.mux.Handle("GET /", files(static))
 	return s, nil
+}
+
+// setDefault sets *v to def when it is zero.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// files serves the dashboard's scripts and styles. A directory (which the
+// file server would answer with index.html, past the login) is not found:
+// the page is served by handleIndex.
+func files(static http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			writeError(w, http.StatusNotFound, "no such path")
+			return
+		}
+		static.ServeHTTP(w, r)
+	}
 }
 
 // SetReady marks the server ready (or not) to accept batches.
@@ -301,7 +375,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-	s.mux.ServeHTTP(w, r)
+	if r = s.guard(w, r); r != nil {
+		s.mux.ServeHTTP(w, r)
+	}
 }
 
 // Wait waits for the websocket connections to end (they end when the Hub
