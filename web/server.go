@@ -330,9 +330,7 @@ func New(opts Options) (*Server, error) {
 	for name, rep := range opts.Reports {
 		s.mux.HandleFunc("GET /api/v1/"+name, s.requireAuth(s.handleReport(name, rep)))
 	}
-	s.mux.HandleFunc("GET /api/", s.requireAuth(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such API endpoint")
-	}))
+	s.mux.HandleFunc("GET /api/", s.requireAuth(s.handleNoAPI))
 	s.mux.HandleFunc("GET /ws", s.requireAuth(s.handleWS))
 	if opts.Registry != nil {
 		s.mux.Handle("GET /metrics", s.requireAuth(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}).ServeHTTP))
@@ -354,10 +352,11 @@ func setDefault[T comparable](v *T, def T) {
 
 // files serves the dashboard's scripts and styles. A directory (which the
 // file server would answer with index.html, past the login) is not found:
-// the page is served by handleIndex.
+// the page is served by handleIndex. Neither is a name that no file can
+// have (the file server answers those with 500).
 func files(static http.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/") {
+		if strings.HasSuffix(r.URL.Path, "/") || !fs.ValidPath(strings.TrimPrefix(r.URL.Path, "/")) {
 			writeError(w, http.StatusNotFound, "no such path")
 			return
 		}
@@ -375,9 +374,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-	if r = s.guard(w, r); r != nil {
-		s.mux.ServeHTTP(w, r)
+	if r = s.guard(w, r); r == nil {
+		return
 	}
+	// Under /api/, a method that the mux does not route gets a JSON answer
+	// too (its own 405 is plain text).
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			s.requireAuth(s.handleNoAPI)(w, r)
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// handleNoAPI answers a request under /api/ that no endpoint takes.
+func (s *Server) handleNoAPI(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		writeError(w, http.StatusNotFound, "no such API endpoint")
+		return
+	}
+	writeError(w, http.StatusMethodNotAllowed, "no API endpoint takes "+r.Method+" on this path")
 }
 
 // Wait waits for the websocket connections to end (they end when the Hub

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -20,6 +21,10 @@ const (
 	// and maxSnapshotBytes how many bytes of them (the newest that fit).
 	wsSnapshot       = 200
 	maxSnapshotBytes = 1 << 20
+	// wsSendBuffer is the kernel send buffer of a websocket: without it
+	// the kernel takes up to 4 MB for a client that does not read before
+	// a write blocks and its deadline can drop the client.
+	wsSendBuffer = 256 << 10
 )
 
 // The default CheckOrigin refuses a browser Origin whose host differs from
@@ -71,6 +76,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.wsWG.Add(2)
 	s.wsMu.Unlock()
+	if tc := tcpOf(conn.NetConn()); tc != nil {
+		_ = tc.SetWriteBuffer(wsSendBuffer)
+	}
 	sub, ok := s.opts.Hub.subscribe()
 	if !ok {
 		s.wsWG.Add(-2)
@@ -191,6 +199,24 @@ func (s *Server) snapshot() (*snapshot, error) {
 	slices.Reverse(snap.frames)
 	s.snap, s.snapGen = snap, gen
 	return snap, nil
+}
+
+// tcpOf returns the TCP connection under c (through TLS and
+// LimitListener), or nil.
+func tcpOf(c net.Conn) *net.TCPConn {
+	if lc := limitedOf(c); lc != nil {
+		c = lc.Conn
+	}
+	for {
+		switch v := c.(type) {
+		case *net.TCPConn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
 }
 
 // version identifies the state of an alert that the dashboard shows.
