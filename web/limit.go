@@ -77,13 +77,25 @@ type limitedConn struct {
 // those that do not read). Closing the returned listener closes ln and
 // waits for the refusals being answered (each takes at most about 1 s). A
 // negative MaxConnections returns ln unchanged.
+//
+// Over the limit of open files (ulimit -n), accept fails and the server
+// can answer no one, the intake included; so when that limit is under
+// twice MaxConnections, the limit is lowered to half of it (the other
+// half is for the spool's files, the refusals and the rest), with a
+// warning.
 func (s *Server) LimitListener(ln net.Listener) net.Listener {
 	if s.opts.MaxConnections < 0 {
 		return ln
 	}
+	n := s.opts.MaxConnections
+	if files := openFileLimit(); files > 0 && n > files/2 {
+		n = max(files/2, 1)
+		s.log.Warn("max connections lowered to half the open file limit; raise the limit (ulimit -n) to allow more",
+			"max_connections", s.opts.MaxConnections, "open_file_limit", files, "effective", n)
+	}
 	return &limitListener{
 		Listener: ln,
-		max:      s.opts.MaxConnections,
+		max:      n,
 		metrics:  s.metrics,
 		conns:    map[*limitedConn]struct{}{},
 		sources:  map[netip.Prefix]int{},

@@ -137,7 +137,7 @@ func heapInuse() uint64 {
 // wsLoad is one run of the websocket load: conns clients that never read,
 // against a store of alerts alerts of size bytes each.
 type wsLoad struct {
-	conns, alerts, size, maxClients int
+	conns, alerts, size, maxClients, maxConns int
 }
 
 // wsLoadResult is what a wsLoad measured.
@@ -157,6 +157,7 @@ func runWSLoad(t *testing.T, l wsLoad) wsLoadResult {
 	ts, _, s := newTestServerOpts(t, func(o *Options) {
 		o.Alerts = bigBackend{o.Alerts.(*fakeBackend), l.alerts, l.size}
 		o.MaxWebsocketClients = l.maxClients
+		o.MaxConnections = l.maxConns
 	})
 	addr := ts.Listener.Addr().String()
 	var r wsLoadResult
@@ -258,9 +259,14 @@ func TestWebsocketScenario(t *testing.T) {
 	if os.Getenv("RAYWATCH_WS_SCENARIO") == "" {
 		t.Skip("a measurement: set RAYWATCH_WS_SCENARIO=1 to run it")
 	}
-	for _, maxClients := range []int{0, 2000} {
-		t.Run("max_clients="+strconv.Itoa(maxClients), func(t *testing.T) {
-			r := runWSLoad(t, wsLoad{conns: 2000, alerts: 5000, size: 16 << 10, maxClients: maxClients})
+	// The defaults, then every client let in (to see what each costs).
+	for _, n := range []int{0, 2000} {
+		t.Run("max_clients="+strconv.Itoa(n), func(t *testing.T) {
+			maxConns := 0
+			if n > 0 {
+				maxConns = -1
+			}
+			r := runWSLoad(t, wsLoad{conns: 2000, alerts: 5000, size: 16 << 10, maxClients: n, maxConns: maxConns})
 			t.Logf("2000 clients (%d accepted, %d refused), 5000 alerts of 16 KB: heap in use %d MiB -> %d MiB (+%d MiB); GET /api/v1/alerts %d in %v, /healthz %d in %v; VmRSS %s",
 				r.accepted, r.refused, r.heapBefore>>20, r.heapAt>>20, (int64(r.heapAt)-int64(r.heapBefore))>>20,
 				r.apiStatus, r.apiLatency.Round(time.Millisecond), r.healthStatus, r.healthLatency.Round(time.Millisecond), vmRSS())
