@@ -16,6 +16,10 @@ import (
 // answer, and (without a dashboard token) a Host that names this server.
 // It returns the request to route, or nil when it has answered.
 func (s *Server) guard(w http.ResponseWriter, r *http.Request) *http.Request {
+	// Deadlines first: whatever the answer, the body it leaves unread is
+	// discarded under them.
+	intake := (r.Method == http.MethodPost || r.Method == http.MethodPut) && r.URL.Path == "/plain/batch"
+	r = s.guardBody(w, r, intake)
 	// Route on the cleaned, decoded path: "/%2e/", "/%2e%2e/" and
 	// "/x/..%2f" must not reach the file server as a directory (which
 	// serves index.html past the login), and "%2F" must not make the mux
@@ -39,8 +43,6 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request) *http.Request {
 		u.RawPath = ""
 		r.URL = &u
 	}
-	intake := (r.Method == http.MethodPost || r.Method == http.MethodPut) && r.URL.Path == "/plain/batch"
-	r = s.guardBody(w, r, intake)
 	// The intake is authenticated by its key, and Logpush names the public
 	// host; /healthz says nothing but "ok", to probes that name the pod.
 	if !intake && !(r.Method == http.MethodGet && r.URL.Path == "/healthz") && !s.hostAllowed(r) {

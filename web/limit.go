@@ -57,6 +57,7 @@ type limitedConn struct {
 	source     netip.Prefix
 	state      atomic.Int32
 	inBody     atomic.Bool  // a handler is waiting for body bytes
+	inWrite    atomic.Bool  // a write is under way (blocked when the client does not read)
 	lastActive atomic.Int64 // Unix nanoseconds of the last sign of life
 	once       sync.Once
 }
@@ -66,8 +67,8 @@ type limitedConn struct {
 // by closing one of the source holding the most connections (an IPv4
 // address or an IPv6 /64), and only when its own source holds at least two
 // fewer: the open connection of that source that has waited longest on its
-// client (for request headers, between requests, or for body bytes) makes
-// room. Otherwise the newcomer is answered at once with 503, Retry-After
+// client (for request headers, between requests, for body bytes, or for
+// it to read an answer) makes room. Otherwise the newcomer is answered at once with 503, Retry-After
 // and Connection: close (plain HTTP: under TLS the client sees a failed
 // handshake) and closed. So one host that opens connections it does not
 // use cannot lock out the others (Logpush among them), nor make room by
@@ -184,7 +185,7 @@ func (l *limitListener) longestWaitingLocked(source netip.Prefix) *limitedConn {
 		switch c.state.Load() {
 		case connNew, connIdle:
 		case connActive:
-			if !c.inBody.Load() {
+			if !c.inBody.Load() && !c.inWrite.Load() {
 				continue
 			}
 		default:
@@ -247,6 +248,18 @@ func (l *limitListener) Close() error {
 }
 
 func (c *limitedConn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
+
+// Write writes p, noting that the connection waits on its client while
+// the write is blocked.
+func (c *limitedConn) Write(p []byte) (int, error) {
+	c.inWrite.Store(true)
+	n, err := c.Conn.Write(p)
+	c.inWrite.Store(false)
+	if n > 0 {
+		c.touch()
+	}
+	return n, err
+}
 
 // Close closes the connection and frees its place. It may be called more
 // than once.

@@ -108,6 +108,8 @@ func TestSlowBodiesAreCut(t *testing.T) {
 		{"intake stalled", "POST /plain/batch HTTP/1.1\r\nHost: localhost\r\n" + IntakeKeyHeader + ": key-a\r\nContent-Length: 100000\r\n\r\n{\"RayID\":\"1\"}\n", never},
 		{"intake wrong key stalled", "POST /plain/batch HTTP/1.1\r\nHost: localhost\r\n" + IntakeKeyHeader + ": nope\r\nContent-Length: 4000\r\n\r\n{", never},
 		{"unknown path stalled", "POST /nope HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4000\r\n\r\n{", never},
+		{"unclean path stalled", "PATCH /api/v1/alerts/%2e%2e/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4000\r\n\r\n{", never},
+		{"foreign host stalled", "POST /login HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 4000\r\n\r\n{", never},
 		{"headers never end", "POST /login HTTP/1.1\r\nHost: localhost\r\nX-Slow: ", never},
 	}
 	var wg sync.WaitGroup
@@ -250,6 +252,19 @@ func (l *limitListener) open() int {
 	return len(l.conns)
 }
 
+// settled reports whether every connection is serving a request and
+// waiting on its client, for body bytes or to read.
+func (l *limitListener) settled() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		if c.state.Load() != connActive || !(c.inBody.Load() || c.inWrite.Load()) {
+			return false
+		}
+	}
+	return true
+}
+
 // TestConnectionLimit checks that a connection over MaxConnections is
 // answered 503 with Connection: close at once when no open connection is
 // waiting on its client, and let in once one closes.
@@ -289,10 +304,26 @@ func TestConnectionLimit(t *testing.T) {
 }
 
 // TestIntakeReachableUnderSlowBodies is the attack of issue 16, item 2,
-// scaled down: one host holds every connection with login bodies that
-// trickle in (and reconnects when cut); the intake, from another address,
-// still gets its batch in at once.
+// scaled down: one host holds every connection, with login bodies that
+// trickle in or with answers it does not read (and reconnects when cut);
+// the intake, from another address, still gets its batch in at once.
 func TestIntakeReachableUnderSlowBodies(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		head string
+	}{
+		{"slow bodies", "POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n"},
+		// 300 pipelined requests for the dashboard's script, whose
+		// answers (about 14 MB) are never read.
+		{"unread answers", strings.Repeat("GET /app.js HTTP/1.1\r\nHost: localhost\r\n\r\n", 300)},
+	} {
+		t.Run(tt.name, func(t *testing.T) { intakeUnderAttack(t, tt.head) })
+	}
+}
+
+// intakeUnderAttack runs the attack of TestIntakeReachableUnderSlowBodies
+// with attackers that send head.
+func intakeUnderAttack(t *testing.T, head string) {
 	const (
 		limit     = 32
 		attackers = 3 * limit
@@ -311,13 +342,14 @@ func TestIntakeReachableUnderSlowBodies(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	head := "POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n"
 	for range attackers {
 		wg.Go(func() { attack(ctx, addr, head, 200*time.Millisecond) })
 	}
+	// Every connection is taken, and each waits on its attacker (past
+	// its request headers).
 	ll := ts.Listener.(*limitListener)
-	if !waitFor(10*time.Second, func() bool { return ll.open() >= limit }) {
-		t.Fatalf("the attackers hold %d connections; want %d", ll.open(), limit)
+	if !waitFor(10*time.Second, func() bool { return ll.open() >= limit && ll.settled() }) {
+		t.Fatalf("the attackers hold %d connections (settled: %v); want %d", ll.open(), ll.settled(), limit)
 	}
 	client := &http.Client{Transport: &http.Transport{DialContext: other.DialContext}, Timeout: 5 * time.Second}
 	for i := range 5 {

@@ -242,11 +242,12 @@ type Server struct {
 	wsDone    bool
 	wsClients atomic.Int64
 	metrics   *metrics
-	// snapMu guards the websocket snapshot and the Hub generation it was
-	// taken at.
+	// snapMu guards the websocket snapshot, and the Hub generation and
+	// the time it was taken at.
 	snapMu   sync.Mutex
 	snap     *snapshot
 	snapGen  uint64
+	snapAt   time.Time
 	sessions SessionStore
 	hosts    []allowedHost
 
@@ -367,7 +368,11 @@ func files(static http.Handler) http.HandlerFunc {
 // SetReady marks the server ready (or not) to accept batches.
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. Before routing, every request gets
+// security headers, a cleaned path (see guard), body and write deadlines,
+// and without a dashboard token a Host check; serve it through
+// [Server.HTTPServer] and [Server.LimitListener] for the connection-level
+// limits.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -21,6 +21,9 @@ const (
 	// and maxSnapshotBytes how many bytes of them (the newest that fit).
 	wsSnapshot       = 200
 	maxSnapshotBytes = 1 << 20
+	// maxSnapshotAge bounds how long a snapshot is shared: the store also
+	// changes without a Publish (retention).
+	maxSnapshotAge = 5 * time.Second
 	// wsSendBuffer is the kernel send buffer of a websocket: without it
 	// the kernel takes up to 4 MB for a client that does not read before
 	// a write blocks and its deadline can drop the client.
@@ -161,7 +164,7 @@ func (s *Server) wsWriter(conn *websocket.Conn, sub *hubClient) {
 
 // snapshot returns the recent alerts for a client that has just
 // subscribed: the cached snapshot if nothing was published since it was
-// taken, else a new one. One snapshot is built at a time; clients that
+// taken and it is younger than maxSnapshotAge, else a new one. One snapshot is built at a time; clients that
 // connect meanwhile wait for it and share it. The newest alerts are kept
 // up to wsSnapshot alerts and maxSnapshotBytes bytes of JSON.
 func (s *Server) snapshot() (*snapshot, error) {
@@ -170,9 +173,10 @@ func (s *Server) snapshot() (*snapshot, error) {
 	// Read before listing: an alert published after this is either in the
 	// list or (for a client subscribed by then) sent live.
 	gen := s.opts.Hub.gen.Load()
-	if s.snap != nil && s.snapGen == gen {
+	if s.snap != nil && s.snapGen == gen && time.Since(s.snapAt) < maxSnapshotAge {
 		return s.snap, nil
 	}
+	now := time.Now()
 	// The request's context ends when the handler returns, so the
 	// snapshot gets its own.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -197,7 +201,7 @@ func (s *Server) snapshot() (*snapshot, error) {
 		snap.sent[f.id] = f.version
 	}
 	slices.Reverse(snap.frames)
-	s.snap, s.snapGen = snap, gen
+	s.snap, s.snapGen, s.snapAt = snap, gen, now
 	return snap, nil
 }
 
