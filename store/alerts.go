@@ -677,6 +677,7 @@ func (s *Store) Transition(ctx context.Context, id string, ch alert.StatusChange
 		a.Status = status
 		ch.At = ch.At.UTC()
 		a.StatusHistory = append(a.StatusHistory, ch)
+		a.StatusHistory, a.StatusHistoryDropped = boundHistory(a.StatusHistory, a.StatusHistoryDropped)
 		nv, err := json.Marshal(&a)
 		if err != nil {
 			return err
@@ -687,6 +688,24 @@ func (s *Store) Transition(ctx context.Context, id string, ch alert.StatusChange
 		return alert.Alert{}, fmt.Errorf("set status of alert %q: %w", id, err)
 	}
 	return a, nil
+}
+
+// historyFirst and historyLast bound an alert's StatusHistory: the first
+// change (who first looked at it) and the latest ones are kept.
+const (
+	historyFirst = 1
+	historyLast  = 20
+)
+
+// boundHistory cuts h to its first historyFirst and last historyLast
+// entries, adding the number left out to dropped.
+func boundHistory(h []alert.StatusChange, dropped int) ([]alert.StatusChange, int) {
+	if len(h) <= historyFirst+historyLast {
+		return h, dropped
+	}
+	cut := len(h) - historyFirst - historyLast
+	h = append(h[:historyFirst], h[historyFirst+cut:]...)
+	return h, dropped + cut
 }
 
 // RuleStats are the counters of one rule.

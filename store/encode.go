@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"sync"
 	"time"
 	"unsafe"
@@ -67,11 +68,16 @@ func (s *Store) encodeAlert(a *alert.Alert) ([]byte, error) {
 		buf = append(buf, `,"status_history":`...)
 		buf = append(buf, h...)
 	}
+	if a.StatusHistoryDropped != 0 {
+		buf = append(buf, `,"status_history_dropped":`...)
+		buf = strconv.AppendInt(buf, int64(a.StatusHistoryDropped), 10)
+	}
 	return append(buf, '}'), nil
 }
 
 // alertHead is the start of alert.Alert's JSON form, up to Matches; the
-// fields after it (Event, Samples, StatusHistory) are written by
+// fields after it (Event, Samples, StatusHistory, StatusHistoryDropped)
+// are written by
 // encodeAlert. TestAlertJSONMirrors keeps the two in step.
 type alertHead struct {
 	ID        string            `json:"id"`

@@ -15,7 +15,7 @@ import (
 
 // TestAlertJSONMirrors checks that alertHead has the first fields and tags
 // of alert.Alert, in order, followed in alert.Alert by exactly Event,
-// Samples and StatusHistory, so that encodeAlert writes what json.Marshal
+// Samples, StatusHistory and StatusHistoryDropped, so that encodeAlert writes what json.Marshal
 // would.
 func TestAlertJSONMirrors(t *testing.T) {
 	a, m := reflect.TypeFor[alert.Alert](), reflect.TypeFor[alertHead]()
@@ -23,7 +23,7 @@ func TestAlertJSONMirrors(t *testing.T) {
 	for i := m.NumField(); i < a.NumField(); i++ {
 		rest = append(rest, a.Field(i).Name+" "+string(a.Field(i).Tag))
 	}
-	if want := []string{`Event json:"event"`, `Samples json:"samples,omitempty"`, `StatusHistory json:"status_history,omitempty"`}; !reflect.DeepEqual(rest, want) {
+	if want := []string{`Event json:"event"`, `Samples json:"samples,omitempty"`, `StatusHistory json:"status_history,omitempty"`, `StatusHistoryDropped json:"status_history_dropped,omitempty"`}; !reflect.DeepEqual(rest, want) {
 		t.Fatalf("alert.Alert after alertHead's fields: %q; want %q (update encodeAlert)", rest, want)
 	}
 	for i := range m.NumField() {
@@ -43,7 +43,7 @@ func TestEncodeAlertMatchesMarshal(t *testing.T) {
 			Status: "new", Intake: "i", Dataset: "http_requests", RecordKey: "k", Group: map[string]string{"g": "v"}, Retro: true, Replayed: true,
 			Matches: []alert.Match{{Field: "f", Value: "v", Indicator: &ioc.Indicator{Value: "1.2.3.4"}}}, Event: ev,
 			Samples:       []alert.Sample{{RecordKey: "k", Time: t0, Event: ev}, {RecordKey: "k2", Time: t0, Event: nil}},
-			StatusHistory: []alert.StatusChange{{Status: "closed", By: "me", At: t0}}},
+			StatusHistory: []alert.StatusChange{{Status: "closed", By: "me", At: t0}}, StatusHistoryDropped: 1479},
 	}
 	s := &Store{}
 	for i := range alerts {

@@ -3,10 +3,13 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/raywatch/raywatch/rules/alert"
@@ -78,41 +81,77 @@ func (s *Server) handleGetAlert(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// maxComment bounds the comment of a status change, in bytes.
-const maxComment = 2000
+// Bounds of a status change: the comment in bytes, the name in
+// characters.
+const (
+	maxComment = 1 << 10
+	maxBy      = 64
+)
+
+// patchBody is the body of PATCH /api/v1/alerts/{id}.
+type patchBody struct {
+	Status  string `json:"status"`
+	By      string `json:"by"`
+	Comment string `json:"comment"`
+}
+
+// readPatch decodes and checks the body of a PATCH: one JSON object with
+// known members, nothing after it, a name of at most maxBy characters and
+// a comment of at most maxComment bytes, neither with control characters
+// (the comment may hold line breaks and tabs). The error is for the
+// client.
+func readPatch(w http.ResponseWriter, r *http.Request) (patchBody, error) {
+	var body patchBody
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, smallBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return body, errors.New(`body must be {"status": "new" | "acknowledged" | "closed", "by": "...", "comment": "..."}`)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return body, errors.New("body must hold one JSON object and nothing after it")
+	}
+	body.By = strings.TrimSpace(body.By)
+	body.Comment = strings.TrimSpace(body.Comment)
+	switch {
+	case utf8.RuneCountInString(body.By) > maxBy:
+		return body, fmt.Errorf("by must be at most %d characters", maxBy)
+	case hasControl(body.By, ""):
+		return body, errors.New("by must not hold control characters")
+	case len(body.Comment) > maxComment:
+		return body, fmt.Errorf("comment must be at most %d bytes", maxComment)
+	case hasControl(body.Comment, "\n\t"):
+		return body, errors.New("comment must not hold control characters other than line breaks and tabs")
+	}
+	return body, nil
+}
+
+// hasControl reports whether s holds a control character (C0, DEL or C1)
+// other than those of allowed.
+func hasControl(s, allowed string) bool {
+	for _, c := range s {
+		if unicode.IsControl(c) && !strings.ContainsRune(allowed, c) {
+			return true
+		}
+	}
+	return false
+}
 
 // handlePatchAlert serves PATCH /api/v1/alerts/{id} with {"status": "new" |
 // "acknowledged" | "closed", "by": "optional name", "comment": "optional
 // note"}.
 func (s *Server) handlePatchAlert(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Status  string `json:"status"`
-		By      string `json:"by"`
-		Comment string `json:"comment"`
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, `body must be {"status": "new" | "acknowledged" | "closed", "by": "...", "comment": "..."}`)
+	body, err := readPatch(w, r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	by := strings.TrimSpace(body.By)
-	if by == "" || !utf8.ValidString(by) {
+	by := body.By
+	if by == "" {
 		by = s.principal(r)
 	}
-	by = truncate(by, 64)
-	comment := strings.TrimSpace(body.Comment)
-	if !utf8.ValidString(comment) {
-		writeError(w, http.StatusBadRequest, "comment must be UTF-8 text")
-		return
-	}
-	comment = truncate(comment, maxComment)
-	var (
-		a   alert.Alert
-		err error
-	)
-	if sc, ok := s.opts.Alerts.(StatusCommenter); ok && comment != "" {
-		a, err = sc.SetStatusComment(r.Context(), r.PathValue("id"), body.Status, by, comment)
+	var a alert.Alert
+	if sc, ok := s.opts.Alerts.(StatusCommenter); ok && body.Comment != "" {
+		a, err = sc.SetStatusComment(r.Context(), r.PathValue("id"), body.Status, by, body.Comment)
 	} else {
 		a, err = s.opts.Alerts.SetStatus(r.Context(), r.PathValue("id"), body.Status, by)
 	}

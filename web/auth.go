@@ -2,22 +2,29 @@ package web
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
 
 const (
-	// sessionCookie carries a login: "<expiry unix>.<hex HMAC>". It holds
-	// no secret: the HMAC is keyed by a digest of the dashboard token.
+	// sessionCookie carries a login: 32 random bytes in hex. The server
+	// keeps a digest of it (keyed by the dashboard token) in the
+	// SessionStore; logging out deletes it, and a new dashboard token makes
+	// every earlier session unknown.
 	sessionCookie = "raywatch_session"
 	sessionTTL    = 12 * time.Hour
+	// smallBody caps the body of the small endpoints (login, logout,
+	// PATCH of an alert).
+	smallBody = 16 << 10
 )
 
 // authorized reports whether r carries the dashboard token (bearer header)
@@ -39,28 +46,37 @@ func (s *Server) principal(r *http.Request) string {
 		}
 		return ""
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil && s.validSession(c.Value, time.Now()) {
-		return "dashboard"
+	if key, ok := s.sessionKey(r); ok {
+		valid, err := s.sessions.LookupSession(r.Context(), key, time.Now())
+		if err != nil {
+			s.log.Error("look up session", "err", err)
+		}
+		if valid {
+			return "dashboard"
+		}
 	}
 	return ""
 }
 
-func (s *Server) sessionMAC(exp string) string {
-	m := hmac.New(sha256.New, s.session)
-	m.Write([]byte("raywatch-session\x00" + exp))
-	return hex.EncodeToString(m.Sum(nil))
+// sessionKey returns the SessionStore key of r's session cookie; ok is
+// false without a well-formed cookie.
+func (s *Server) sessionKey(r *http.Request) (key string, ok bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || len(c.Value) != 64 {
+		return "", false
+	}
+	if _, err := hex.DecodeString(c.Value); err != nil {
+		return "", false
+	}
+	return s.sessionKeyOf(c.Value), true
 }
 
-func (s *Server) validSession(v string, now time.Time) bool {
-	exp, mac, ok := strings.Cut(v, ".")
-	if !ok {
-		return false
-	}
-	n, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || now.Unix() > n {
-		return false
-	}
-	return hmac.Equal([]byte(mac), []byte(s.sessionMAC(exp)))
+// sessionKeyOf returns the SessionStore key of the session cookie value
+// v: its hex HMAC keyed by a digest of the dashboard token.
+func (s *Server) sessionKeyOf(v string) string {
+	m := hmac.New(sha256.New, s.session)
+	m.Write([]byte("raywatch-session\x00" + v))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // requireAuth wraps h so that it runs only for authorized requests. A
@@ -106,7 +122,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	r.Body = http.MaxBytesReader(w, r.Body, smallBody)
 	var token string
 	isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
 	if isJSON {
@@ -132,10 +148,21 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.token != nil {
-		exp := strconv.FormatInt(time.Now().Add(sessionTTL).Unix(), 10)
+		var id [32]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			s.log.Error("login", "err", err)
+			writeError(w, http.StatusInternalServerError, "cannot create a session")
+			return
+		}
+		value := hex.EncodeToString(id[:])
+		if err := s.sessions.CreateSession(r.Context(), s.sessionKeyOf(value), time.Now().Add(sessionTTL)); err != nil {
+			s.log.Error("login", "err", err)
+			writeError(w, http.StatusInternalServerError, "cannot create a session")
+			return
+		}
 		http.SetCookie(w, &http.Cookie{
 			Name:     sessionCookie,
-			Value:    exp + "." + s.sessionMAC(exp),
+			Value:    value,
 			Path:     "/",
 			MaxAge:   int(sessionTTL / time.Second),
 			HttpOnly: true,
@@ -150,8 +177,26 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// handleLogout clears the session cookie.
+// handleLogout serves POST /logout: from this origin only, it revokes the
+// session of the request's cookie (server-side: a copy of the cookie stops
+// working too) and clears the cookie.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		writeError(w, http.StatusForbidden, "cross-origin request refused")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, smallBody)
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("logout takes no body (at most %d bytes are read)", smallBody))
+		return
+	}
+	if key, ok := s.sessionKey(r); ok && s.token != nil {
+		if err := s.sessions.DeleteSession(r.Context(), key); err != nil {
+			s.log.Error("logout", "err", err)
+			writeError(w, http.StatusInternalServerError, "cannot revoke the session")
+			return
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -12,6 +12,11 @@ type metrics struct {
 	bytes        *prometheus.CounterVec // by intake, as sent
 	rejected     *prometheus.CounterVec // by reason
 	unauthorized prometheus.Counter
+	misdirected  prometheus.Counter // refused for their Host
+	wsRefused    prometheus.Counter // websocket clients over the cap
+	conns        prometheus.Gauge   // open connections of LimitListener
+	connsRefused prometheus.Counter // answered 503 over MaxConnections
+	connsEvicted prometheus.Counter // closed to make room
 }
 
 // newMetrics registers the web metrics on reg (unregistered when reg is
@@ -38,9 +43,30 @@ func newMetrics(reg *prometheus.Registry, hub *Hub) *metrics {
 			Name: "raywatch_api_unauthorized_total",
 			Help: "API, websocket and login requests refused for a missing or wrong dashboard token.",
 		}),
+		misdirected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raywatch_http_misdirected_total",
+			Help: "Requests refused with 421 because, without a dashboard token, their Host did not name this server.",
+		}),
+		wsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raywatch_websocket_refused_total",
+			Help: "Websocket connections refused (503) over the --max-websocket-clients cap.",
+		}),
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "raywatch_http_connections",
+			Help: "Open HTTP connections (websockets included).",
+		}),
+		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raywatch_http_connections_refused_total",
+			Help: "Connections answered 503 because --max-connections were open and none was waiting on its client.",
+		}),
+		connsEvicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raywatch_http_connections_evicted_total",
+			Help: "Connections closed at --max-connections to make room, the one waiting longest on its client first.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.batches, m.lines, m.bytes, m.rejected, m.unauthorized,
+			m.misdirected, m.wsRefused, m.conns, m.connsRefused, m.connsEvicted,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "raywatch_websocket_clients",
 				Help: "Connected websocket clients.",

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,6 +189,36 @@ type Options struct {
 	// summary of the alerts of the span rng ending at to (to is zero when
 	// the request leaves it to the implementation).
 	Overview func(ctx context.Context, to time.Time, rng time.Duration) (any, error)
+
+	// Sessions keeps the dashboard's login sessions (see [SessionStore]);
+	// nil keeps them in memory, so that a restart logs everyone out.
+	Sessions SessionStore
+	// ListenAddr is the address the server listens on (--listen). Without
+	// a dashboard token, requests must name in Host a loopback host, the
+	// address they arrived on, the host of ListenAddr (unless unspecified,
+	// as in ":8080") or one of AllowedHosts; others get 421. The intake
+	// and /healthz are not checked.
+	ListenAddr string
+	// AllowedHosts are the other host names (or host:port) that requests
+	// may name without a dashboard token (--allowed-hosts).
+	AllowedHosts []string
+	// MaxWebsocketClients caps the open /ws connections; beyond it /ws
+	// answers 503. 0 means 100.
+	MaxWebsocketClients int
+	// MaxConnections caps the open connections of [Server.LimitListener];
+	// 0 means 1024, a negative value means no limit.
+	MaxConnections int
+	// BodyTimeout cuts a request body that brings no byte for this long
+	// (an intake batch may take longer as long as it keeps coming; any
+	// other body must arrive whole within it); it is also the time allowed
+	// for request headers. 0 means 10 seconds.
+	BodyTimeout time.Duration
+	// WriteTimeout bounds the writing of an answer (all but /ws); 0 means
+	// 60 seconds.
+	WriteTimeout time.Duration
+	// WebsocketWriteTimeout drops a websocket client that does not take a
+	// message within it; 0 means 10 seconds.
+	WebsocketWriteTimeout time.Duration
 }
 
 // Reporter returns a JSON-encodable report. It must be safe for concurrent
@@ -207,9 +238,18 @@ type Server struct {
 	// wsMu makes starting a websocket's goroutines and Wait exclusive, so
 	// that wsWG.Add never runs concurrently with wsWG.Wait; wsDone refuses
 	// connections upgraded after Wait began.
-	wsMu    sync.Mutex
-	wsDone  bool
-	metrics *metrics
+	wsMu      sync.Mutex
+	wsDone    bool
+	wsClients atomic.Int64
+	metrics   *metrics
+	// snapMu guards the websocket snapshot, and the Hub generation and
+	// the time it was taken at.
+	snapMu   sync.Mutex
+	snap     *snapshot
+	snapGen  uint64
+	snapAt   time.Time
+	sessions SessionStore
+	hosts    []allowedHost
 
 	rejectMu sync.Mutex
 	rejected []RejectedBatch // ring of the last maxRejectedBatches
@@ -241,7 +281,21 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxLines == 0 {
 		opts.MaxLines = 1_000_000
 	}
-	s := &Server{opts: opts, log: opts.Logger.With("component", "web"), mux: http.NewServeMux()}
+	setDefault(&opts.MaxWebsocketClients, 100)
+	setDefault(&opts.MaxConnections, 1024)
+	setDefault(&opts.BodyTimeout, 10*time.Second)
+	setDefault(&opts.WriteTimeout, 60*time.Second)
+	setDefault(&opts.WebsocketWriteTimeout, 10*time.Second)
+	if opts.Sessions == nil {
+		opts.Sessions = newMemSessions()
+	}
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger.With("component", "web"),
+		mux:      http.NewServeMux(),
+		sessions: opts.Sessions,
+		hosts:    parseAllowedHosts(opts.AllowedHosts, opts.ListenAddr),
+	}
 	for name, key := range opts.IntakeKeys {
 		if key == "" {
 			return nil, errors.New("intake " + strconv.Quote(name) + " has an empty key")
@@ -277,9 +331,7 @@ func New(opts Options) (*Server, error) {
 	for name, rep := range opts.Reports {
 		s.mux.HandleFunc("GET /api/v1/"+name, s.requireAuth(s.handleReport(name, rep)))
 	}
-	s.mux.HandleFunc("GET /api/", s.requireAuth(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such API endpoint")
-	}))
+	s.mux.HandleFunc("GET /api/", s.requireAuth(s.handleNoAPI))
 	s.mux.HandleFunc("GET /ws", s.requireAuth(s.handleWS))
 	if opts.Registry != nil {
 		s.mux.Handle("GET /metrics", s.requireAuth(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}).ServeHTTP))
@@ -287,21 +339,67 @@ func New(opts Options) (*Server, error) {
 	// The page itself needs a session; its scripts and styles hold no data.
 	s.mux.HandleFunc("GET /{$}", s.handleIndex(static))
 	s.mux.HandleFunc("GET /index.html", s.handleIndex(static))
-	s.mux.Handle("GET /", static)
+	s.mux.Handle("GET /", files(static))
 	return s, nil
+}
+
+// setDefault sets *v to def when it is zero.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// files serves the dashboard's scripts and styles. A directory (which the
+// file server would answer with index.html, past the login) is not found:
+// the page is served by handleIndex. Neither is a name that no file can
+// have (the file server answers those with 500).
+func files(static http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") || !fs.ValidPath(strings.TrimPrefix(r.URL.Path, "/")) {
+			writeError(w, http.StatusNotFound, "no such path")
+			return
+		}
+		static.ServeHTTP(w, r)
+	}
 }
 
 // SetReady marks the server ready (or not) to accept batches.
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. Before routing, every request gets
+// security headers, a cleaned path (see guard), body and write deadlines,
+// and without a dashboard token a Host check; serve it through
+// [Server.HTTPServer] and [Server.LimitListener] for the connection-level
+// limits.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	if r = s.guard(w, r); r == nil {
+		return
+	}
+	// Under /api/, a method that the mux does not route gets a JSON answer
+	// too (its own 405 is plain text).
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			s.requireAuth(s.handleNoAPI)(w, r)
+			return
+		}
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// handleNoAPI answers a request under /api/ that no endpoint takes.
+func (s *Server) handleNoAPI(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		writeError(w, http.StatusNotFound, "no such API endpoint")
+		return
+	}
+	writeError(w, http.StatusMethodNotAllowed, "no API endpoint takes "+r.Method+" on this path")
 }
 
 // Wait waits for the websocket connections to end (they end when the Hub

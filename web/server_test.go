@@ -120,33 +120,56 @@ func newTestServer(t *testing.T, maxDecompressed int64) (*httptest.Server, *fake
 
 func newTestServerToken(t *testing.T, maxDecompressed int64, token string) (*httptest.Server, *fakeBackend) {
 	t.Helper()
+	ts, be, _ := newTestServerOpts(t, func(o *Options) {
+		o.MaxDecompressedBytes = maxDecompressed
+		o.DashboardToken = token
+	})
+	return ts, be
+}
+
+// newTestServerOpts starts a Server on a loopback httptest server with two
+// intakes (zone-a: key-a, zone-b: key-b) and a fakeBackend, after edit
+// changes its Options. The http.Server is the one Server.HTTPServer
+// builds, on Server.LimitListener.
+func newTestServerOpts(t *testing.T, edit func(*Options)) (*httptest.Server, *fakeBackend, *Server) {
+	t.Helper()
 	hub := NewHub()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
 	be := &fakeBackend{hub: hub}
-	s, err := New(Options{
-		IntakeKeys:           map[string]string{"zone-a": "key-a", "zone-b": "key-b"},
-		DashboardToken:       token,
-		Spool:                be,
-		Alerts:               be,
-		Registry:             prometheus.NewRegistry(),
-		Hub:                  hub,
-		MaxBodyBytes:         1 << 20,
-		MaxDecompressedBytes: maxDecompressed,
-	})
+	opts := Options{
+		IntakeKeys:   map[string]string{"zone-a": "key-a", "zone-b": "key-b"},
+		Spool:        be,
+		Alerts:       be,
+		Registry:     prometheus.NewRegistry(),
+		Hub:          hub,
+		MaxBodyBytes: 1 << 20,
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.SetReady(true)
-	ts := httptest.NewServer(s)
+	ts := httptest.NewUnstartedServer(s)
+	hs := s.HTTPServer(nil)
+	ts.Config.ReadHeaderTimeout = hs.ReadHeaderTimeout
+	ts.Config.IdleTimeout = hs.IdleTimeout
+	ts.Config.MaxHeaderBytes = hs.MaxHeaderBytes
+	ts.Config.ConnContext = hs.ConnContext
+	ts.Config.ConnState = hs.ConnState
+	ts.Listener = s.LimitListener(ts.Listener)
+	ts.Start()
 	t.Cleanup(func() {
 		ts.Close()
 		cancel()
 		<-done
 		s.Wait()
 	})
-	return ts, be
+	return ts, be, s
 }
 
 func gz(t testing.TB, s string) []byte {

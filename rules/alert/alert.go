@@ -51,8 +51,11 @@ type Alert struct {
 	// Samples are some of the events grouped into this alert (the earliest
 	// ones, bounded), filled in by the alert store.
 	Samples []Sample `json:"samples,omitempty"`
-	// StatusHistory lists the status changes, oldest first.
-	StatusHistory []StatusChange `json:"status_history,omitempty"`
+	// StatusHistory lists the status changes, oldest first. The store keeps
+	// it bounded: the first change and the latest ones, with the number of
+	// changes left out between them in StatusHistoryDropped.
+	StatusHistory        []StatusChange `json:"status_history,omitempty"`
+	StatusHistoryDropped int            `json:"status_history_dropped,omitempty"`
 }
 
 // Sample is one event that contributed to a grouped alert.

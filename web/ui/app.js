@@ -651,7 +651,7 @@
     root.appendChild(facts);
 
     // Actions.
-    const comment = el("textarea", { id: "d-comment", rows: 2, maxLength: 2000, placeholder: "Comment (optional), kept in the history" });
+    const comment = el("textarea", { id: "d-comment", rows: 2, maxLength: 1000, placeholder: "Comment (optional), kept in the history" });
     const msg = el("span", { id: "d-msg", className: "muted", role: "status" });
     const act = (status, label, id) => {
       const b = el("button", { type: "button", id, text: label, disabled: a.status === status && status !== "new" ? true : false });

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package web
+
+// openFileLimit returns 0: the limit is unknown.
+func openFileLimit() int { return 0 }
