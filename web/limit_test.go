@@ -343,7 +343,7 @@ func intakeUnderAttack(t *testing.T, head string) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	for range attackers {
-		wg.Go(func() { attack(ctx, addr, head, 200*time.Millisecond) })
+		wg.Go(func() { trickle(ctx, addr, head, 200*time.Millisecond) })
 	}
 	// Every connection is taken, and each waits on its attacker (past
 	// its request headers).
@@ -375,9 +375,9 @@ func intakeUnderAttack(t *testing.T, head string) {
 	}
 }
 
-// attack holds one connection at a time to addr, sending head then a byte
+// trickle holds one connection at a time to addr, sending head then a byte
 // every interval, and reconnects when the server cuts it, until ctx ends.
-func attack(ctx context.Context, addr, head string, interval time.Duration) {
+func trickle(ctx context.Context, addr, head string, interval time.Duration) {
 	for ctx.Err() == nil {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
