@@ -72,7 +72,7 @@ type overviewCache struct {
 
 type cachedOverview struct {
 	at time.Time
-	ov store.Overview
+	ov web.Overview
 }
 
 func newOverviewCache(st *store.Store) *overviewCache {
@@ -82,9 +82,10 @@ func newOverviewCache(st *store.Store) *overviewCache {
 // get returns the overview of the span rng ending at to. A zero to means
 // now, or the newest alert's last event when that is later (records may
 // carry timestamps ahead of this machine's clock).
-func (c *overviewCache) get(ctx context.Context, to time.Time, rng time.Duration) (any, error) {
+func (c *overviewCache) get(ctx context.Context, to time.Time, rng time.Duration) (web.Overview, error) {
 	if !to.IsZero() {
-		return c.st.Overview(ctx, to.Add(-rng), to, 10)
+		ov, err := c.st.Overview(ctx, to.Add(-rng), to, 10)
+		return webOverview(ov), err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -97,10 +98,30 @@ func (c *overviewCache) get(ctx context.Context, to time.Time, rng time.Duration
 	}
 	ov, err := c.st.Overview(ctx, to.Add(-rng), to, 10)
 	if err != nil {
-		return nil, err
+		return web.Overview{}, err
 	}
-	c.last[rng] = cachedOverview{at: time.Now(), ov: ov}
-	return ov, nil
+	c.last[rng] = cachedOverview{at: time.Now(), ov: webOverview(ov)}
+	return c.last[rng].ov, nil
+}
+
+// webOverview is the store's overview in the web server's terms.
+func webOverview(ov store.Overview) web.Overview {
+	top := func(es []store.TopEntry) []web.TopEntry {
+		out := make([]web.TopEntry, len(es))
+		for i, e := range es {
+			out[i] = web.TopEntry{Key: e.Key, Label: e.Label, Alerts: e.Alerts, Events: e.Events}
+		}
+		return out
+	}
+	series := make([]web.SeriesBucket, len(ov.Series))
+	for i, b := range ov.Series {
+		series[i] = web.SeriesBucket{Start: b.Start, Alerts: b.Alerts, ByLevel: b.ByLevel}
+	}
+	return web.Overview{
+		From: ov.From, To: ov.To, BucketSeconds: ov.BucketSeconds, Series: series, Alerts: ov.Alerts, Events: ov.Events,
+		ByLevel: ov.ByLevel, ByStatus: ov.ByStatus, TopRules: top(ov.TopRules), TopSources: top(ov.TopSources),
+		TopCountries: top(ov.TopCountries), Truncated: ov.Truncated,
+	}
 }
 
 // ruleLister lists the engine's rules in the web server's terms.
@@ -153,36 +174,38 @@ func mapStoreErr(al alert.Alert, err error) (alert.Alert, error) {
 	return al, err
 }
 
-// stats is the JSON of /api/v1/stats.
-type stats struct {
-	store.Stats
-	Spool struct {
-		Batches int   `json:"batches"`
-		Bytes   int64 `json:"bytes"`
-	} `json:"spool"`
-}
-
-func (a alertSource) Stats(ctx context.Context) (any, error) {
+// Stats returns the store's counters, the rules' titles and the spool's
+// depth for /api/v1/stats.
+func (a alertSource) Stats(ctx context.Context) (web.Stats, error) {
 	st, err := a.s.Stats(ctx)
 	if err != nil {
-		return nil, err
+		return web.Stats{}, err
 	}
+	titles := map[string]string{}
 	if a.rules != nil {
-		titles := map[string]string{}
 		for _, r := range a.rules.Rules() {
 			titles[r.ID] = r.Title
 		}
-		for i := range st.Rules {
-			st.Rules[i].Title = titles[st.Rules[i].Rule]
-		}
 	}
-	out := stats{Stats: st}
+	out := web.Stats{Alerts: st.Alerts, ByStatus: st.ByStatus, Bytes: st.Bytes, Rules: make([]web.RuleStats, len(st.Rules))}
+	for i, r := range st.Rules {
+		out.Rules[i] = web.RuleStats{Rule: r.Rule, Title: titles[r.Rule], Alerts: r.Alerts, Events: r.Events, LastSeen: r.LastSeen}
+	}
 	out.Spool.Batches, out.Spool.Bytes = a.spool.Stats()
 	return out, nil
 }
 
-func (a alertSource) Rejects(ctx context.Context, limit int) (any, error) {
-	return a.s.Rejects(ctx, limit)
+// Rejects returns the malformed records the store keeps, newest first.
+func (a alertSource) Rejects(ctx context.Context, limit int) ([]web.RejectedRecord, error) {
+	rs, err := a.s.Rejects(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.RejectedRecord, len(rs))
+	for i, r := range rs {
+		out[i] = web.RejectedRecord{Time: r.Time, Intake: r.Intake, Batch: r.Batch, Record: r.Record, Reason: r.Reason, Line: r.Line}
+	}
+	return out, nil
 }
 
 // spoolAdapter adapts the store's spool to web.Spool.

@@ -209,14 +209,14 @@ func (a *App) newServer() error {
 		MaxBodyBytes:         cfg.MaxBodyBytes,
 		MaxDecompressedBytes: cfg.MaxDecompressedBytes,
 		MaxLines:             cfg.MaxRecords,
-		Reports: map[string]web.Reporter{
-			"iocs":     iocReport(a.iocs),
-			"coverage": func(context.Context) (any, error) { return coverageReports(a.eng, a.cov) },
-			"jobs":     func(context.Context) (any, error) { return a.jobs.Report(), nil },
+		Reports: web.Reports{
+			IOCs:     func(context.Context) (web.IOCReport, error) { return iocReport(a.iocs), nil },
+			Coverage: func(context.Context) ([]web.IntakeCoverage, error) { return coverageReports(a.eng, a.cov) },
+			Jobs:     func(context.Context) (web.JobsReport, error) { return jobsReport(a.jobs), nil },
 		},
-		RuleNotes:  func(context.Context) map[string]map[string]any { return ruleCoverageNotes(a.eng, a.cov) },
-		RuleErrors: a.probs.get,
-		Overview:   newOverviewCache(a.st).get,
+		RuleCoverage: func(context.Context) map[string][]web.RuleCoverage { return ruleCoverage(a.eng, a.cov) },
+		RuleErrors:   a.probs.get,
+		Overview:     newOverviewCache(a.st).get,
 	})
 	if err != nil {
 		return err
