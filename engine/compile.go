@@ -213,47 +213,12 @@ func (c *compiler) fieldTest(r *rules.Rule, fm rules.FieldMatcher) (*fieldTest, 
 		return nil, ruleError(r, fm.Line, "field %q: "+format, append([]any{fm.Field}, args...)...)
 	}
 	ft := &fieldTest{field: fm.Field, exists: -1, keyword: fm.Field == ""}
-	var op, reFlags string
-	var trans []string
-	var cased, expand, fieldref bool
-	for _, m := range fm.Modifiers {
-		switch m {
-		case "contains", "startswith", "endswith":
-			if op != "" && op != "fieldref" {
-				return fail("modifiers %s and %s cannot be combined", op, m)
-			}
-			op = m
-		case "re", "cidr", "gt", "gte", "lt", "lte", "exists":
-			if op != "" {
-				return fail("modifiers %s and %s cannot be combined", op, m)
-			}
-			op = m
-		case "fieldref":
-			if op != "" && op != "contains" && op != "startswith" && op != "endswith" {
-				return fail("modifiers %s and fieldref cannot be combined", op)
-			}
-			fieldref = true
-		case "i", "m", "s":
-			if op != "re" {
-				return fail("modifier %s applies only after re", m)
-			}
-			reFlags += m
-		case "all":
-			ft.all = true
-		case "cased":
-			cased = true
-		case "neq":
-			ft.neq = true
-		case "expand":
-			expand = true
-		default:
-			if transforms[m] {
-				trans = append(trans, m)
-				continue
-			}
-			return fail("unknown modifier %q", m)
-		}
+	mods, err := parseModifiers(fm.Modifiers, ft)
+	if err != nil {
+		return fail("%v", err)
 	}
+	op, reFlags, trans := mods.op, mods.reFlags, mods.trans
+	cased, expand, fieldref := mods.cased, mods.expand, mods.fieldref
 	if ft.keyword && (fieldref || op == "exists" || op == "cidr") {
 		return fail("modifier %s needs a field", op)
 	}
@@ -315,6 +280,58 @@ func (c *compiler) fieldTest(r *rules.Rule, fm rules.FieldMatcher) (*fieldTest, 
 		}
 	}
 	return ft, nil
+}
+
+// fieldModifiers are the modifiers of a field matcher, parsed.
+type fieldModifiers struct {
+	op, reFlags             string
+	trans                   []string
+	cased, expand, fieldref bool
+}
+
+// parseModifiers parses a field matcher's modifiers; "all" and "neq" are
+// set on ft. The error says which modifiers conflict.
+func parseModifiers(mods []string, ft *fieldTest) (fieldModifiers, error) {
+	var m fieldModifiers
+	for _, mod := range mods {
+		switch mod {
+		case "contains", "startswith", "endswith":
+			if m.op != "" && m.op != "fieldref" {
+				return m, fmt.Errorf("modifiers %s and %s cannot be combined", m.op, mod)
+			}
+			m.op = mod
+		case "re", "cidr", "gt", "gte", "lt", "lte", "exists":
+			if m.op != "" {
+				return m, fmt.Errorf("modifiers %s and %s cannot be combined", m.op, mod)
+			}
+			m.op = mod
+		case "fieldref":
+			if m.op != "" && m.op != "contains" && m.op != "startswith" && m.op != "endswith" {
+				return m, fmt.Errorf("modifiers %s and fieldref cannot be combined", m.op)
+			}
+			m.fieldref = true
+		case "i", "m", "s":
+			if m.op != "re" {
+				return m, fmt.Errorf("modifier %s applies only after re", mod)
+			}
+			m.reFlags += mod
+		case "all":
+			ft.all = true
+		case "cased":
+			m.cased = true
+		case "neq":
+			ft.neq = true
+		case "expand":
+			m.expand = true
+		default:
+			if transforms[mod] {
+				m.trans = append(m.trans, mod)
+				continue
+			}
+			return m, fmt.Errorf("unknown modifier %q", mod)
+		}
+	}
+	return m, nil
 }
 
 func valueText(v any) string {

@@ -68,21 +68,23 @@ func exactSig(v string) uint32 {
 	return (t ^ uint32(n)*0x9E3779B1) * 0x85EBCA6B >> (32 - exactSigBits)
 }
 
-// buildPrefilter builds the prefilter of rs, whose fields are slots.
-func buildPrefilter(rs []*compiledRule, slots []slotDef) prefilter {
-	nwords := (len(rs) + 63) / 64
-	pf := prefilter{always: make([]uint64, nwords)}
-	type pats struct {
-		idx   map[string]int
-		pats  []string
-		rules [][]int32
-	}
-	byslot := map[int]*pats{}
+// slotPats are the substring literals of one field (slot -1: keywords)
+// and the rules that need each.
+type slotPats struct {
+	idx   map[string]int
+	pats  []string
+	rules [][]int32
+}
+
+// collectLiterals gathers, per field, the rules' substring literals and
+// exact values; a rule without literals is marked in always.
+func collectLiterals(rs []*compiledRule, always []uint64) (map[int]*slotPats, map[int]map[string][]int32) {
+	byslot := map[int]*slotPats{}
 	exact := map[int]map[string][]int32{}
 	for i, cr := range rs {
 		lits, ok := cr.literals()
 		if !ok {
-			pf.always[i>>6] |= 1 << (uint(i) & 63)
+			always[i>>6] |= 1 << (uint(i) & 63)
 			continue
 		}
 		for _, l := range lits {
@@ -99,7 +101,7 @@ func buildPrefilter(rs []*compiledRule, slots []slotDef) prefilter {
 			}
 			p := byslot[l.slot]
 			if p == nil {
-				p = &pats{idx: map[string]int{}}
+				p = &slotPats{idx: map[string]int{}}
 				byslot[l.slot] = p
 			}
 			j, ok := p.idx[l.s]
@@ -114,7 +116,15 @@ func buildPrefilter(rs []*compiledRule, slots []slotDef) prefilter {
 			}
 		}
 	}
-	var kw *pats
+	return byslot, exact
+}
+
+// buildPrefilter builds the prefilter of rs, whose fields are slots.
+func buildPrefilter(rs []*compiledRule, slots []slotDef) prefilter {
+	nwords := (len(rs) + 63) / 64
+	pf := prefilter{always: make([]uint64, nwords)}
+	byslot, exact := collectLiterals(rs, pf.always)
+	var kw *slotPats
 	if p := byslot[-1]; p != nil {
 		kw = p
 		pf.kw = newLitFilter(p.pats, p.rules)

@@ -86,18 +86,14 @@ func (s *Store) Overview(ctx context.Context, from, to time.Time, top int) (Over
 	for i := range ov.Series {
 		ov.Series[i].Start = start.Add(time.Duration(i) * bucket).UTC()
 	}
-	type agg struct {
-		label          string
-		alerts, events int64
-	}
-	rules, sources, countries := map[string]*agg{}, map[string]*agg{}, map[string]*agg{}
-	bump := func(m map[string]*agg, key, label string, events int64) {
+	rules, sources, countries := map[string]*overviewAgg{}, map[string]*overviewAgg{}, map[string]*overviewAgg{}
+	bump := func(m map[string]*overviewAgg, key, label string, events int64) {
 		if key == "" {
 			return
 		}
 		a := m[key]
 		if a == nil {
-			a = &agg{label: label}
+			a = &overviewAgg{label: label}
 			m[key] = a
 		}
 		a.alerts++
@@ -151,19 +147,8 @@ func (s *Store) Overview(ctx context.Context, from, to time.Time, top int) (Over
 				b.ByLevel[level]++
 			}
 			bump(rules, string(doc.GetStringBytes("rule", "id")), string(doc.GetStringBytes("rule", "title")), events)
-			ev := doc.Get("event")
-			ip := string(ev.GetStringBytes("source", "ip"))
-			if ip == "" {
-				ip = string(ev.GetStringBytes("cloudflare", "ClientIP"))
-			}
+			ip, country := sourceOf(doc.Get("event"))
 			bump(sources, ip, "", events)
-			country := string(ev.GetStringBytes("source", "geo", "country_iso_code"))
-			if country == "" {
-				country = string(ev.GetStringBytes("source", "geo", "country_name"))
-			}
-			if country == "" {
-				country = string(ev.GetStringBytes("cloudflare", "ClientCountry"))
-			}
 			bump(countries, country, "", events)
 		}
 		return nil
@@ -171,24 +156,48 @@ func (s *Store) Overview(ctx context.Context, from, to time.Time, top int) (Over
 	if err != nil {
 		return Overview{}, fmt.Errorf("overview: %w", err)
 	}
-	topOf := func(m map[string]*agg) []TopEntry {
-		out := make([]TopEntry, 0, len(m))
-		for k, a := range m {
-			out = append(out, TopEntry{Key: k, Label: a.label, Alerts: a.alerts, Events: a.events})
-		}
-		sort.Slice(out, func(i, j int) bool {
-			if out[i].Alerts != out[j].Alerts {
-				return out[i].Alerts > out[j].Alerts
-			}
-			return out[i].Key < out[j].Key
-		})
-		if len(out) > top {
-			out = out[:top]
-		}
-		return out
-	}
-	ov.TopRules, ov.TopSources, ov.TopCountries = topOf(rules), topOf(sources), topOf(countries)
+	ov.TopRules, ov.TopSources, ov.TopCountries = topOf(rules, top), topOf(sources, top), topOf(countries, top)
 	return ov, nil
+}
+
+// overviewAgg sums the alerts of one top-list entry.
+type overviewAgg struct {
+	label          string
+	alerts, events int64
+}
+
+// topOf returns the top entries of m, most alerts first.
+func topOf(m map[string]*overviewAgg, top int) []TopEntry {
+	out := make([]TopEntry, 0, len(m))
+	for k, a := range m {
+		out = append(out, TopEntry{Key: k, Label: a.label, Alerts: a.alerts, Events: a.events})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Alerts != out[j].Alerts {
+			return out[i].Alerts > out[j].Alerts
+		}
+		return out[i].Key < out[j].Key
+	})
+	if len(out) > top {
+		out = out[:top]
+	}
+	return out
+}
+
+// sourceOf returns the source IP and country of an alert's event.
+func sourceOf(ev *fastjson.Value) (ip, country string) {
+	ip = string(ev.GetStringBytes("source", "ip"))
+	if ip == "" {
+		ip = string(ev.GetStringBytes("cloudflare", "ClientIP"))
+	}
+	country = string(ev.GetStringBytes("source", "geo", "country_iso_code"))
+	if country == "" {
+		country = string(ev.GetStringBytes("source", "geo", "country_name"))
+	}
+	if country == "" {
+		country = string(ev.GetStringBytes("cloudflare", "ClientCountry"))
+	}
+	return ip, country
 }
 
 // bucketWidth returns a round bucket width giving at most about 60 buckets

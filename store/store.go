@@ -12,9 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/raywatch/raywatch/rules/alert"
-
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 // Errors returned by the Store.
@@ -23,6 +24,10 @@ var (
 	ErrNotFound = errors.New("alert not found")
 	// ErrBadStatus is returned by [Store.SetStatus] for an unknown status.
 	ErrBadStatus = errors.New("unknown status")
+	// ErrLocked is returned by [Open] when another process (another
+	// raywatch on the same data folder) holds the database file's lock
+	// beyond Options.Timeout.
+	ErrLocked = errors.New("another raywatch holds the database")
 )
 
 // Buckets. Keys of alerts are alert IDs, which start with 12 hex digits of
@@ -108,6 +113,9 @@ func Open(path string, opts Options) (*Store, error) {
 		opts.BatchMemory = 48 * time.Hour
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w %s (its lock is taken: stop the other raywatch, or give this one another --data-dir)", ErrLocked, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}

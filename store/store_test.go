@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/raywatch/raywatch/rules/alert"
-
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 func openTemp(t *testing.T) (*Store, string) {
@@ -136,5 +137,24 @@ func TestOpenLockedTimesOut(t *testing.T) {
 	_, path := openTemp(t)
 	if _, err := Open(path, Options{Timeout: 50 * time.Millisecond}); err == nil {
 		t.Error("second Open of a locked store succeeded; want a timeout error")
+	}
+}
+
+// TestOpenLocked checks that a second Open of a database another handle
+// holds fails at once with ErrLocked, naming the file.
+func TestOpenLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "alerts.db")
+	first, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := Open(path, Options{Timeout: 50 * time.Millisecond})
+	if err == nil {
+		second.Close()
+		t.Fatal("second Open of a locked database succeeded")
+	}
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), path) {
+		t.Errorf("second Open = %v; want ErrLocked naming %s", err, path)
 	}
 }

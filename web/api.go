@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -194,28 +195,23 @@ func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 	if s.opts.RuleErrors != nil {
 		loadErrors = append(loadErrors, s.opts.RuleErrors()...)
 	}
-	if s.opts.RuleNotes == nil {
+	if s.opts.RuleCoverage == nil {
 		writeJSON(w, http.StatusOK, map[string]any{"rules": rs, "errors": loadErrors})
 		return
 	}
-	notes := s.opts.RuleNotes(r.Context())
-	out := make([]map[string]any, len(rs))
+	cov := s.opts.RuleCoverage(r.Context())
+	out := make([]ruleWithCoverage, len(rs))
 	for i := range rs {
-		// Round-trip through JSON so the notes join the rule's own members.
-		b, err := json.Marshal(rs[i])
-		if err == nil {
-			err = json.Unmarshal(b, &out[i])
-		}
-		if err != nil {
-			s.log.Error("encode rule", "rule", rs[i].ID, "err", err)
-			writeError(w, http.StatusInternalServerError, "cannot encode rules")
-			return
-		}
-		for k, v := range notes[rs[i].ID] {
-			out[i][k] = v
-		}
+		out[i] = ruleWithCoverage{RuleStatus: rs[i], Coverage: cov[rs[i].ID]}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"rules": out, "errors": loadErrors})
+}
+
+// ruleWithCoverage is a rule of GET /api/v1/rules with its coverage on
+// each intake that has received records (no member when none has).
+type ruleWithCoverage struct {
+	RuleStatus
+	Coverage []RuleCoverage `json:"coverage,omitempty"`
 }
 
 // handleOverview serves GET /api/v1/overview?range=24h&to=T.
@@ -249,7 +245,7 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleReport serves one of Options.Reports.
-func (s *Server) handleReport(name string, rep Reporter) http.HandlerFunc {
+func handleReport[T any](s *Server, name string, rep func(context.Context) (T, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v, err := rep(r.Context())
 		if err != nil {

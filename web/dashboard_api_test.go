@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raywatch/raywatch/rules/alert"
-
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 type fixedRules []RuleStatus
@@ -96,9 +96,9 @@ func TestDashboardEndpoints(t *testing.T) {
 		Hub:        hub,
 		Rules:      fixedRules{rule("a", "Rule A", true, "attack.t1071.001")},
 		RuleErrors: func() []RuleLoadError { return []RuleLoadError{{File: "bad.yml", Line: 3, Error: "boom"}} },
-		Overview: func(ctx context.Context, to time.Time, rng time.Duration) (any, error) {
+		Overview: func(ctx context.Context, to time.Time, rng time.Duration) (Overview, error) {
 			gotRange = rng
-			return map[string]int{"alerts": 1}, nil
+			return Overview{Alerts: 1}, nil
 		},
 	})
 	if err != nil {

@@ -27,7 +27,7 @@ type fuzzWriter struct{}
 func (fuzzWriter) Write(p []byte) (int, error)         { return len(p), nil }
 func (fuzzWriter) Commit(string, int) (bool, error)    { return false, nil }
 func (fuzzWriter) Abort()                              {}
-func (fuzzBackend) Stats(context.Context) (any, error) { return map[string]int{"alerts": 1}, nil }
+func (fuzzBackend) Stats(context.Context) (Stats, error) { return Stats{Alerts: 1}, nil }
 
 var fuzzAlert = alert.Alert{ID: "000000000001aa", Rule: alert.RuleRef{ID: "r", Title: "Rule", Level: "high"}, Count: 1, Status: alert.StatusNew,
 	Event: map[string]any{"source": map[string]any{"ip": "198.51.100.7"}}}
@@ -64,7 +64,9 @@ func (b fuzzBackend) SetStatus(ctx context.Context, id, status, by string) (aler
 	return a, nil
 }
 
-func (fuzzBackend) Rejects(context.Context, int) (any, error) { return []string{}, nil }
+func (fuzzBackend) Rejects(context.Context, int) ([]RejectedRecord, error) {
+	return []RejectedRecord{}, nil
+}
 
 // fuzzMethods are the methods FuzzAPI tries.
 var fuzzMethods = []string{"GET", "PATCH", "POST", "HEAD", "PUT", "DELETE", "OPTIONS"}
@@ -181,10 +183,10 @@ func fuzzServer(f *testing.F, token string) *Server {
 		Alerts:         fuzzBackend{},
 		Hub:            hub,
 		Rules:          fixedRules{rule("a", "Rule A", true, "attack.t1071.001")},
-		Overview: func(ctx context.Context, to time.Time, rng time.Duration) (any, error) {
-			return map[string]any{"to": to, "range": rng.String()}, nil
+		Overview: func(ctx context.Context, to time.Time, rng time.Duration) (Overview, error) {
+			return Overview{}, nil
 		},
-		Reports: map[string]Reporter{"iocs": func(context.Context) (any, error) { return map[string]int{"indicators": 0}, nil }},
+		Reports: Reports{IOCs: func(context.Context) (IOCReport, error) { return IOCReport{}, nil }},
 	})
 	if err != nil {
 		f.Fatal(err)

@@ -1,9 +1,7 @@
 package web
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -52,22 +50,18 @@ type batchInfo struct {
 // wrap one of the intake errors above, or come from body or raw (an ErrBusy
 // from raw, an *http.MaxBytesError from body).
 func readBatch(body io.Reader, contentEncoding, intake string, lim batchLimits, raw, decoded io.Writer) (batchInfo, error) {
-	br := bufio.NewReaderSize(io.TeeReader(body, raw), 64<<10)
+	tee := io.TeeReader(body, raw)
 	enc := strings.ToLower(strings.TrimSpace(contentEncoding))
-	magic, _ := br.Peek(2)
-	gz := strings.Contains(enc, "gzip") || (len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
+	b, err := normalize.OpenBody(tee, strings.Contains(enc, "gzip"))
+	if err != nil {
+		return batchInfo{}, gzipError(err)
+	}
+	defer b.Close()
+	gz := b.Gzip
 	if !gz && enc != "" && enc != "identity" {
 		return batchInfo{}, fmt.Errorf("%w %q (send gzip or identity)", errEncoding, contentEncoding)
 	}
-	var src io.Reader = br
-	if gz {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return batchInfo{}, gzipError(err)
-		}
-		defer zr.Close()
-		src = zr
-	}
+	var src io.Reader = b
 	c := &batchCounter{h: sha256.New(), lim: lim, copy: decoded}
 	c.h.Write([]byte(intake))
 	c.h.Write([]byte{0})
@@ -78,8 +72,9 @@ func readBatch(body io.Reader, contentEncoding, intake string, lim batchLimits, 
 		}
 		return batchInfo{}, err
 	}
-	// Whatever the gzip stream did not need is still part of the request.
-	if _, err := io.Copy(io.Discard, br); err != nil {
+	// Whatever the gzip stream did not need is still part of the request
+	// (OpenBody's buffer has already passed it to raw).
+	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return batchInfo{}, err
 	}
 	info := batchInfo{ID: hex.EncodeToString(c.h.Sum(nil)), Bytes: c.n, Lines: c.lines, Gzip: gz}

@@ -20,10 +20,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/raywatch/raywatch/rules/alert"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 //go:embed ui
@@ -96,11 +96,11 @@ type AlertSource interface {
 	// SetStatus sets an alert's status, recording by; errors wrap
 	// ErrNotFound or ErrBadRequest.
 	SetStatus(ctx context.Context, id, status, by string) (alert.Alert, error)
-	// Stats returns the counters of /api/v1/stats (any JSON value).
-	Stats(ctx context.Context) (any, error)
+	// Stats returns the counters of /api/v1/stats.
+	Stats(ctx context.Context) (Stats, error)
 	// Rejects returns the malformed records kept for inspection, newest
-	// first (any JSON value).
-	Rejects(ctx context.Context, limit int) (any, error)
+	// first.
+	Rejects(ctx context.Context, limit int) ([]RejectedRecord, error)
 }
 
 // StatusCommenter is implemented by an AlertSource that can keep an
@@ -174,21 +174,19 @@ type Options struct {
 	MaxDecompressedBytes int64
 	// MaxLines caps the lines of an NDJSON batch; 0 means 1,000,000.
 	MaxLines int
-	// Reports are served as JSON at GET /api/v1/{name} (for example "iocs",
-	// "coverage", "jobs"), behind the dashboard token like the rest of the
-	// API.
-	Reports map[string]Reporter
-	// RuleNotes, if set, returns extra JSON members per rule id that
-	// GET /api/v1/rules adds to each rule (for example "coverage": whether
-	// the rule's fields are arriving on each intake).
-	RuleNotes func(ctx context.Context) map[string]map[string]any
+	// Reports are served at GET /api/v1/iocs, /coverage and /jobs.
+	Reports Reports
+	// RuleCoverage, if set, returns per rule id whether the rule's fields
+	// are arriving on each intake: the "coverage" member GET
+	// /api/v1/rules adds to those rules.
+	RuleCoverage func(ctx context.Context) map[string][]RuleCoverage
 	// RuleErrors, if set, returns the rule files that failed to load, for
 	// GET /api/v1/rules.
 	RuleErrors func() []RuleLoadError
 	// Overview, if set, serves GET /api/v1/overview?range=D&to=T: a
 	// summary of the alerts of the span rng ending at to (to is zero when
 	// the request leaves it to the implementation).
-	Overview func(ctx context.Context, to time.Time, rng time.Duration) (any, error)
+	Overview func(ctx context.Context, to time.Time, rng time.Duration) (Overview, error)
 
 	// Sessions keeps the dashboard's login sessions (see [SessionStore]);
 	// nil keeps them in memory, so that a restart logs everyone out.
@@ -220,10 +218,6 @@ type Options struct {
 	// message within it; 0 means 10 seconds.
 	WebsocketWriteTimeout time.Duration
 }
-
-// Reporter returns a JSON-encodable report. It must be safe for concurrent
-// use.
-type Reporter func(ctx context.Context) (any, error)
 
 // Server is raywatch's HTTP handler.
 type Server struct {
@@ -328,8 +322,14 @@ func New(opts Options) (*Server, error) {
 	if opts.Overview != nil {
 		s.mux.HandleFunc("GET /api/v1/overview", s.requireAuth(s.handleOverview))
 	}
-	for name, rep := range opts.Reports {
-		s.mux.HandleFunc("GET /api/v1/"+name, s.requireAuth(s.handleReport(name, rep)))
+	if rep := opts.Reports.IOCs; rep != nil {
+		s.mux.HandleFunc("GET /api/v1/iocs", s.requireAuth(handleReport(s, "iocs", rep)))
+	}
+	if rep := opts.Reports.Coverage; rep != nil {
+		s.mux.HandleFunc("GET /api/v1/coverage", s.requireAuth(handleReport(s, "coverage", rep)))
+	}
+	if rep := opts.Reports.Jobs; rep != nil {
+		s.mux.HandleFunc("GET /api/v1/jobs", s.requireAuth(handleReport(s, "jobs", rep)))
 	}
 	s.mux.HandleFunc("GET /api/", s.requireAuth(s.handleNoAPI))
 	s.mux.HandleFunc("GET /ws", s.requireAuth(s.handleWS))

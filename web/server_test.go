@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raywatch/raywatch/rules/alert"
-
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 // fakeBackend records spooled batches (decompressed) and serves a list of
@@ -104,14 +104,14 @@ func (f *fakeBackend) SetStatus(ctx context.Context, id, status, by string) (ale
 	return alert.Alert{}, ErrNotFound
 }
 
-func (f *fakeBackend) Stats(ctx context.Context) (any, error) {
+func (f *fakeBackend) Stats(ctx context.Context) (Stats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return map[string]int{"alerts": len(f.alerts)}, nil
+	return Stats{Alerts: int64(len(f.alerts))}, nil
 }
 
-func (f *fakeBackend) Rejects(ctx context.Context, limit int) (any, error) {
-	return []string{}, nil
+func (f *fakeBackend) Rejects(ctx context.Context, limit int) ([]RejectedRecord, error) {
+	return []RejectedRecord{}, nil
 }
 
 func newTestServer(t *testing.T, maxDecompressed int64) (*httptest.Server, *fakeBackend) {

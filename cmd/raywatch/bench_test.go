@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/bench"
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/command"
 )
 
 // TestBenchSmoke runs raywatch bench on 1,000 records so that the harness
@@ -18,7 +21,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "bench.json")
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"bench", "--records", "1000", "--iocs", "200", "--clients", "2",
+	code := command.Run(context.Background(), []string{"bench", "--records", "1000", "--iocs", "200", "--clients", "2",
 		"--rate", "2000", "--latency-duration", "1s", "--attack-rate", "0.05", "--json", out}, nil, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("raywatch bench = %d\n%s", code, stderr.String())
@@ -32,7 +35,7 @@ func TestBenchSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep benchReport
+	var rep bench.Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}

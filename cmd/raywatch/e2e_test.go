@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/pipeline"
 )
 
 // binPath is the raywatch binary built once for the end-to-end tests.
@@ -424,8 +426,12 @@ func TestScanCommand(t *testing.T) {
 		cmd.Stdin = bytes.NewReader(append(sampleBatch(t), []byte("not json\n")...))
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, stderr.String())
+		want := 0
+		if args[1] == "-" {
+			want = 1 // the malformed last line
+		}
+		if err := cmd.Run(); exitCode(err) != want {
+			t.Fatalf("%v: %v; want exit status %d\n%s", args, err, want, stderr.String())
 		}
 		var titles []string
 		for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
@@ -578,8 +584,8 @@ func TestScanWorkersKeepOrder(t *testing.T) {
 		cmd := exec.Command(binPath, "scan", "--workers", workers, path)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("scan --workers %s: %v\n%s", workers, err, stderr.String())
+		if err := cmd.Run(); exitCode(err) != 1 {
+			t.Fatalf("scan --workers %s: %v; want exit status 1 (some records malformed)\n%s", workers, err, stderr.String())
 		}
 		return stdout.String(), stderr.String()
 	}
@@ -619,8 +625,8 @@ func TestScanWorkersKeepOrder(t *testing.T) {
 		return out
 	}
 	m1, m4 := malformed(err1), malformed(err4)
-	if len(m1) != maxReportedErrors || strings.Join(m1, "\n") != strings.Join(m4, "\n") {
-		t.Errorf("malformed reports differ or are not %d:\n1 worker:\n%s\n4 workers:\n%s", maxReportedErrors, strings.Join(m1, "\n"), strings.Join(m4, "\n"))
+	if len(m1) != pipeline.MaxReportedErrors || strings.Join(m1, "\n") != strings.Join(m4, "\n") {
+		t.Errorf("malformed reports differ or are not %d:\n1 worker:\n%s\n4 workers:\n%s", pipeline.MaxReportedErrors, strings.Join(m1, "\n"), strings.Join(m4, "\n"))
 	}
 	if !strings.Contains(m1[0], "records.ndjson: record 97:") {
 		t.Errorf("first report %q; want record 97", m1[0])

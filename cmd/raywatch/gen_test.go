@@ -4,42 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
-)
 
-// genRecord returns an http_requests record with a unique RayID (batch,
-// i). Every seventh record is a Lemon Duck request and every eleventh a
-// LokiBot one, from a few source IPs over a few hours, so that alerts group.
-func genRecord(batch, i int) string {
-	ua := "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-	method := "GET"
-	switch {
-	case i%7 == 3:
-		ua = "Lemon-Duck-abc-XYZ"
-	case i%11 == 5:
-		ua, method = "Mozilla/4.08 (Charon; Inferno)", "POST"
-	}
-	ts := int64(1795500000000000000) + int64(batch)*997_000_000_000 + int64(i)*1_000_000_000
-	return fmt.Sprintf(`{"ClientIP":"198.51.100.%d","ClientRequestHost":"shop%d.example.com","ClientRequestMethod":%q,"ClientRequestPath":"/x/%d","ClientRequestURI":"/x/%d?q=1","ClientRequestUserAgent":%q,"EdgeResponseStatus":200,"EdgeStartTimestamp":%d,"RayID":"%08x%08x"}`,
-		(batch+i)%5, i%2, method, i, i, ua, ts, batch, i)
-}
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/traffic"
+)
 
 // genBatch returns n records of batch b as NDJSON, with a malformed line
 // every malformedEvery lines (0 for none).
-func genBatch(b, n, malformedEvery int) []byte {
-	var sb strings.Builder
-	for i := range n {
-		if malformedEvery > 0 && i%malformedEvery == malformedEvery-1 {
-			sb.WriteString(`{"RayID": broken` + "\n")
-			continue
-		}
-		sb.WriteString(genRecord(b, i))
-		sb.WriteByte('\n')
-	}
-	return []byte(sb.String())
-}
+func genBatch(b, n, malformedEvery int) []byte { return traffic.SequenceBatch(b, n, malformedEvery) }
 
 // groupKey names a grouped alert independently of its id: rule, window
 // slot, source IP and host.

@@ -124,6 +124,37 @@ func build(groups []*indGroup, newest map[string]version, now time.Time) (*Set, 
 	}
 	s := &Set{groups: groups, refs: make([]indRef, 0, total)}
 	// First pass: keep what counts and size the indexes.
+	s.keep(groups, newest, now, stats)
+	s.allocate()
+	// Second pass: index. A key seen before chains the new indicator in
+	// front of the old one.
+	ok := 0
+	for n, ref := range s.refs {
+		if n&yieldEvery == yieldEvery {
+			runtime.Gosched()
+		}
+		idx := uint32(ok)
+		g := s.group(ref)
+		value := g.value(ref.i)
+		if !s.index(idx, g.typeOf(ref.i), value) {
+			continue
+		}
+		s.refs[ok] = ref
+		ok++
+	}
+	s.refs = s.refs[:ok]
+	s.next = s.next[:ok]
+	for _, t := range []*strTable{s.domains, s.urls, s.uas, s.ja3} {
+		if t != nil {
+			t.compact()
+		}
+	}
+	return s, stats
+}
+
+// keep is build's first pass: it counts the indicators of groups that
+// are neither expired nor superseded, by file and type, and lists them.
+func (s *Set) keep(groups []*indGroup, newest map[string]version, now time.Time, stats []buildStats) {
 	for gi, g := range groups {
 		if g == nil {
 			continue
@@ -149,6 +180,10 @@ func build(groups []*indGroup, newest map[string]version, now time.Time) (*Set, 
 			s.refs = append(s.refs, indRef{uint32(gi), uint32(i)})
 		}
 	}
+}
+
+// allocate sizes the indexes for the indicators keep counted.
+func (s *Set) allocate() {
 	s.next = make([]uint32, len(s.refs))
 	c := &s.counts
 	s.seed = maphash.MakeSeed()
@@ -178,85 +213,71 @@ func build(groups []*indGroup, newest map[string]version, now time.Time) (*Set, 
 		s.ja3 = newStrTable(s.seed, c[6])
 		s.ja3Filter = newBitFilter(c[6])
 	}
-	// Second pass: index. A key seen before chains the new indicator in
-	// front of the old one.
-	ok := 0
-	for n, ref := range s.refs {
-		if n&yieldEvery == yieldEvery {
-			runtime.Gosched()
+}
+
+// index is build's second pass for one indicator, number idx: it adds it
+// to the index of its type. It reports false for a value that is not
+// valid for its type (the indicator is then left out).
+func (s *Set) index(idx uint32, typ Type, value string) bool {
+	switch typ {
+	case TypeIPv4, TypeIPv6, TypeCIDR:
+		p, isAddr, valid := parseIPOrPrefix(refang(value))
+		if !valid {
+			return false
 		}
-		idx := uint32(ok)
-		g := s.group(ref)
-		value := g.value(ref.i)
-		switch g.typeOf(ref.i) {
-		case TypeIPv4, TypeIPv6, TypeCIDR:
-			p, isAddr, valid := parseIPOrPrefix(refang(value))
-			if !valid {
-				continue
+		switch {
+		case isAddr && p.Addr().Is4():
+			if s.ip4 == nil {
+				s.ip4 = newU32Table(0)
 			}
-			switch {
-			case isAddr && p.Addr().Is4():
-				if s.ip4 == nil {
-					s.ip4 = newU32Table(0)
-				}
-				a := p.Addr().As4()
-				s.next[idx] = link(s.ip4.put(binary.BigEndian.Uint32(a[:]), idx))
-			case isAddr:
-				if s.ip4 == nil {
-					s.ip4 = newU32Table(0)
-				}
-				if s.ip6 == nil {
-					s.ip6 = make(map[[16]byte]uint32)
-				}
-				s.next[idx] = chain(s.ip6, p.Addr().As16(), idx)
-			default:
-				if s.cidr == nil {
-					s.cidr = new(bart.Table[uint32])
-				}
-				if old, ok := s.cidr.Get(p); ok {
-					s.next[idx] = old + 1
-				}
-				s.cidr.Insert(p, idx)
+			a := p.Addr().As4()
+			s.next[idx] = link(s.ip4.put(binary.BigEndian.Uint32(a[:]), idx))
+		case isAddr:
+			if s.ip4 == nil {
+				s.ip4 = newU32Table(0)
 			}
-		case TypeDomain:
-			k := domainKey(value)
-			if !validDomain(k) {
-				continue
+			if s.ip6 == nil {
+				s.ip6 = make(map[[16]byte]uint32)
 			}
-			s.next[idx] = link(s.domains.put(maphash.String(s.seed, k), k, idx))
-			s.tails.add(maphash.String(s.seed, tail(k)))
-			n := strings.Count(k, ".") + 1
-			s.minLabels = min(s.minLabels, n)
-			s.maxLabels = max(s.maxLabels, n)
-		case TypeURL:
-			k, valid := urlKey(value)
-			if !valid {
-				continue
+			s.next[idx] = chain(s.ip6, p.Addr().As16(), idx)
+		default:
+			if s.cidr == nil {
+				s.cidr = new(bart.Table[uint32])
 			}
-			s.next[idx] = link(s.urls.put(maphash.String(s.seed, k), k, idx))
-			s.urlHosts.add(maphash.String(s.seed, k[:strings.IndexByte(k, '/')]))
-		case TypeUA:
-			s.next[idx] = link(s.uas.put(maphash.String(s.seed, value), value, idx))
-			s.uaFilter.add(sampleHash(value))
-		case TypeJA3:
-			k, valid := parseMD5(value)
-			if !valid {
-				continue
+			if old, ok := s.cidr.Get(p); ok {
+				s.next[idx] = old + 1
 			}
-			s.next[idx] = link(s.ja3.put(maphash.Bytes(s.seed, k[:]), string(k[:]), idx))
-			s.ja3Filter.add(md5Hash(value))
+			s.cidr.Insert(p, idx)
 		}
-		s.refs[ok] = ref
-		ok++
+	case TypeDomain:
+		k := domainKey(value)
+		if !validDomain(k) {
+			return false
+		}
+		s.next[idx] = link(s.domains.put(maphash.String(s.seed, k), k, idx))
+		s.tails.add(maphash.String(s.seed, tail(k)))
+		n := strings.Count(k, ".") + 1
+		s.minLabels = min(s.minLabels, n)
+		s.maxLabels = max(s.maxLabels, n)
+	case TypeURL:
+		k, valid := urlKey(value)
+		if !valid {
+			return false
+		}
+		s.next[idx] = link(s.urls.put(maphash.String(s.seed, k), k, idx))
+		s.urlHosts.add(maphash.String(s.seed, k[:strings.IndexByte(k, '/')]))
+	case TypeUA:
+		s.next[idx] = link(s.uas.put(maphash.String(s.seed, value), value, idx))
+		s.uaFilter.add(sampleHash(value))
+	case TypeJA3:
+		k, valid := parseMD5(value)
+		if !valid {
+			return false
+		}
+		s.next[idx] = link(s.ja3.put(maphash.Bytes(s.seed, k[:]), string(k[:]), idx))
+		s.ja3Filter.add(md5Hash(value))
 	}
-	s.refs = s.refs[:ok]
-	s.next = s.next[:ok]
-	for _, t := range []*strTable{s.domains, s.urls, s.uas, s.ja3} {
-		if t != nil {
-			t.compact()
-		}
-	}
-	return s, stats
+	return true
 }
 
 // yieldEvery+1 is how many indicators a load parses or indexes before it

@@ -1,0 +1,47 @@
+package app
+
+import (
+	"flag"
+	"strings"
+	"testing"
+)
+
+// TestKafkaConfig checks the flags, the environment and validation.
+func TestKafkaConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{"off", nil, ""},
+		{"records", map[string]string{"RAYWATCH_KAFKA_BROKERS": "k1:9092, k2:9092", "RAYWATCH_KAFKA_TOPIC": "logs"}, ""},
+		{"topic without brokers", map[string]string{"RAYWATCH_KAFKA_TOPIC": "logs"}, "need --kafka-brokers"},
+		{"scram", map[string]string{"RAYWATCH_KAFKA_BROKERS": "k:9092", "RAYWATCH_KAFKA_TOPIC": "logs", "RAYWATCH_KAFKA_SASL": "scram-sha-512", "RAYWATCH_KAFKA_USERNAME": "u", "RAYWATCH_KAFKA_PASSWORD": "p"}, ""},
+		{"scram without password", map[string]string{"RAYWATCH_KAFKA_BROKERS": "k:9092", "RAYWATCH_KAFKA_TOPIC": "logs", "RAYWATCH_KAFKA_SASL": "scram-sha-256"}, "RAYWATCH_KAFKA_PASSWORD"},
+		{"bad sasl", map[string]string{"RAYWATCH_KAFKA_BROKERS": "k:9092", "RAYWATCH_KAFKA_TOPIC": "logs", "RAYWATCH_KAFKA_SASL": "kerberos"}, "want plain"},
+		{"bad mapping", map[string]string{"RAYWATCH_KAFKA_BROKERS": "k:9092", "RAYWATCH_KAFKA_TOPIC": "logs", "RAYWATCH_KAFKA_TOPIC_DATASETS": "logs=nope"}, "--kafka-topic-datasets logs"},
+		{"dashboard", map[string]string{"RAYWATCH_KAFKA_BROKERS": "k:9092", "RAYWATCH_ALERTS_TOPIC": "alerts", "RAYWATCH_ALERTS_FROM_KAFKA": "1"}, ""},
+		{"alerts topic is a record topic", map[string]string{"RAYWATCH_KAFKA_BROKERS": "k:9092", "RAYWATCH_KAFKA_TOPIC": "a,b", "RAYWATCH_ALERTS_TOPIC": "b"}, "also a record topic"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := Env(func(k string) string { return tt.env[k] })
+			var c Config
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			c.ServeFlags(fs, env)
+			if err := fs.Parse(nil); err != nil {
+				t.Fatal(err)
+			}
+			err := c.LoadSecrets(env)
+			if err == nil {
+				err = c.Validate()
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate() = %v; want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate() = %v; want an error with %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,262 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/app"
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/traffic"
+)
+
+// batchRecords is the size of the batches the whole-path and latency
+// phases post.
+const batchRecords = 1000
+
+// benchKey is the intake key of the in-process server.
+const benchKey = "bench-intake-key-0123456789abcdef"
+
+// bodies gzips the records into batches once: 999 records each, made
+// unique at posting (the intake drops a batch it has seen) by a second
+// gzip member holding one marker record of its own. Records reused from
+// batch to batch are processed in full (the store counts a record once per
+// alert).
+func bodies(raws [][]byte) [][]byte {
+	var out [][]byte
+	for i := 0; i+batchRecords <= len(raws); i += batchRecords {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
+		for _, r := range raws[i : i+batchRecords-1] {
+			zw.Write(r)
+			zw.Write([]byte{'\n'})
+		}
+		zw.Close()
+		out = append(out, b.Bytes())
+	}
+	return out
+}
+
+// poster posts marked batches to the in-process server.
+type poster struct {
+	ctx     context.Context
+	base    string
+	client  *http.Client
+	bodies  [][]byte
+	seq     atomic.Int64
+	writers sync.Pool // gzip writers of the marker members: a new one allocates about a megabyte
+}
+
+// batch returns the next batch, with its marker, and its number.
+func (p *poster) batch() ([]byte, int64) {
+	n := p.seq.Add(1)
+	var tail bytes.Buffer
+	zw, _ := p.writers.Get().(*gzip.Writer)
+	if zw == nil {
+		zw, _ = gzip.NewWriterLevel(&tail, gzip.BestSpeed)
+	} else {
+		zw.Reset(&tail)
+	}
+	zw.Write(traffic.Marker(n))
+	zw.Close()
+	p.writers.Put(zw)
+	b := p.bodies[int(n)%len(p.bodies)]
+	return append(slices.Clip(b), tail.Bytes()...), n
+}
+
+// post sends one batch; an answer other than 200 is an error naming it.
+func (p *poster) post(body []byte) error {
+	req, _ := http.NewRequestWithContext(p.ctx, "POST", p.base+"/plain/batch", bytes.NewReader(body))
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("X-SEKOIAIO-INTAKE-KEY", benchKey)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("intake answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// servePhases runs raywatch serve in this process on loopback and
+// measures the whole path (HTTP intake, spool, normalize, engine, store,
+// hub), then the latency from a batch's 2xx to its alert on a websocket at
+// a fixed offered rate.
+func (r *run) servePhases(ctx context.Context) error {
+	dataDir, err := os.MkdirTemp("", "raywatch-bench-data-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dataDir)
+	var cfg app.Config
+	cfg.ServeFlags(flag.NewFlagSet("serve", flag.ContinueOnError), func(string) string { return "" })
+	cfg.Listen, cfg.DataDir, cfg.LogLevel, cfg.SpoolMaxBytes = "127.0.0.1:0", dataDir, "warn", 4<<30
+	cfg.RulesDir, cfg.IOCDir = r.cfg.RulesDir, r.iocDir
+	cfg.IntakeKeys = map[string]string{"bench": benchKey}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), app.Options{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- a.Run(sctx) }()
+	p := &poster{ctx: ctx, base: "http://" + a.Addr().String(), bodies: bodies(r.raws),
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: r.cfg.Clients + 4}}}
+	if err := waitHTTP(ctx, p.client, p.base+"/healthz", served); err != nil {
+		return err
+	}
+	if err := r.startProfile(); err != nil {
+		return err
+	}
+	if r.phase["http"] {
+		if err := r.httpPhase(p); err != nil {
+			return err
+		}
+	}
+	if r.phase["latency"] {
+		r.say("latency: %d records/s offered for %v", r.cfg.Rate, r.cfg.Latency)
+		if err := r.latencyPhase(ctx, p); err != nil {
+			return err
+		}
+	}
+	if r.cfg.MemProfile != "" {
+		if err := writeHeapProfile(r.cfg.MemProfile); err != nil {
+			return err
+		}
+	}
+	stop()
+	return <-served
+}
+
+// httpPhase posts every batch with the clients and waits until the server
+// has processed every record.
+func (r *run) httpPhase(p *poster) error {
+	r.say("whole path: %d clients posting %d batches of %d records", r.cfg.Clients, len(p.bodies), batchRecords)
+	processed0, err := scrapeCounter(p.client, p.base, "raywatch_records_processed_total")
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	t0 := time.Now()
+	if err := r.postAll(p); err != nil {
+		return err
+	}
+	acked := time.Since(t0)
+	total := float64(len(p.bodies) * batchRecords)
+	for {
+		n, err := scrapeCounter(p.client, p.base, "raywatch_records_processed_total")
+		if err != nil {
+			return err
+		}
+		if n-processed0 >= total {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // polling the counter
+	}
+	el := time.Since(t0)
+	runtime.ReadMemStats(&m1)
+	row := Row{Name: fmt.Sprintf("whole path: HTTP intake on loopback, %d clients, gzip'd %d-record batches", r.cfg.Clients, batchRecords),
+		Records: int(total), RecordsPerSec: total / el.Seconds(), AllocsPerRecord: float64(m1.Mallocs-m0.Mallocs) / total,
+		Baseline: "encoding/json into map (1 goroutine)", BaselinePerSec: r.jsonRate(),
+		Note: fmt.Sprintf("intake acknowledged %.0f records/s; clients, server and profile share the machine", total/acked.Seconds())}
+	r.rep.Rows = append(r.rep.Rows, row.withRatio())
+	return nil
+}
+
+// postAll posts every body once with the clients, retrying while the
+// intake answers 429 or 503.
+func (r *run) postAll(p *poster) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var postErr atomic.Value
+	for range r.cfg.Clients {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if int(i) >= len(p.bodies) || postErr.Load() != nil {
+					return
+				}
+				body, _ := p.batch()
+				for {
+					err := p.post(body)
+					if err == nil {
+						break
+					}
+					if !strings.Contains(err.Error(), "429") && !strings.Contains(err.Error(), "503") {
+						postErr.Store(err)
+						return
+					}
+					time.Sleep(50 * time.Millisecond) // the intake asked to come back later
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := postErr.Load().(error); err != nil {
+		return err
+	}
+	return nil
+}
+
+// waitHTTP polls url until it answers 200, serve stops or two minutes
+// pass.
+func waitHTTP(ctx context.Context, c *http.Client, url string, served <-chan error) error {
+	for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-served:
+			return fmt.Errorf("serve stopped: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if resp, err := c.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+	}
+	return errors.New("serve did not become ready")
+}
+
+// scrapeCounter reads one counter from /metrics.
+func scrapeCounter(c *http.Client, base, name string) (float64, error) {
+	resp, err := c.Get(base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, sc.Err()
+}

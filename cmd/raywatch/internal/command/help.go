@@ -1,0 +1,38 @@
+package command
+
+import (
+	"fmt"
+	"io"
+)
+
+const usage = `raywatch: detection engine for Cloudflare HTTP logs
+
+Usage:
+  raywatch [serve] [flags]             run the Logpush intake, the API and the dashboard
+                                       (what raywatch with no command does)
+  raywatch scan [flags] FILE...        scan NDJSON log files (.gz or - for stdin); alerts as JSON lines on stdout
+  raywatch normalize [flags] FILE...   print one ECS JSON document per record
+  raywatch rules list [--json] [--rules-dir DIR]
+  raywatch rules check [--rules-dir DIR]
+  raywatch cloudflare fields --zone ZONE_ID
+  raywatch cloudflare connect --zone ZONE_ID --url https://HOST[:PORT]
+  raywatch cloudflare status [--zone ZONE_ID]
+                                       set up the Logpush job and watch it (see "raywatch cloudflare help")
+  raywatch bench [--records N] [--rules-dir DIR] [--iocs N] [--json FILE]
+                                       measure normalize, engine, scan and the whole HTTP path
+                                       against same-run baselines
+  raywatch version                     print the version
+  raywatch help                        print this list
+
+Run "raywatch COMMAND -h" for the flags of a command ("raywatch serve -h" for serve's).
+`
+
+// helpCmd prints the commands.
+func helpCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "raywatch help: unexpected argument %q; run 'raywatch %s -h' for the flags of a command\n", args[0], args[0])
+		return errUsage
+	}
+	fmt.Fprint(stdout, usage)
+	return nil
+}

@@ -1,0 +1,313 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/raywatch/raywatch/rules/alert"
+	"github.com/raywatch/raywatch/store"
+)
+
+// MaxReportedErrors bounds the malformed-record messages kept per batch
+// for the logs, and printed by scan.
+const MaxReportedErrors = 10
+
+// MaxRejectsPerBatch bounds the malformed records of one batch kept in the
+// store for inspection; the rest are only counted.
+const MaxRejectsPerBatch = 100
+
+// maxCommitGroup bounds the processed batches committed in one
+// transaction.
+const maxCommitGroup = 32
+
+// Spool is the part of the store's spool the [SpoolWorker] reads.
+type Spool interface {
+	Next(ctx context.Context) (*store.SpooledBatch, error)
+	Open(b *store.SpooledBatch) (io.ReadCloser, error)
+	Decoded(b *store.SpooledBatch) ([]byte, bool)
+	Remove(b *store.SpooledBatch) error
+	Retry(b *store.SpooledBatch)
+}
+
+// Committer is the part of the store that the [SpoolWorker] and the Kafka
+// consumer write to.
+type Committer interface {
+	BatchDone(id string) (bool, error)
+	Commit(ctx context.Context, b store.Batch) ([]alert.Alert, error)
+	CommitAll(ctx context.Context, bs []store.Batch) ([][]alert.Alert, error)
+}
+
+// Publisher receives the alerts a commit changed (the dashboards' hub).
+type Publisher interface {
+	Publish(alerts []alert.Alert)
+}
+
+// Metrics count what the pipeline processed.
+type Metrics struct {
+	Batches   *prometheus.CounterVec // by result
+	Records   prometheus.Counter
+	Malformed prometheus.Counter
+	Latency   prometheus.Histogram
+}
+
+// NewMetrics registers the pipeline's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "raywatch_batches_processed_total",
+			Help: "Spooled batches processed, by result (committed, replayed_done, retry).",
+		}, []string{"result"}),
+		Records: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raywatch_records_processed_total",
+			Help: "Records processed from the spool, malformed ones included.",
+		}),
+		Malformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raywatch_records_rejected_total",
+			Help: "Malformed records (not JSON, not a known dataset, too long, over the batch limit).",
+		}),
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "raywatch_batch_latency_seconds",
+			Help:    "Time from a batch's acknowledgement (2xx) to its alerts being committed.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
+	}
+	reg.MustRegister(m.Batches, m.Records, m.Malformed, m.Latency)
+	return m
+}
+
+// Tally sums up the chunks of one batch (or of one Kafka poll).
+type Tally struct {
+	Records   int
+	Malformed int
+	Alerts    []alert.Alert
+	Rejects   []store.Reject
+	// Errors are the first MaxReportedErrors malformed records, for logs.
+	Errors []string
+}
+
+// Add counts c in. A batch that could not be opened counts as one
+// malformed record, number 0.
+func (t *Tally) Add(c *Chunk) {
+	b := c.Batch
+	bad := c.Bad
+	if c.Err != nil {
+		bad = []BadRecord{{N: 0, Err: c.Err}}
+	}
+	t.Records += c.Records
+	t.Alerts = append(t.Alerts, c.Alerts...)
+	for _, r := range bad {
+		t.Malformed++
+		if len(t.Errors) < MaxReportedErrors {
+			t.Errors = append(t.Errors, fmt.Sprintf("record %d: %v", r.N, r.Err))
+		}
+		if len(t.Rejects) < MaxRejectsPerBatch {
+			t.Rejects = append(t.Rejects, store.Reject{
+				Time: b.Received, Intake: b.Intake, Batch: b.ID, Record: r.N, Reason: r.Err.Error(), Line: r.Line,
+			})
+		}
+	}
+}
+
+// SpoolWorker processes the spooled batches of the HTTP intake: detect,
+// commit to the store, publish to the dashboards, and only then remove the
+// batch from the spool. Its fields are set before Run.
+type SpoolWorker struct {
+	Pipeline *Pipeline
+	Spool    Spool
+	Store    Committer
+	Hub      Publisher
+	Log      *slog.Logger
+	Metrics  *Metrics
+	// Activity, if set, hears of each batch taken from the spool (when
+	// each intake last delivered).
+	Activity func(intake string, received time.Time)
+	// AlertsOut, if set, publishes the per-record alerts of a batch (to
+	// Kafka's alerts topic) before they are committed to the store; an
+	// error keeps the batch for a retry.
+	AlertsOut func(ctx context.Context, alerts []alert.Alert) error
+}
+
+// batchResult is a processed batch waiting for its commit.
+type batchResult struct {
+	b *store.SpooledBatch
+	Tally
+}
+
+// Run processes batches until the spool is drained or closed, or ctx ends
+// (a batch in progress then stays in the spool for the next start). The
+// pipeline's workers detect; one committer writes what they found to the
+// store, several batches per transaction, so that no worker waits for the
+// disk. Run returns once both have stopped.
+func (w *SpoolWorker) Run(ctx context.Context) {
+	results := make(chan *batchResult, w.Pipeline.opts.Workers)
+	var committer sync.WaitGroup
+	committer.Go(func() { w.commitLoop(ctx, results) })
+	var cur *batchResult
+	_ = w.Pipeline.Run(ctx, spoolSource{w}, func(ctx context.Context, c *Chunk) error {
+		sb := c.Batch.Value.(*store.SpooledBatch)
+		if c.Err != nil {
+			w.retryLater(ctx, sb, c.Err)
+			return nil
+		}
+		if cur == nil || cur.b != sb {
+			cur = &batchResult{b: sb}
+		}
+		cur.Add(c)
+		if !c.Last {
+			return nil
+		}
+		r := cur
+		cur = nil
+		w.complete(ctx, r, results)
+		return nil
+	})
+	close(results)
+	committer.Wait()
+}
+
+// complete publishes a detected batch's alerts to Kafka when asked, and
+// hands it to the committer.
+func (w *SpoolWorker) complete(ctx context.Context, r *batchResult, results chan<- *batchResult) {
+	// Alerts go to Kafka before the batch is marked done in the store: a
+	// failure in between publishes them again on the retry, which the
+	// alert IDs make harmless, where the other order could lose them.
+	if w.AlertsOut != nil && len(r.Alerts) > 0 {
+		if err := w.AlertsOut(ctx, r.Alerts); err != nil {
+			if ctx.Err() == nil {
+				w.retryLater(ctx, r.b, fmt.Errorf("publish alerts of batch %s: %w", r.b.ID, err))
+			}
+			return
+		}
+	}
+	select {
+	case results <- r:
+	case <-ctx.Done():
+	}
+}
+
+// spoolSource gives the pipeline the spool's batches, removing those a
+// previous run committed but did not remove.
+type spoolSource struct{ w *SpoolWorker }
+
+func (s spoolSource) Next(ctx context.Context) (*Batch, error) {
+	w := s.w
+	for {
+		sb, err := w.Spool.Next(ctx)
+		if err != nil {
+			return nil, io.EOF // drained, closed, or ctx ended
+		}
+		done, err := w.Store.BatchDone(sb.ID)
+		if err == nil && done { // committed before a crash, not yet removed
+			w.Metrics.Batches.WithLabelValues("replayed_done").Inc()
+			if err = w.Spool.Remove(sb); err == nil {
+				continue
+			}
+		}
+		if err != nil {
+			w.retryLater(ctx, sb, err)
+			continue
+		}
+		if w.Activity != nil {
+			w.Activity(sb.Intake, sb.Received)
+		}
+		b := &Batch{ID: sb.ID, Intake: sb.Intake, Received: sb.Received, Value: sb}
+		if dec, ok := w.Spool.Decoded(sb); ok {
+			// The intake kept the decompressed body in memory.
+			b.Decoded = true
+			b.Open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(dec)), nil }
+		} else {
+			b.Open = func() (io.ReadCloser, error) { return w.Spool.Open(sb) }
+		}
+		return b, nil
+	}
+}
+
+// retryLater puts a batch that could not be processed back in the queue
+// after a second.
+func (w *SpoolWorker) retryLater(ctx context.Context, b *store.SpooledBatch, err error) {
+	w.Metrics.Batches.WithLabelValues("retry").Inc()
+	w.Log.Error("batch not processed; will retry", "batch", b.ID, "intake", b.Intake, "err", err)
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Second):
+	}
+	w.Spool.Retry(b)
+}
+
+// commitLoop commits the processed batches, taking whatever has queued up
+// while the last transaction was on its way to the disk.
+func (w *SpoolWorker) commitLoop(ctx context.Context, results <-chan *batchResult) {
+	var group []*batchResult
+	for r := range results {
+		group = append(group[:0], r)
+	more:
+		for len(group) < maxCommitGroup {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					break more
+				}
+				group = append(group, r)
+			default:
+				break more
+			}
+		}
+		w.commit(ctx, group)
+		clear(group)
+	}
+}
+
+// commit writes a group of processed batches in one transaction, then
+// publishes their alerts and removes them from the spool. If the
+// transaction fails, each batch is committed on its own, so that one bad
+// batch does not hold back the others; a batch that still fails is
+// retried later.
+func (w *SpoolWorker) commit(ctx context.Context, group []*batchResult) {
+	bs := make([]store.Batch, len(group))
+	for i, r := range group {
+		bs[i] = store.Batch{ID: r.b.ID, Alerts: r.Alerts, Rejects: r.Rejects}
+	}
+	changed, err := w.Store.CommitAll(ctx, bs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // the batches stay in the spool for the next start
+		}
+		if len(group) > 1 {
+			for _, r := range group {
+				w.commit(ctx, []*batchResult{r})
+			}
+			return
+		}
+		w.retryLater(ctx, group[0].b, err)
+		return
+	}
+	for i, r := range group {
+		w.finish(r, changed[i])
+	}
+}
+
+// finish publishes a committed batch and removes it from the spool.
+func (w *SpoolWorker) finish(r *batchResult, changed []alert.Alert) {
+	b := r.b
+	w.Hub.Publish(changed)
+	w.Metrics.Latency.Observe(time.Since(b.Received).Seconds())
+	w.Metrics.Records.Add(float64(r.Records))
+	w.Metrics.Malformed.Add(float64(r.Malformed))
+	w.Metrics.Batches.WithLabelValues("committed").Inc()
+	if r.Malformed > 0 {
+		w.Log.Warn("malformed records in batch", "batch", b.ID, "intake", b.Intake, "records", r.Records, "malformed", r.Malformed, "first_errors", r.Errors)
+	}
+	w.Log.Debug("batch processed", "batch", b.ID, "intake", b.Intake, "records", r.Records, "alerts", len(r.Alerts), "changed", len(changed))
+	if err := w.Spool.Remove(b); err != nil {
+		// Committed: a replay of the file finds the batch done.
+		w.Log.Error("spool", "batch", b.ID, "err", err)
+	}
+}
