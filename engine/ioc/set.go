@@ -34,12 +34,35 @@ type Hit struct {
 	// url.original, where it is the URL matched: the host (lower case,
 	// without port) plus url.original.
 	Value string `json:"value"`
-	ref   uint32 // the indicator's index in the Set
+	ref   uint32 // the indicator's index in its segment
 }
 
 // Set is an immutable snapshot of indicators indexed for matching. The zero
 // Set and a nil *Set are empty. All methods are safe for concurrent use.
+//
+// A Set is made of segments, each indexing the indicators of some files
+// (a big feed has one of its own, small files share one), so that a
+// reload rebuilds only the segments whose files changed.
 type Set struct {
+	segs   []*segment
+	n      int // indicators
+	counts [len(typeIndex)]int
+}
+
+// newSetOf is the Set of segs.
+func newSetOf(segs []*segment) *Set {
+	s := &Set{segs: segs}
+	for _, g := range segs {
+		s.n += len(g.refs)
+		for i, c := range g.counts {
+			s.counts[i] += c
+		}
+	}
+	return s
+}
+
+// segment is an immutable index of the indicators of some files.
+type segment struct {
 	// groups hold the indicators (one group per file); refs the indexed
 	// ones, in index order. Neither holds a pointer per indicator.
 	groups []*indGroup
@@ -73,7 +96,7 @@ type Set struct {
 // indRef is an indicator of a Set: group and index in the group.
 type indRef struct{ g, i uint32 }
 
-func (s *Set) group(r indRef) *indGroup { return s.groups[r.g] }
+func (s *segment) group(r indRef) *indGroup { return s.groups[r.g] }
 
 var typeIndex = [...]Type{TypeIPv4, TypeIPv6, TypeCIDR, TypeDomain, TypeURL, TypeUA, TypeJA3}
 
@@ -100,8 +123,8 @@ func NewSet(inds []Indicator, now time.Time) *Set {
 			}
 		}
 	}
-	s, _ := build([]*indGroup{compactGroup(inds)}, vs, now)
-	return s
+	seg, _ := build([]*indGroup{compactGroup(inds)}, vs, now)
+	return newSetOf([]*segment{seg})
 }
 
 // buildStats counts what build did with one group of indicators.
@@ -111,10 +134,10 @@ type buildStats struct {
 	superseded int
 }
 
-// build indexes groups of indicators (one per file). newest gives, per STIX
-// id, the version that counts: an indicator of an older version, or of a
-// revoked newest version, is dropped as superseded.
-func build(groups []*indGroup, newest map[string]version, now time.Time) (*Set, []buildStats) {
+// build indexes groups of indicators (one per file) into a segment. newest
+// gives, per STIX id, the version that counts: an indicator of an older
+// version, or of a revoked newest version, is dropped as superseded.
+func build(groups []*indGroup, newest map[string]version, now time.Time) (*segment, []buildStats) {
 	stats := make([]buildStats, len(groups))
 	total := 0
 	for _, g := range groups {
@@ -122,7 +145,7 @@ func build(groups []*indGroup, newest map[string]version, now time.Time) (*Set, 
 			total += len(g.recs)
 		}
 	}
-	s := &Set{groups: groups, refs: make([]indRef, 0, total)}
+	s := &segment{groups: groups, refs: make([]indRef, 0, total)}
 	// First pass: keep what counts and size the indexes.
 	for gi, g := range groups {
 		if g == nil {
@@ -288,7 +311,7 @@ func (s *Set) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.refs)
+	return s.n
 }
 
 // Counts returns the number of indicators of each type.
@@ -400,7 +423,7 @@ var otherPlan = &plan{
 // after the event's time (or now, for an event without a time) does not
 // match. A nil Set matches nothing.
 func (s *Set) Match(ev *normalize.Event, dst []Hit) []Hit {
-	if s == nil || len(s.refs) == 0 {
+	if s == nil || s.n == 0 {
 		return dst
 	}
 	return s.match(ev.Dataset, ev.Time, ev, dst)
@@ -412,6 +435,19 @@ type fields interface {
 }
 
 func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hit {
+	if s == nil {
+		return dst
+	}
+	for _, g := range s.segs {
+		if len(g.refs) > 0 {
+			dst = g.match(dataset, evTime, ev, dst)
+		}
+	}
+	return dst
+}
+
+// match is [Set.match] on the segment's indicators.
+func (s *segment) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hit {
 	p := planFor(dataset)
 	m := matcher{s: s, evTime: evTime, dst: dst, start: len(dst)}
 	if s.ip4 != nil || s.cidr != nil {
@@ -469,9 +505,9 @@ func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hi
 	return m.dst
 }
 
-// matcher is the state of one Match call.
+// matcher is the state of one Match call on one segment.
 type matcher struct {
-	s      *Set
+	s      *segment
 	evTime time.Time
 	dst    []Hit
 	start  int
