@@ -23,8 +23,8 @@ type fileResult struct {
 	inds     []Indicator
 	versions []version // STIX object versions, revoked ones included
 	errs     []LineError
-	badLines int // lines or objects that are not indicators
-	skipped  int // entries of a type raywatch does not match
+	badLines int  // lines or objects that are not indicators
+	skipped  int  // entries of a type raywatch does not match
 	comments int  // comment lines of a plain-text or a header-less CSV file
 	header   bool // a CSV file's header was read
 }
