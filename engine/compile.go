@@ -52,6 +52,13 @@ type fieldTest struct {
 	neq     bool   // holds when no value matches (or the field is absent)
 	lowCard bool   // a field with few distinct values: a weak prefilter
 	vals    []valueTest
+	// lists hold the plain literal values of a long list (at most one set
+	// per case mode), tested at a cost independent of their number; the
+	// test holds on a value when a test of vals or a set holds.
+	lists []*litSet
+	// pfVals are the values moved into lists, kept for the prefilter when
+	// the list is not too long for it (nil otherwise).
+	pfVals []valueTest
 }
 
 type cSearch struct {
@@ -278,6 +285,9 @@ func (c *compiler) fieldTest(r *rules.Rule, fm rules.FieldMatcher) (*fieldTest, 
 				ft.vals = append(ft.vals, vt)
 			}
 		}
+	}
+	if !ft.all {
+		ft.splitLongList()
 	}
 	return ft, nil
 }
@@ -593,7 +603,9 @@ func (s *cSearch) necessary() ([]lit, bool) {
 }
 
 func (ft *fieldTest) necessary() ([]lit, bool) {
-	if ft.neq || ft.exists >= 0 {
+	// A list too long for the prefilter is matched by its literal sets
+	// only, at a cost independent of its length.
+	if ft.neq || ft.exists >= 0 || len(ft.lists) > 0 && ft.pfVals == nil {
 		return nil, false
 	}
 	slots := ft.slots
@@ -624,12 +636,14 @@ func (ft *fieldTest) necessary() ([]lit, bool) {
 		return best(len(ft.vals), func(i int) ([]lit, bool) { return one(&ft.vals[i]) })
 	}
 	var out []lit
-	for i := range ft.vals {
-		l, ok := one(&ft.vals[i])
-		if !ok {
-			return nil, false
+	for _, vals := range [][]valueTest{ft.vals, ft.pfVals} {
+		for i := range vals {
+			l, ok := one(&vals[i])
+			if !ok {
+				return nil, false
+			}
+			out = append(out, l...)
 		}
-		out = append(out, l...)
 	}
 	return out, true
 }

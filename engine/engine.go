@@ -7,7 +7,10 @@
 // the literals a rule needs to match, and prefilters every event with one
 // literal scan per value it reads (each literal indexed by its rarest
 // three-byte gram), so that most rules are never evaluated on most
-// events. Aggregations (count() by ... within a timeframe) and
+// events. A field matcher with a long list of plain values (equals,
+// contains, startswith, endswith) tests them as one literal set: a hash
+// set, tries and an Aho-Corasick automaton, whose cost depends on the
+// event's value and not on the length of the list. Aggregations (count() by ... within a timeframe) and
 // correlation rules keep sliding-window state with a bounded number of
 // groups.
 package engine

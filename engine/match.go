@@ -234,7 +234,7 @@ func (c *matchCtx) evalSlot(ft *fieldTest, sl int) bool {
 				return false
 			}
 		}
-		return true
+		return !c.testLists(ft, sl, present)
 	}
 	if ft.all {
 		for i := range ft.vals {
@@ -247,6 +247,25 @@ func (c *matchCtx) evalSlot(ft *fieldTest, sl int) bool {
 	for i := range ft.vals {
 		if c.test(&ft.vals[i], sl, present) {
 			return true
+		}
+	}
+	return c.testLists(ft, sl, present)
+}
+
+// testLists reports whether any value of slot is in a literal set of ft.
+func (c *matchCtx) testLists(ft *fieldTest, sl int, present bool) bool {
+	if !present {
+		return false
+	}
+	for _, ls := range ft.lists {
+		vs := c.vals[sl]
+		if !ls.cased {
+			vs = c.lowerValues(sl)
+		}
+		for _, v := range vs {
+			if ls.match(v) {
+				return true
+			}
 		}
 	}
 	return false
@@ -387,6 +406,16 @@ func (c *matchCtx) evalKeyword(ft *fieldTest) (string, string, bool) {
 					x = lv
 				}
 				if vt.kind != vNull && testValue(vt, x, v) {
+					field, value, found = f, v, true
+					return false
+				}
+			}
+			for _, ls := range ft.lists {
+				x := lv
+				if ls.cased {
+					x = v
+				}
+				if ls.match(x) {
 					field, value, found = f, v, true
 					return false
 				}

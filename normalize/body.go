@@ -3,6 +3,7 @@ package normalize
 import (
 	"bufio"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -36,10 +37,15 @@ func (b *Body) Close() error {
 // so) or when r starts with gzip's magic bytes, whatever its name or
 // headers say. It is the one place raywatch sniffs for gzip. An error
 // means the gzip header is damaged; it wraps gzip's error. Reading past
-// the gzip stream's end is left to the caller, on r.
+// the gzip stream's end is left to the caller, on r. An error reading the
+// first bytes of r is returned as it is (not as a gzip error): dropped, it
+// would end the body early and a truncated batch would be acknowledged.
 func OpenBody(r io.Reader, gzipped bool) (*Body, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	magic, _ := br.Peek(2)
+	magic, err := br.Peek(2)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
 	if !gzipped && !IsGzip(magic) {
 		return &Body{Reader: br}, nil
 	}

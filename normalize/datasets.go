@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"unicode/utf8"
@@ -26,11 +27,22 @@ var (
 // spec §3), plus the documented raywatch additions and fixes (README.md).
 // The engine's implicit rules (R4-R9) are applied afterwards by finish.
 
-// fail records the first error of a record.
+// fail records a field that could not be normalized: the field is left
+// out, and the rest of the record goes on.
 func (b *builder) fail(err error) {
-	if err != nil && b.err == nil {
-		b.err = err
+	if err == nil {
+		return
 	}
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		fe = &FieldError{Reason: err.Error()}
+	}
+	for _, x := range b.ev.fieldErrs {
+		if x == *fe {
+			return // one key mapped to two fields (the ECS one and cloudflare.*)
+		}
+	}
+	b.ev.fieldErrs = append(b.ev.fieldErrs, *fe)
 }
 
 // mapKey sets field id from record key, cast to kind.
@@ -215,7 +227,7 @@ func decodeHTTPRequests(b *builder) {
 	b.setText(fObserverType, "proxy")
 
 	if s, ok := b.get(fTimestamp); ok {
-		if t, err := parseRFC3339(s); err == nil {
+		if t, err := parseTimeText(s); err == nil {
 			b.ev.Time = t
 		}
 	}
@@ -338,9 +350,11 @@ func decodeFirewallEvents(b *builder) {
 		b.mapKey(fCFMetadata, "Metadata", kindObject)
 	}
 	if v := b.v("Source"); present(v) {
-		s, err := b.text(v, "Source")
-		b.fail(err)
-		b.setText(fEventModule, b.join("cloudflare", s))
+		if s, err := b.text(v, "Source"); err != nil {
+			b.fail(err)
+		} else {
+			b.setText(fEventModule, b.join("cloudflare", s))
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ package normalize
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -46,7 +47,36 @@ type Event struct {
 	arena []byte
 	// doc caches the nested document built by Doc.
 	doc atomic.Pointer[map[string]any]
+	// fieldErrs are the record's fields left out; nil when none.
+	fieldErrs []FieldError
 }
+
+// FieldError is a field of a record that could not be normalized (a value
+// of the wrong type, a number or timestamp that does not parse): the event
+// fields that need the value's type go without it (a timestamp that does
+// not parse sets no @timestamp; a cloudflare.* copy of type text still
+// keeps its raw text), and the rest of the record is normalized.
+type FieldError struct {
+	// Field is the record's key, dotted for a key inside an object
+	// ("Metadata.zone_tag").
+	Field string `json:"field"`
+	// Reason says what is wrong with the value, for example "want number,
+	// got object".
+	Reason string `json:"reason"`
+}
+
+func (e FieldError) Error() string { return fmt.Sprintf("field %q: %s", e.Field, e.Reason) }
+
+// fieldErr returns a *FieldError for field.
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// FieldErrors returns the fields of the record that were left out because
+// their values could not be normalized, in record order; nil when every
+// field was. The slice is the caller's: a later NormalizeInto on the Event
+// does not change it.
+func (ev *Event) FieldErrors() []FieldError { return ev.fieldErrs }
 
 // entry kinds.
 const (

@@ -65,8 +65,8 @@ func TestGolden(t *testing.T) {
 }
 
 // goldenDoc renders what Normalize makes of one record: the error, or the
-// dataset, time, key, document and the fields present only in the flat
-// view (empty strings).
+// dataset, time, key, document, the fields present only in the flat view
+// (empty strings) and the fields left out (FieldErrors).
 func goldenDoc(t *testing.T, n *Normalizer, dataset, record string) []byte {
 	t.Helper()
 	ev, err := n.Normalize(dataset, []byte(record))
@@ -86,7 +86,8 @@ func goldenDoc(t *testing.T, n *Normalizer, dataset, record string) []byte {
 		Key     string         `json:"key"`
 		Doc     map[string]any `json:"doc"`
 		Empty   []string       `json:"empty_in_flat_view,omitempty"`
-	}{ev.Dataset, "", ev.Key, ev.Doc(), empty}
+		Errors  []FieldError   `json:"field_errors,omitempty"`
+	}{ev.Dataset, "", ev.Key, ev.Doc(), empty, ev.FieldErrors()}
 	if !ev.Time.IsZero() {
 		v.Time = ev.Time.Format(time.RFC3339Nano)
 	}

@@ -80,9 +80,11 @@ func New(opts Options) *Normalizer {
 // is "auto" or "". raw is not retained; the returned Event shares no memory
 // with it.
 //
-// The error names what is wrong: an unknown dataset ([ErrUnknownDataset]), a
-// record over the size limit, text that is not JSON, JSON that is not an
-// object, or the field whose value has the wrong type.
+// The error names what is wrong with the record as a whole: an unknown
+// dataset ([ErrUnknownDataset]), a record over the size limit, text that is
+// not JSON, or JSON that is not an object. A field whose value has the
+// wrong type or format costs that field only: it is left out, the rest is
+// normalized, and [Event.FieldErrors] says which and why.
 func (n *Normalizer) Normalize(dataset string, raw []byte) (*Event, error) {
 	ev := &Event{
 		ents:  make([]entry, 0, min(len(raw)/12+24, 512)),
@@ -191,6 +193,7 @@ func (ev *Event) reset() {
 	ev.ents = ev.ents[:0]
 	ev.doc.Store(nil)
 	ev.Dataset, ev.Time, ev.Key = "", time.Time{}, ""
+	ev.fieldErrs = nil // handed out: never reused
 }
 
 func lookupDataset(name string) (*dataset, error) {

@@ -62,6 +62,12 @@ func TestTimestampFormats(t *testing.T) {
 		{`1658281671671001500`, "2022-07-20T01:47:51.671002Z"},
 		{`1658281671999999600`, "2022-07-20T01:47:52Z"},
 		{`"2022-07-20T01:47:51.671001500Z"`, "2022-07-20T01:47:51.671002Z"},
+		// As other tools write them: a space for the T; no zone is UTC.
+		{`"2022-07-20 01:47:51"`, s},
+		{`"2022-07-20 01:47:51.671"`, ms},
+		{`"2022-07-20T01:47:51.671"`, ms},
+		{`"2022-07-20 01:47:51Z"`, s},
+		{`"2022-07-20 03:47:51.671+02:00"`, ms},
 	}
 	for _, tt := range tests {
 		ev := normalize(t, `{"RayID":"r","EdgeStartTimestamp":`+tt.in+`,"EdgeEndTimestamp":`+tt.in+`}`)
@@ -76,11 +82,21 @@ func TestTimestampFormats(t *testing.T) {
 	}
 }
 
+// TestTimestampErrors checks that a timestamp that does not parse costs
+// its field, named in FieldErrors, and not the record.
 func TestTimestampErrors(t *testing.T) {
 	for _, in := range []string{`true`, `"yesterday"`, `{}`, `99999999999999999999999`} {
-		_, err := New(Options{}).Normalize("http_requests", []byte(`{"EdgeStartTimestamp":`+in+`}`))
-		if err == nil || !strings.Contains(err.Error(), `field "EdgeStartTimestamp"`) {
-			t.Errorf("EdgeStartTimestamp %s: error = %v; want one naming the field", in, err)
+		ev, err := New(Options{}).Normalize("http_requests", []byte(`{"RayID":"r1","EdgeStartTimestamp":`+in+`}`))
+		if err != nil {
+			t.Errorf("EdgeStartTimestamp %s: error %v; want the record normalized", in, err)
+			continue
+		}
+		fe := ev.FieldErrors()
+		if len(fe) != 1 || fe[0].Field != "EdgeStartTimestamp" || !strings.Contains(fe[0].Error(), `field "EdgeStartTimestamp"`) {
+			t.Errorf("EdgeStartTimestamp %s: FieldErrors = %v; want one naming the field", in, fe)
+		}
+		if got := pick(ev, "event.start", "@timestamp"); len(got) != 0 || !ev.Time.IsZero() || ev.Key != "r1" {
+			t.Errorf("EdgeStartTimestamp %s: got %v, Time %v, Key %q; want no time, the rest normalized", in, got, ev.Time, ev.Key)
 		}
 	}
 	// Empty and null timestamps are absent, not errors.
@@ -273,13 +289,6 @@ func TestErrors(t *testing.T) {
 		want            string // regexp
 		is              error
 	}{
-		{"http_requests", `{"EdgeResponseStatus":"200"}`, `^field "EdgeResponseStatus": want number, got string$`, nil},
-		{"http_requests", `{"ClientSrcPort":true}`, `^field "ClientSrcPort": want number, got bool$`, nil},
-		{"http_requests", `{"WorkerSubrequest":"yes"}`, `^field "WorkerSubrequest": want bool, got string$`, nil},
-		{"http_requests", `{"Cookies":"a=b"}`, `^field "Cookies": want object or array, got string$`, nil},
-		{"http_requests", `{"clientAsn":"AS13335"}`, `^field "clientAsn": want number, got string$`, nil},
-		{"http_requests", `{"EdgeResponseBytes":NaN}`, `^field "EdgeResponseBytes": invalid number "NaN"$`, nil},
-		{"http_requests", `{"RequestHeaders":{"a":{"b":1-2}}}`, `^field "RequestHeaders.a.b": invalid number "1-2"$`, nil},
 		{"http_requests", `{"RayID":"x"`, `^not JSON: `, nil},
 		{"http_requests", ``, `^not JSON: `, nil},
 		{"http_requests", `{"a":1} {"b":2}`, `^not JSON: `, nil},
@@ -287,9 +296,6 @@ func TestErrors(t *testing.T) {
 		{"http_requests", `"RayID"`, `^not a JSON object: got string$`, nil},
 		{"bogus", `{}`, `^dataset "bogus": unknown dataset$`, ErrUnknownDataset},
 		{"auto", `{"foo":1}`, `unknown dataset$`, ErrUnknownDataset},
-		{"firewall_events", `{"Datetime":true}`, `^field "Datetime": want timestamp`, nil},
-		{"gateway_dns", `{"DstPort":"53"}`, `^field "DstPort": want number, got string$`, nil},
-		{"audit_logs", `{"Metadata":{"Request":{"networks":"x"}}}`, `^field "Metadata.Request.networks": want object or array, got string$`, nil},
 	}
 	for _, tt := range tests {
 		_, err := New(Options{}).Normalize(tt.dataset, []byte(tt.record))
@@ -305,6 +311,51 @@ func TestErrors(t *testing.T) {
 	n := New(Options{MaxRecordBytes: 10})
 	if _, err := n.Normalize("http_requests", []byte(`{"RayID":"0123456789"}`)); err == nil {
 		t.Errorf("Normalize of a record over MaxRecordBytes succeeded")
+	}
+}
+
+// TestFieldErrors checks that a value of the wrong type or format costs
+// its field only: the record normalizes, the field is absent (gone is a
+// field of the event it would have set), and FieldErrors names it and
+// says why.
+func TestFieldErrors(t *testing.T) {
+	tests := []struct {
+		dataset, record string
+		want            string // regexp for the one FieldError
+		gone            string
+	}{
+		{"http_requests", `{"EdgeResponseStatus":"2xx"}`, `^field "EdgeResponseStatus": want number, got string$`, "http.response.status_code"},
+		{"http_requests", `{"ClientSrcPort":true}`, `^field "ClientSrcPort": want number, got bool$`, "source.port"},
+		{"http_requests", `{"WorkerSubrequest":"yes"}`, `^field "WorkerSubrequest": want bool, got string$`, "cloudflare.WorkerSubrequest"},
+		{"http_requests", `{"Cookies":"a=b"}`, `^field "Cookies": want object or array, got string$`, "cloudflare.Cookies"},
+		{"http_requests", `{"clientAsn":"AS13335"}`, `^field "clientAsn": want number, got string$`, "source.as.number"},
+		{"http_requests", `{"EdgeResponseBytes":NaN}`, `^field "EdgeResponseBytes": invalid number "NaN"$`, "http.response.bytes"},
+		{"http_requests", `{"EdgeResponseBytes":{"n":1}}`, `^field "EdgeResponseBytes": want number, got object$`, "http.response.bytes"},
+		{"http_requests", `{"RequestHeaders":{"a":{"b":1-2}}}`, `^field "RequestHeaders.a.b": invalid number "1-2"$`, "cloudflare.RequestHeaders.a"},
+		{"http_requests", `{"BotTags":["a",1-2]}`, `^field "BotTags": invalid number "1-2"$`, "cloudflare.BotTags"},
+		{"firewall_events", `{"Datetime":true}`, `^field "Datetime": want timestamp`, "@timestamp"},
+		{"firewall_events", `{"Source":{"name":"waf"}}`, `^field "Source": want text, got object$`, "event.module"},
+		{"dns_logs", `{"QueryName":{"q":"example.com"}}`, `^field "QueryName": want text, got object$`, "dns.question.name"},
+		{"gateway_dns", `{"DstPort":"fifty-three"}`, `^field "DstPort": want number, got string$`, "destination.port"},
+		{"audit_logs", `{"Metadata":{"Request":{"networks":"x"}}}`, `^field "Metadata.Request.networks": want object or array, got string$`, "cloudflare.request_networks"},
+	}
+	for _, tt := range tests {
+		rec := strings.Replace(tt.record, "{", `{"RayID":"r1","ClientIP":"203.0.113.9",`, 1)
+		ev, err := New(Options{}).Normalize(tt.dataset, []byte(rec))
+		if err != nil {
+			t.Errorf("Normalize(%q, %s) error %v; want the record normalized without the field", tt.dataset, rec, err)
+			continue
+		}
+		fe := ev.FieldErrors()
+		if len(fe) != 1 || !regexp.MustCompile(tt.want).MatchString(fe[0].Error()) {
+			t.Errorf("Normalize(%q, %s): FieldErrors = %v; want one matching %s", tt.dataset, rec, fe, tt.want)
+		}
+		if v, ok := ev.FlatMap()[tt.gone]; ok {
+			t.Errorf("Normalize(%q, %s): %s = %v; want it left out", tt.dataset, rec, tt.gone, v)
+		}
+		if len(ev.Fields()) < 3 {
+			t.Errorf("Normalize(%q, %s): fields %v; want the rest of the record", tt.dataset, rec, ev.Fields())
+		}
 	}
 }
 
@@ -516,7 +567,7 @@ func TestNormalizeIntoReuse(t *testing.T) {
 			t.Fatalf("after reuse %d: RayID = %q", i, got)
 		}
 	}
-	if err := n.NormalizeInto(&ev, "http_requests", []byte(`{"EdgeResponseStatus":"x"}`)); err == nil {
+	if err := n.NormalizeInto(&ev, "http_requests", []byte(`{"RayID":"x","EdgeResponseStatus":`)); err == nil {
 		t.Fatal("want an error")
 	}
 	if _, ok := ev.String("cloudflare.RayID"); ok || len(ev.Fields()) != 0 {
@@ -567,5 +618,82 @@ func TestFingerprintBitsMatchesMap(t *testing.T) {
 		if got, want := fingerprintBits.bit(k), fingerprintKeys[k]; got != want {
 			t.Errorf("bit(%q) = %#x; want %#x", k, got, want)
 		}
+	}
+}
+
+// TestRecordsFromOtherTools normalizes http_requests records shaped as log
+// pipelines and SIEM rule test suites write them (timestamps as
+// "YYYY-MM-DD HH:MM:SS", numbers in strings), whole, and the same record
+// with fields of the wrong type, which cost those fields only.
+func TestRecordsFromOtherTools(t *testing.T) {
+	const rec = `{"ClientIP":"175.16.199.0","ClientRequestHost":"xyz.example.com","ClientRequestMethod":"POST",` +
+		`"ClientRequestURI":"/xyz/checkout?id=7","ClientRequestPath":"/xyz/checkout","ClientRequestProtocol":"HTTP/1.1",` +
+		`"ClientRequestUserAgent":"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_5) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/51.0.2704.103 Safari/537.36",` +
+		`"ClientASN":"43766","ClientCountry":"sa","ClientSrcPort":"52764","ClientRequestBytes":"5800",` +
+		`"EdgeStartTimestamp":"2022-05-07 18:53:12","EdgeEndTimestamp":"2022-05-07 18:53:13",` +
+		`"EdgeResponseBytes":"69045","EdgeResponseStatus":"200","OriginResponseStatus":"0","WorkerSubrequest":false,` +
+		`"RayID":"71a9bc6e3d7b4f2a","ZoneID":"155978002"}`
+	ev, err := New(Options{}).Normalize("auto", []byte(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fe := ev.FieldErrors(); fe != nil {
+		t.Errorf("FieldErrors = %v; want none", fe)
+	}
+	want := map[string]any{
+		"@timestamp":                "2022-05-07T18:53:12Z",
+		"event.end":                 "2022-05-07T18:53:13Z",
+		"http.response.bytes":       json.Number("69045"),
+		"http.response.status_code": json.Number("200"),
+		"http.request.bytes":        json.Number("5800"),
+		"source.as.number":          json.Number("43766"),
+		"source.port":               json.Number("52764"),
+		"source.ip":                 "175.16.199.0",
+	}
+	if diff := cmp.Diff(want, pick(ev, "@timestamp", "event.end", "http.response.bytes", "http.response.status_code", "http.request.bytes", "source.as.number", "source.port", "source.ip")); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if ev.Dataset != "http_requests" || ev.Key != "71a9bc6e3d7b4f2a" || !ev.Time.Equal(time.Date(2022, 5, 7, 18, 53, 12, 0, time.UTC)) {
+		t.Errorf("Dataset %q, Key %q, Time %v; want http_requests, the RayID, 2022-05-07 18:53:12 UTC", ev.Dataset, ev.Key, ev.Time)
+	}
+
+	// Wrong types: an object where a number is expected, a string where a
+	// bool is, an object where text is (firewall_events' Source).
+	bad := strings.NewReplacer(`"ClientSrcPort":"52764"`, `"ClientSrcPort":{"port":52764}`, `"WorkerSubrequest":false`, `"WorkerSubrequest":"maybe"`).Replace(rec)
+	ev, err = New(Options{}).Normalize("http_requests", []byte(bad))
+	if err != nil {
+		t.Fatalf("record with two bad fields: %v; want it normalized", err)
+	}
+	var got []string
+	for _, fe := range ev.FieldErrors() {
+		got = append(got, fe.Error())
+	}
+	wantErrs := []string{`field "ClientSrcPort": want number, got object`, `field "WorkerSubrequest": want bool, got string`}
+	if diff := cmp.Diff(wantErrs, got); diff != "" {
+		t.Errorf("FieldErrors (-want +got):\n%s", diff)
+	}
+	flat := ev.FlatMap()
+	for _, gone := range []string{"source.port", "cloudflare.ClientSrcPort", "cloudflare.WorkerSubrequest"} {
+		if v, ok := flat[gone]; ok {
+			t.Errorf("%s = %v; want it left out", gone, v)
+		}
+	}
+	bytes, _ := ev.String("http.response.bytes")
+	uri, _ := ev.String("url.original")
+	if bytes != "69045" || uri != "/xyz/checkout?id=7" || ev.Time.IsZero() {
+		t.Errorf("the rest of the record: %v; want it normalized", flat)
+	}
+
+	fw := `{"Action":"block","ClientIP":"175.16.199.0","ClientRequestHost":"xyz.example.com","Datetime":"2022-05-07 18:53:12",` +
+		`"RayID":"71a9bc6e3d7b4f2a","RuleID":"100001","Source":{"name":"firewallManaged"}}`
+	ev, err = New(Options{}).Normalize("firewall_events", []byte(fw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fe := ev.FieldErrors(); len(fe) != 1 || fe[0].Field != "Source" {
+		t.Errorf("firewall_events FieldErrors = %v; want Source", fe)
+	}
+	if got := pick(ev, "@timestamp", "event.action", "rule.id", "event.module"); !cmp.Equal(got, map[string]any{"@timestamp": "2022-05-07T18:53:12Z", "event.action": "block", "rule.id": "100001"}) {
+		t.Errorf("firewall_events fields %v; want the record without event.module", got)
 	}
 }

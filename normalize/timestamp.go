@@ -1,7 +1,6 @@
 package normalize
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -11,28 +10,30 @@ import (
 // the formats a job's timestamps= option produces (logpush.md §2.10): an
 // integer or a string of digits in seconds, milliseconds, microseconds or
 // nanoseconds told apart by magnitude, or an RFC 3339 string with 0 to 9
-// fractional digits. v must not be empty.
+// fractional digits; and, as other tools write Cloudflare records, RFC
+// 3339 with a space for the T, or "YYYY-MM-DD HH:MM:SS[.fff]" without a
+// zone, taken as UTC. v must not be empty.
 func (b *builder) parseTimestamp(v *jvalue, field string) (time.Time, error) {
 	var text string
 	switch v.t {
 	case jNumber, jString:
 		text = v.s
 	default:
-		return time.Time{}, fmt.Errorf("field %q: want timestamp (number or string), got %s", field, typeName(v))
+		return time.Time{}, fieldErr(field, "want timestamp (number or string), got %s", typeName(v))
 	}
 	if validNumber(text) {
 		t, ok := epochTime(text)
 		if !ok {
-			return time.Time{}, fmt.Errorf("field %q: timestamp %s out of range", field, text)
+			return time.Time{}, fieldErr(field, "timestamp %s out of range", text)
 		}
 		return t, nil
 	}
 	if v.Type() == jString {
-		if t, err := parseRFC3339(text); err == nil {
+		if t, err := parseTimeText(text); err == nil {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("field %q: want Unix or RFC 3339 timestamp, got %q", field, text)
+	return time.Time{}, fieldErr(field, "want Unix or RFC 3339 timestamp, got %q", text)
 }
 
 // epochTime converts the JSON number text s, counted from the Unix epoch in
@@ -93,6 +94,25 @@ func parseRFC3339(s string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return t.UTC(), nil
+}
+
+// parseTimeText parses RFC 3339 (see parseRFC3339), also with a space for
+// the T, and a date and time without a zone ("2022-05-07 18:53:12", with 0
+// to 9 fractional digits), which it takes as UTC.
+func parseTimeText(s string) (time.Time, error) {
+	t, err := parseRFC3339(s)
+	if err == nil || len(s) < len("2006-01-02 15:04:05") || s[10] != ' ' && s[10] != 'T' {
+		return t, err
+	}
+	b := []byte(s)
+	b[10] = 'T'
+	if t, err2 := time.Parse(time.RFC3339Nano, string(b)); err2 == nil {
+		return t.UTC(), nil
+	}
+	if t, err2 := time.Parse("2006-01-02T15:04:05.999999999", string(b)); err2 == nil {
+		return t, nil // no zone: UTC
+	}
+	return time.Time{}, err
 }
 
 // formatTimestamp formats t the way SEKOIA's date.parse does (rule R10): UTC,

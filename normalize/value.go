@@ -235,7 +235,7 @@ func validNumber[T string | []byte](s T) bool {
 // number returns the number value v as text, checked against JSON's grammar.
 func (b *builder) number(v *jvalue, field string) (string, error) {
 	if !validNumber(v.s) {
-		return "", fmt.Errorf("field %q: invalid number %q", field, v.s)
+		return "", fieldErr(field, "invalid number %q", v.s)
 	}
 	return b.own(v), nil
 }
@@ -253,7 +253,7 @@ func (b *builder) text(v *jvalue, field string) (string, error) {
 	case jFalse:
 		return "false", nil
 	}
-	return "", fmt.Errorf("field %q: want text, got %s", field, typeName(v))
+	return "", fieldErr(field, "want text, got %s", typeName(v))
 }
 
 // set casts record value v to kind and stores it at top-level field id.
@@ -271,7 +271,7 @@ func (b *builder) set(id uint16, v *jvalue, kind fieldKind, field string) error 
 	case kindText:
 		switch v.Type() {
 		case jArray:
-			return b.textList(id, v, field)
+			return b.undoOnError(id, func() error { return b.textList(id, v, field) })
 		case jObject:
 			s, err := b.compactJSON(v, field)
 			if err != nil {
@@ -286,8 +286,12 @@ func (b *builder) set(id uint16, v *jvalue, kind fieldKind, field string) error 
 		}
 		b.setText(id, s)
 	case kindNumber:
-		if v.Type() != jNumber {
-			return fmt.Errorf("field %q: want number, got %s", field, typeName(v))
+		switch {
+		case v.Type() == jString && validNumber(v.s):
+			// A number in a string, as some tools write Cloudflare
+			// records ("EdgeResponseBytes": "69045").
+		case v.Type() != jNumber:
+			return fieldErr(field, "want number, got %s", typeName(v))
 		}
 		s, err := b.number(v, field)
 		if err != nil {
@@ -301,26 +305,48 @@ func (b *builder) set(id uint16, v *jvalue, kind fieldKind, field string) error 
 		case jFalse:
 			b.setBool(id, false)
 		default:
-			return fmt.Errorf("field %q: want bool, got %s", field, typeName(v))
+			return fieldErr(field, "want bool, got %s", typeName(v))
 		}
 	case kindObject:
 		t := v.Type()
 		if t != jObject && t != jArray {
-			return fmt.Errorf("field %q: want object or array, got %s", field, typeName(v))
+			return fieldErr(field, "want object or array, got %s", typeName(v))
 		}
-		if i := b.top(id); i >= 0 {
-			b.ev.ents[i].dead = true
-		}
-		i := len(b.ev.ents)
-		if err := b.structure(v, -1, fieldNames[id], ""); err != nil {
-			return wrapField(err, field)
-		}
-		b.ev.ents[i].id = id
-		b.ev.index[id] = int32(i + 1)
+		return b.undoOnError(id, func() error {
+			if i := b.top(id); i >= 0 {
+				b.ev.ents[i].dead = true
+			}
+			i := len(b.ev.ents)
+			if err := b.structure(v, -1, fieldNames[id], ""); err != nil {
+				return wrapField(err, field)
+			}
+			b.ev.ents[i].id = id
+			b.ev.index[id] = int32(i + 1)
+			return nil
+		})
 	default:
 		panic("normalize: bad field kind")
 	}
 	return nil
+}
+
+// undoOnError runs put, which appends the entries of top-level field id;
+// if it fails, the entries go and the field's previous value (if any) is
+// restored.
+func (b *builder) undoOnError(id uint16, put func() error) error {
+	ev := b.ev
+	n, prev := len(ev.ents), b.top(id)
+	err := put()
+	if err == nil {
+		return nil
+	}
+	ev.ents = ev.ents[:n]
+	ev.index[id] = 0
+	if prev >= 0 {
+		ev.ents[prev].dead = false
+		ev.index[id] = int32(prev + 1)
+	}
+	return err
 }
 
 // textList stores a list cast to text (addendum 1): each element becomes
@@ -361,7 +387,7 @@ func (b *builder) compactJSON(v *jvalue, field string) (string, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(x); err != nil {
-		return "", fmt.Errorf("field %q: %w", field, err)
+		return "", fieldErr(field, "%v", err)
 	}
 	return strings.TrimSuffix(buf.String(), "\n"), nil
 }
@@ -398,7 +424,7 @@ func toAny(p *jparser, v *jvalue, field string) (any, error) {
 		return l, nil
 	case jNumber:
 		if !validNumber(v.s) {
-			return nil, fmt.Errorf("field %q: invalid number %q", field, v.s)
+			return nil, fieldErr(field, "invalid number %q", v.s)
 		}
 		return json.Number(v.s), nil
 	case jString:
@@ -546,5 +572,5 @@ func wrapField(err error, field string) error {
 	for i := len(fe.path) - 1; i >= 0; i-- {
 		p += "." + fe.path[i]
 	}
-	return fmt.Errorf("field %q: %s", p, fe.msg)
+	return &FieldError{Field: p, Reason: fe.msg}
 }

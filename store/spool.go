@@ -31,7 +31,32 @@ var (
 	// ErrSpoolClosed is returned by [Spool.Next] once the spool is drained
 	// or closed.
 	ErrSpoolClosed = errors.New("spool closed")
+	// ErrStorage is matched (errors.Is) by every spool error that comes
+	// from the disk rather than from the batch or the budget: a full file
+	// system or quota, an I/O error, a failed write, fsync, close or
+	// rename. The batch is fine; the caller should ask for it again later
+	// (503 with Retry-After). Such errors are [*StorageError] values.
+	ErrStorage = errors.New("spool storage failure")
 )
+
+// StorageError is a failed disk operation of the spool. It matches
+// [ErrStorage] with errors.Is and unwraps to the operating system's error
+// (syscall.ENOSPC, syscall.EIO, ...). Its message names the file, so it is
+// for logs, not for answers to clients.
+type StorageError struct {
+	Op   string // create, write, sync, close, rename or syncdir
+	Path string
+	Err  error
+}
+
+func (e *StorageError) Error() string {
+	return fmt.Sprintf("spool: %s %s: %v", e.Op, e.Path, e.Err)
+}
+
+func (e *StorageError) Unwrap() error { return e.Err }
+
+// Is makes a StorageError match [ErrStorage].
+func (e *StorageError) Is(target error) bool { return target == ErrStorage }
 
 const (
 	spoolMagic  = "RWSPOOL1\n"
@@ -54,6 +79,11 @@ type SpoolOptions struct {
 	// read and inflate the file again; 0 means 128 MiB, negative none.
 	// Batches beyond it are read from their files.
 	MaxMemoryBytes int64
+	// Fault, if set, is called before each disk operation that receives a
+	// batch (op is "create", "write", "sync", "close", "rename" or
+	// "syncdir"; path is the file or folder); an error it returns is that
+	// operation's failure. It lets tests play a full or failing disk.
+	Fault func(op, path string) error
 }
 
 // SpooledBatch is a batch waiting in the spool.
@@ -185,22 +215,55 @@ func (s *Spool) give(used *int64, n int64) {
 	s.mu.Unlock()
 }
 
+// disk runs the disk operation op on path (through SpoolOptions.Fault
+// first), turning its failure into a [*StorageError].
+func (s *Spool) disk(op, path string, do func() error) error {
+	var err error
+	if s.opts.Fault != nil {
+		err = s.opts.Fault(op, path)
+	}
+	if err == nil {
+		err = do()
+	}
+	if err == nil {
+		return nil
+	}
+	var pe *os.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		err = pe.Err // the path is the StorageError's
+	case errors.As(err, &le):
+		err = le.Err
+	}
+	return &StorageError{Op: op, Path: path, Err: err}
+}
+
 // Begin starts receiving a batch for intake. The caller writes the body as
 // received and then calls Commit or Abort. Begin fails with ErrSpoolFull
-// when the spool is over its budget.
+// when the spool is over its budget, and with a [*StorageError] when the
+// disk fails.
 func (s *Spool) Begin(intake string) (*SpoolWriter, error) {
 	if err := s.reserve(headerSize); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(s.opts.Dir, tmpPrefix+"*")
+	var f *os.File
+	err := s.disk("create", s.opts.Dir, func() (err error) {
+		f, err = os.CreateTemp(s.opts.Dir, tmpPrefix+"*")
+		return err
+	})
 	if err != nil {
 		s.release(headerSize)
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, err
 	}
 	w := &SpoolWriter{s: s, f: f, n: headerSize, intake: intake, received: time.Now().UTC()}
-	if _, err := f.Write(make([]byte, headerSize)); err != nil {
+	err = s.disk("write", f.Name(), func() error {
+		_, err := f.Write(make([]byte, headerSize))
+		return err
+	})
+	if err != nil {
 		w.Abort()
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, err
 	}
 	return w, nil
 }
@@ -298,17 +361,18 @@ func (s *Spool) reserveMemory(n int64) bool { return s.take(&s.memory, s.opts.Ma
 func (s *Spool) releaseMemory(n int64) { s.give(&s.memory, n) }
 
 // Write appends body bytes. It fails with ErrSpoolFull when they take the
-// spool over its budget.
+// spool over its budget, and with a [*StorageError] when the disk fails.
 func (w *SpoolWriter) Write(p []byte) (int, error) {
 	if err := w.s.reserve(int64(len(p))); err != nil {
 		return 0, err
 	}
-	n, err := w.f.Write(p)
+	var n int
+	err := w.s.disk("write", w.f.Name(), func() (err error) {
+		n, err = w.f.Write(p)
+		return err
+	})
 	w.n += int64(len(p))
-	if err != nil {
-		return n, fmt.Errorf("spool: %w", err)
-	}
-	return n, nil
+	return n, err
 }
 
 // Abort discards the batch. It is safe to call after Commit (it then does
@@ -328,7 +392,9 @@ func (w *SpoolWriter) Abort() {
 // the caller computed) and queues it for processing. When it returns nil the
 // batch survives a crash. If a batch with the same id is spooled already, or
 // was processed (SpoolOptions.Done), the bytes are discarded and duplicate
-// is true.
+// is true. A failure of the disk is a [*StorageError]; the batch is then
+// discarded (not acknowledged) unless only the folder's fsync failed, in
+// which case it stays queued.
 func (w *SpoolWriter) Commit(id string, lines int) (duplicate bool, err error) {
 	if w.done {
 		return false, errors.New("spool: batch already committed or aborted")
@@ -344,17 +410,20 @@ func (w *SpoolWriter) Commit(id string, lines int) (duplicate bool, err error) {
 	copy(header, spoolMagic)
 	copy(header[len(spoolMagic):], h)
 	header[headerSize-1] = '\n'
-	if _, err := w.f.WriteAt(header, 0); err != nil {
-		w.Abort()
-		return false, fmt.Errorf("spool: %w", err)
+	name := w.f.Name()
+	err = s.disk("write", name, func() error {
+		_, err := w.f.WriteAt(header, 0)
+		return err
+	})
+	if err == nil {
+		err = s.disk("sync", name, w.f.Sync)
 	}
-	if err := w.f.Sync(); err != nil {
-		w.Abort()
-		return false, fmt.Errorf("spool: %w", err)
+	if err == nil {
+		err = s.disk("close", name, w.f.Close)
 	}
-	if err := w.f.Close(); err != nil {
+	if err != nil {
 		w.Abort()
-		return false, fmt.Errorf("spool: %w", err)
+		return false, err
 	}
 
 	s.mu.Lock()
@@ -379,20 +448,20 @@ func (w *SpoolWriter) Commit(id string, lines int) (duplicate bool, err error) {
 	s.pending[id] = b // claims the id while the rename is made durable
 	s.mu.Unlock()
 
-	if err := os.Rename(w.f.Name(), b.path); err != nil {
+	if err := s.disk("rename", b.path, func() error { return os.Rename(name, b.path) }); err != nil {
 		s.mu.Lock()
 		delete(s.pending, id)
 		s.mu.Unlock()
 		w.Abort()
-		return false, fmt.Errorf("spool: %w", err)
+		return false, err
 	}
 	w.done = true
 	b.decoded = w.dec.take()
-	if err := syncDir(s.opts.Dir); err != nil {
+	if err := s.disk("syncdir", s.opts.Dir, func() error { return syncDir(s.opts.Dir) }); err != nil {
 		// The file is complete; only its name may not survive a power loss.
 		// Keep it queued but do not acknowledge.
 		s.enqueue(b)
-		return false, fmt.Errorf("spool: %w", err)
+		return false, err
 	}
 	s.enqueue(b)
 	return false, nil

@@ -3,10 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -179,5 +182,69 @@ func TestSpoolKeepsDecodedWithinBudget(t *testing.T) {
 	s.mu.Unlock()
 	if mem != 0 {
 		t.Errorf("%d bytes of memory still accounted after every batch was removed", mem)
+	}
+}
+
+// TestSpoolStorageErrors plays a full disk at each operation that receives
+// a batch: the error matches ErrStorage and the operating system's error,
+// names the file for the log, and leaves no partial file and no budget
+// taken; once the disk has room again the same batch is accepted.
+func TestSpoolStorageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		op  string
+		nth int // the call of op that fails
+	}{{"create", 1}, {"write", 1}, {"write", 2}, {"write", 3}, {"sync", 1}, {"close", 1}, {"rename", 1}, {"syncdir", 1}} {
+		op := tc.op
+		t.Run(fmt.Sprintf("%s-%d", op, tc.nth), func(t *testing.T) {
+			dir := t.TempDir()
+			var full atomic.Bool
+			full.Store(true)
+			calls := 0
+			s, err := OpenSpool(SpoolOptions{Dir: dir, Fault: func(o, path string) error {
+				if o != op || !full.Load() {
+					return nil
+				}
+				if calls++; calls == tc.nth {
+					return &os.PathError{Op: o, Path: path, Err: syscall.ENOSPC}
+				}
+				return nil
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := s.Begin("zone")
+			if err == nil {
+				_, err = io.WriteString(w, "one\n")
+				if err == nil {
+					_, err = w.Commit("id1", 1)
+				}
+				w.Abort()
+			}
+			var se *StorageError
+			if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.ENOSPC) || !errors.As(err, &se) || se.Op != op {
+				t.Fatalf("spooling on a full disk: %v; want a StorageError of %s matching ErrStorage and ENOSPC", err, op)
+			}
+			if !strings.Contains(err.Error(), dir) || strings.Count(err.Error(), dir) != 1 {
+				t.Errorf("error %q; want the spool path named once", err)
+			}
+			if op == "syncdir" {
+				// The file is whole and renamed: it stays queued, not
+				// acknowledged; a retry is a duplicate.
+				if n, _ := s.Stats(); n != 1 {
+					t.Errorf("%d batches spooled after a failed folder fsync; want 1", n)
+				}
+				return
+			}
+			if n, b := s.Stats(); n != 0 || b != 0 {
+				t.Errorf("Stats = %d batches, %d bytes after a failed batch; want 0, 0", n, b)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("spool folder holds %d files after a failed batch; want none", len(entries))
+			}
+			full.Store(false)
+			if dup := spoolBatch(t, s, "zone", "id1", "one\n"); dup {
+				t.Error("batch accepted after the disk failure is a duplicate; want it new")
+			}
+		})
 	}
 }

@@ -8,12 +8,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/raywatch/raywatch/rules/alert"
 )
@@ -88,9 +90,11 @@ type Options struct {
 	OnThrottle func(Throttle)
 }
 
-// Store is the alert store. Its methods are safe for concurrent use.
+// Store is the alert store. Its methods are safe for concurrent use. A
+// method that meets a damaged page fails with an error wrapping
+// [ErrDamaged] that names the file; it does not crash the process.
 type Store struct {
-	db        *bolt.DB
+	db        *guardedDB
 	opts      Options
 	hot       hotAlerts
 	docs      docCache
@@ -98,7 +102,11 @@ type Store struct {
 	closeErr  error
 }
 
-// Open opens (creating if needed) the bbolt database at path.
+// Open opens (creating if needed) the bbolt database at path. Before bbolt
+// maps an existing file, Open reads its page structure (meta pages, the
+// pages of every bucket, the freelist) with plain reads: a truncated or
+// overwritten file fails with a [*DamagedError] (matching [ErrDamaged])
+// that names the file and the commands that check and recover it.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
@@ -112,13 +120,24 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.BatchMemory <= 0 {
 		opts.BatchMemory = 48 * time.Hour
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w %s (its lock is taken: stop the other raywatch, or give this one another --data-dir)", ErrLocked, path)
+	if err := inspectBeforeOpen(path, opts.Timeout); err != nil {
+		return nil, err
+	}
+	var bdb *bolt.DB
+	err := guard(path, func() (err error) {
+		bdb, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
+		return err
+	})
+	if isTimeout(err) {
+		return nil, lockError(path, err)
 	}
 	if err != nil {
+		if errors.Is(err, ErrDamaged) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
+	db := &guardedDB{DB: bdb, path: path}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -132,6 +151,103 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("init store %q: %w", path, err)
 	}
 	return &Store{db: db, opts: opts, hot: hotAlerts{m: map[string]hotAlert{}}}, nil
+}
+
+// inspectBeforeOpen reads the structure of the existing database at path
+// (see [inspect]) under a shared lock, so that a running raywatch's file
+// is not read while it changes. A new or empty file has nothing to read.
+func inspectBeforeOpen(path string, timeout time.Duration) error {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || err == nil && st.Size() == 0 {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open store %q: %w", path, err)
+	}
+	lock, lockErr := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
+	if isTimeout(lockErr) {
+		return lockError(path, lockErr)
+	}
+	if lockErr == nil {
+		defer lock.Close()
+	}
+	if err := inspect(path); err != nil {
+		return err
+	}
+	if lockErr != nil {
+		return fmt.Errorf("open store %q: %w", path, lockErr)
+	}
+	return nil
+}
+
+// guardedDB is the store's bbolt database. Its View, Update and Batch
+// (which shadow bbolt's) run transactions with runtime/debug's
+// SetPanicOnFault and turn a panic, the sign of a bad page, into a
+// [*DamagedError] naming the file: the caller's request fails, the process
+// stays up. A panic in a transaction's function leaves the database as it
+// was (bbolt rolls back); one in bbolt's commit may not, so after it every
+// write fails with that error, and reads go on.
+//
+// A function given to Batch may run in bbolt's own goroutine; it is
+// guarded there, but bbolt's commit of the batch is not.
+type guardedDB struct {
+	*bolt.DB
+	path   string
+	broken atomic.Pointer[DamagedError]
+}
+
+// guard runs fn with SetPanicOnFault, recovering a panic as a
+// *DamagedError of path.
+func guard(path string, fn func() error) error { return guardIn(path, false, fn) }
+
+// guardIn is guard; inFunc says fn is a transaction's function.
+func guardIn(path string, inFunc bool, fn func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			err = &DamagedError{Path: path, Panic: r, inFunc: inFunc}
+		}
+	}()
+	return fn()
+}
+
+// View is bolt.DB.View, guarded.
+func (g *guardedDB) View(fn func(*bolt.Tx) error) error {
+	return guard(g.path, func() error { return g.DB.View(fn) })
+}
+
+// Update is bolt.DB.Update, guarded.
+func (g *guardedDB) Update(fn func(*bolt.Tx) error) error {
+	if e := g.broken.Load(); e != nil {
+		return e
+	}
+	err := guard(g.path, func() error {
+		return g.DB.Update(func(tx *bolt.Tx) error {
+			return guardIn(g.path, true, func() error { return fn(tx) })
+		})
+	})
+	g.breakOn(err)
+	return err
+}
+
+// Batch is bolt.DB.Batch, with fn guarded.
+func (g *guardedDB) Batch(fn func(*bolt.Tx) error) error {
+	if e := g.broken.Load(); e != nil {
+		return e
+	}
+	return g.DB.Batch(func(tx *bolt.Tx) error {
+		return guardIn(g.path, true, func() error { return fn(tx) })
+	})
+}
+
+// breakOn marks the database broken when err is a panic outside a
+// transaction's function (in bbolt's commit or rollback).
+func (g *guardedDB) breakOn(err error) {
+	var de *DamagedError
+	if errors.As(err, &de) && de.Panic != nil && !de.inFunc {
+		g.broken.CompareAndSwap(nil, de)
+	}
 }
 
 // Close closes the database. It is safe to call more than once.

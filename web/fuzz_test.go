@@ -24,9 +24,9 @@ func (fuzzBackend) Begin(string) (SpoolWriter, error) { return fuzzWriter{}, nil
 
 type fuzzWriter struct{}
 
-func (fuzzWriter) Write(p []byte) (int, error)         { return len(p), nil }
-func (fuzzWriter) Commit(string, int) (bool, error)    { return false, nil }
-func (fuzzWriter) Abort()                              {}
+func (fuzzWriter) Write(p []byte) (int, error)           { return len(p), nil }
+func (fuzzWriter) Commit(string, int) (bool, error)      { return false, nil }
+func (fuzzWriter) Abort()                                {}
 func (fuzzBackend) Stats(context.Context) (Stats, error) { return Stats{Alerts: 1}, nil }
 
 var fuzzAlert = alert.Alert{ID: "000000000001aa", Rule: alert.RuleRef{ID: "r", Title: "Rule", Level: "high"}, Count: 1, Status: alert.StatusNew,

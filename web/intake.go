@@ -21,7 +21,26 @@ var (
 	errTooManyLines     = errors.New("too many records")
 	errBadGzip          = errors.New("bad gzip body")
 	errEncoding         = errors.New("unsupported Content-Encoding")
+	// errStorage marks a failure of the spool other than ErrBusy (a full
+	// or failing disk): the batch is fine, the server cannot keep it now.
+	errStorage = errors.New("cannot store the batch")
 )
+
+// storageDetail is the answer to a batch the spool failed to store. The
+// spool's error names server paths: it goes to the log only.
+const storageDetail = "cannot store the batch; retry later"
+
+// storageRetry is the Retry-After, in seconds, of a storage failure.
+const storageRetry = 30
+
+// storageFailure marks an error of the spool as a storage failure, unless
+// it is ErrBusy (over budget) or nil.
+func storageFailure(err error) error {
+	if err == nil || errors.Is(err, ErrBusy) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errStorage, err)
+}
 
 // batchLimits bound one batch.
 type batchLimits struct {
@@ -48,7 +67,7 @@ type batchInfo struct {
 // decompressed size is checked while inflating, so a gzip bomb stops at the
 // limit. The decompressed bytes also go to decoded, when not nil. Errors
 // wrap one of the intake errors above, or come from body or raw (an ErrBusy
-// from raw, an *http.MaxBytesError from body).
+// or errStorage from raw, an *http.MaxBytesError from body).
 func readBatch(body io.Reader, contentEncoding, intake string, lim batchLimits, raw, decoded io.Writer) (batchInfo, error) {
 	tee := io.TeeReader(body, raw)
 	enc := strings.ToLower(strings.TrimSpace(contentEncoding))
@@ -91,7 +110,7 @@ func readBatch(body io.Reader, contentEncoding, intake string, lim batchLimits, 
 // gzipError classifies an error met while inflating.
 func gzipError(err error) error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) || errors.Is(err, ErrBusy) {
+	if errors.As(err, &mbe) || errors.Is(err, ErrBusy) || errors.Is(err, errStorage) {
 		return err
 	}
 	return fmt.Errorf("%w: %v", errBadGzip, err)
@@ -145,6 +164,8 @@ func rejection(err error) (status int, reason string) {
 		return http.StatusRequestEntityTooLarge, "too_many_records"
 	case errors.Is(err, ErrBusy):
 		return http.StatusTooManyRequests, "spool_full"
+	case errors.Is(err, errStorage):
+		return http.StatusServiceUnavailable, "storage"
 	case errors.Is(err, errEncoding):
 		return http.StatusUnsupportedMediaType, "unsupported_encoding"
 	case errors.Is(err, errBadGzip):
@@ -215,16 +236,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	sw, err := s.opts.Spool.Begin(intake)
 	if err != nil {
-		if errors.Is(err, ErrBusy) {
-			s.reject(w, r, intake, http.StatusTooManyRequests, "spool_full", "spool full; retry later", 30)
-		} else {
-			s.log.Error("spool", "err", err)
-			s.reject(w, r, intake, http.StatusServiceUnavailable, "spool_error", "cannot spool the batch; retry later", 10)
-		}
+		s.rejectSpool(w, r, intake, err)
 		return
 	}
 	defer sw.Abort()
-	cw := &countingWriter{w: sw}
+	cw := &countingWriter{w: sw, mark: storageFailure}
 	var decoded io.Writer
 	if dk, ok := sw.(DecodedKeeper); ok {
 		decoded = dk.Decoded()
@@ -234,14 +250,14 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status, reason := rejection(err)
 		detail := err.Error()
-		retry := 0
 		switch reason {
 		case "body_too_large":
 			detail = fmt.Sprintf("body over %d bytes as sent", s.opts.MaxBodyBytes)
-		case "spool_full":
-			detail, retry = "spool full; retry later", 30
+		case "spool_full", "storage":
+			s.rejectSpool(w, r, intake, err)
+			return
 		}
-		s.reject(w, r, intake, status, reason, detail, retry)
+		s.reject(w, r, intake, status, reason, detail, 0)
 		return
 	}
 	switch {
@@ -257,12 +273,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	dup, err := sw.Commit(info.ID, info.Lines)
 	if err != nil {
-		s.log.Error("spool commit", "intake", intake, "err", err)
-		if errors.Is(err, ErrBusy) {
-			s.reject(w, r, intake, http.StatusTooManyRequests, "spool_full", "spool full; retry later", 30)
-		} else {
-			s.reject(w, r, intake, http.StatusServiceUnavailable, "spool_error", "cannot spool the batch; retry later", 10)
-		}
+		s.rejectSpool(w, r, intake, err)
 		return
 	}
 	result := "accepted"
@@ -281,13 +292,31 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, answer)
 }
 
+// rejectSpool answers a batch the spool refused: 429 when it is over its
+// budget (ErrBusy), else 503 with reason storage. Both ask for a retry;
+// the spool's error, which may name files, goes to the log only.
+func (s *Server) rejectSpool(w http.ResponseWriter, r *http.Request, intake string, err error) {
+	if errors.Is(err, ErrBusy) {
+		s.reject(w, r, intake, http.StatusTooManyRequests, "spool_full", "spool full; retry later", 30)
+		return
+	}
+	s.log.Error("spool failed to store a batch", "intake", intake, "reason", "storage", "err", err)
+	s.reject(w, r, intake, http.StatusServiceUnavailable, "storage", storageDetail, storageRetry)
+}
+
+// countingWriter counts the bytes written through it; mark, when set,
+// classifies the errors of w.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w    io.Writer
+	n    int64
+	mark func(error) error
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	if err != nil && c.mark != nil {
+		err = c.mark(err)
+	}
 	return n, err
 }

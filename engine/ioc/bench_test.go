@@ -63,6 +63,13 @@ type benchFeed struct {
 // type, as a feed downloader would lay them out.
 func genFeed(tb testing.TB, dir string) *benchFeed {
 	tb.Helper()
+	return genFeedScaled(tb, dir, 1)
+}
+
+// genFeedScaled is genFeed with scale times as many addresses, ranges,
+// domains and URLs.
+func genFeedScaled(tb testing.TB, dir string, scale int) *benchFeed {
+	tb.Helper()
 	r := rand.New(rand.NewPCG(1, 2))
 	f := &benchFeed{dir: dir}
 	write := func(name string, n int, gen func(i int) string) []string {
@@ -86,10 +93,10 @@ func genFeed(tb testing.TB, dir string) *benchFeed {
 		}
 		return vals
 	}
-	f.ips = write("ipv4.txt", nIPv4, func(int) string {
+	f.ips = write("ipv4.txt", nIPv4*scale, func(int) string {
 		return netip.AddrFrom4([4]byte{byte(1 + r.IntN(222)), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())}).String()
 	})
-	write("cidr.txt", nCIDR, func(i int) string {
+	write("cidr.txt", nCIDR*scale, func(i int) string {
 		if i%10 == 0 {
 			var a [16]byte
 			a[0], a[1], a[2], a[3] = 0x20, 0x01, 0x0d, 0xb8
@@ -101,8 +108,8 @@ func genFeed(tb testing.TB, dir string) *benchFeed {
 		a := netip.AddrFrom4([4]byte{byte(1 + r.IntN(222)), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())})
 		return netip.PrefixFrom(a, 16+r.IntN(13)).Masked().String()
 	})
-	f.domains = write("domains.txt", nDomain, func(int) string { return randDomain(r) })
-	f.urls = write("urls.txt", nURL, func(i int) string {
+	f.domains = write("domains.txt", nDomain*scale, func(int) string { return randDomain(r) })
+	f.urls = write("urls.txt", nURL*scale, func(i int) string {
 		u := "http://" + randDomain(r) + "/" + randLabel(r, 8) + "/" + randLabel(r, 6) + ".php"
 		if i%2 == 0 {
 			u += "?id=" + strconv.Itoa(r.IntN(1e6))

@@ -68,6 +68,11 @@ func parseCSV(file string, data []byte, res *fileResult) error {
 	r.Comment = '#'
 	header, err := r.Read()
 	if err == io.EOF {
+		for line := range bytes.Lines(data) {
+			if line = bytes.TrimSpace(line); len(line) > 0 && line[0] == '#' {
+				res.comments++
+			}
+		}
 		return nil
 	}
 	if err != nil {
@@ -77,6 +82,7 @@ func parseCSV(file string, data []byte, res *fileResult) error {
 	if err != nil {
 		return err
 	}
+	res.header = true
 	res.inds = make([]Indicator, 0, bytes.Count(data, []byte("\n")))
 	lastLine := 0
 	for {

@@ -53,22 +53,30 @@ func (s *Set) NewOnly(old *Set) []Indicator {
 	}
 	have := make(map[string]bool, old.Len())
 	if old != nil {
-		for _, ref := range old.refs {
-			g := old.group(ref)
-			if k, ok := MatchKey(g.typeOf(ref.i), g.value(ref.i)); ok {
+		old.eachRef(func(g *indGroup, i uint32) {
+			if k, ok := MatchKey(g.typeOf(i), g.value(i)); ok {
 				have[k] = true
 			}
-		}
+		})
 	}
 	var out []Indicator
-	for _, ref := range s.refs {
-		g := s.group(ref)
-		k, ok := MatchKey(g.typeOf(ref.i), g.value(ref.i))
+	s.eachRef(func(g *indGroup, i uint32) {
+		k, ok := MatchKey(g.typeOf(i), g.value(i))
 		if !ok || have[k] {
-			continue
+			return
 		}
 		have[k] = true
-		out = append(out, *g.indicator(ref.i))
-	}
+		out = append(out, *g.indicator(i))
+	})
 	return out
+}
+
+// eachRef calls fn with every indexed indicator of s, segment by segment,
+// in index order.
+func (s *Set) eachRef(fn func(g *indGroup, i uint32)) {
+	for _, seg := range s.segs {
+		for _, ref := range seg.refs {
+			fn(seg.group(ref), ref.i)
+		}
+	}
 }

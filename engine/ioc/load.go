@@ -1,10 +1,13 @@
 package ioc
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -39,6 +42,14 @@ type FileStatus struct {
 	// the indicators of its last good load.
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+	// Warning says why the file's current content was set aside although
+	// it parses: a file that had indicators and now yields none without
+	// saying it is empty (a feed with no indicators has only comment
+	// lines), or whose entries are mostly not indicators (an error page
+	// from a failed download). The file then keeps the indicators of its
+	// last good load, which the counts above describe. "" when none.
+	Warning     string    `json:"warning,omitempty"`
+	WarningTime time.Time `json:"warning_time,omitzero"`
 }
 
 // fileState is what the loader remembers of one file.
@@ -50,7 +61,27 @@ type fileState struct {
 	lastLoad  time.Time
 	lastErr   error
 	lastErrAt time.Time
+	warning   string // why the current content was set aside; "" if it was not
+	warnAt    time.Time
 	stats     buildStats // what the last build took from res
+	dirty     bool       // group changed since the last build
+}
+
+// bigFile is the number of indicators from which a file gets a segment
+// of its own in the Set; smaller files share one.
+const bigFile = 1 << 12
+
+// segState is a segment of the current set and what it was built from.
+type segState struct {
+	seg   *segment
+	files []string // names, sorted
+	// next is the earliest valid_until after the build among the
+	// segment's indicators, zero for none: the segment is rebuilt then.
+	next time.Time
+	// versions digests the newest versions (across all files) of the
+	// STIX objects of the segment's files: when it changes, indicators of
+	// the segment may be superseded or restored.
+	versions uint64
 }
 
 type fingerprint struct {
@@ -63,11 +94,13 @@ type fingerprint struct {
 type loader struct {
 	dir        string
 	files      map[string]*fileState
-	nextExpiry time.Time // the earliest valid_until after the last build, or zero
+	segs       map[string]*segState // by the big file's name; "" for the small files
+	nextExpiry time.Time            // the earliest valid_until after the last build, or zero
+	seed       maphash.Seed
 }
 
 func newLoader(dir string) *loader {
-	return &loader{dir: dir, files: make(map[string]*fileState)}
+	return &loader{dir: dir, files: make(map[string]*fileState), segs: make(map[string]*segState), seed: maphash.MakeSeed()}
 }
 
 // ignored reports whether a folder entry is not an indicator file: hidden
@@ -82,6 +115,7 @@ func ignored(name string) bool {
 type scanResult struct {
 	parsed []string // files read and parsed successfully
 	failed []string // files that failed (and kept their previous indicators)
+	kept   []string // files set aside as suspect (and kept their previous indicators)
 	gone   []string // files that disappeared
 }
 
@@ -125,16 +159,24 @@ func (l *loader) scan(now time.Time, force map[string]bool, all bool) (scanResul
 			continue
 		}
 		st.fp = fp
+		kept := false
 		if err == nil {
-			err = l.load(st, path)
+			kept, err = l.load(st, path)
 		}
-		if err != nil {
+		switch {
+		case err != nil:
 			st.lastErr, st.lastErrAt = err, now
 			r.failed = append(r.failed, name)
-			continue
+		case kept:
+			st.lastErr, st.warnAt = nil, now
+			r.kept = append(r.kept, name)
+		default:
+			st.lastErr, st.lastLoad, st.dirty = nil, now, true
+			if st.warning != "" {
+				st.warnAt = now
+			}
+			r.parsed = append(r.parsed, name)
 		}
-		st.lastErr, st.lastLoad = nil, now
-		r.parsed = append(r.parsed, name)
 	}
 	for name := range l.files {
 		if !seen[name] {
@@ -146,32 +188,43 @@ func (l *loader) scan(now time.Time, force map[string]bool, all bool) (scanResul
 }
 
 // load reads and parses one file into st. A file that is not STIX or CSV
-// by its name is read into a string, which its indicators then share.
-func (l *loader) load(st *fileState, path string) (err error) {
+// by its name is read into a string, which its indicators then share. A
+// file that had indicators and whose new content is suspect (see
+// [fileResult.suspect]) keeps them: kept is then true and st.warning says
+// why.
+func (l *loader) load(st *fileState, path string) (kept bool, err error) {
 	var res *fileResult
 	switch strings.ToLower(filepath.Ext(st.name)) {
 	case ".json", ".stix", ".stix2", ".csv":
 		data, rerr := os.ReadFile(path)
 		if rerr != nil {
-			return rerr
+			return false, rerr
 		}
 		res, err = parseFile(st.name, data)
 	default:
 		text, rerr := readString(path)
 		if rerr != nil {
-			return rerr
+			return false, rerr
 		}
 		res, err = parseFile(st.name, text)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	st.warning = res.suspect()
+	if st.warning != "" && st.group != nil && len(st.group.recs) > 0 {
+		st.warning = fmt.Sprintf("%s: %s; keeping the %d indicators of its last good load", path, st.warning, len(st.group.recs))
+		return true, nil
+	}
+	if st.warning != "" {
+		st.warning = path + ": " + st.warning
 	}
 	// The indicators are kept packed, without a pointer each; the
 	// parsed slice (and for plain text the file's text) can go.
 	st.group = compactGroup(res.inds)
 	res.inds = nil
 	st.res = res
-	return nil
+	return false, nil
 }
 
 // readString reads a file into a string without the copy that converting
@@ -192,38 +245,110 @@ func readString(path string) (string, error) {
 	return b.String(), nil
 }
 
-// build indexes the indicators of every file that has loaded, as valid at
-// now, and remembers per file what went into the set.
+// build returns the set of the indicators of every file that has loaded,
+// as valid at now, and remembers per file what went into it. It rebuilds
+// only the segments whose files changed (or moved between segments),
+// whose indicators' supersession changed, or that hold an indicator that
+// has expired since their last build; the others are reused as they are.
 func (l *loader) build(now time.Time) *Set {
 	names := l.names()
 	newest := make(map[string]version)
-	groups := make([]*indGroup, len(names))
-	for i, name := range names {
-		res := l.files[name].res
-		if res == nil {
+	want := make(map[string][]string) // segment key -> files
+	for _, name := range names {
+		st := l.files[name]
+		if st.res == nil {
 			continue
 		}
-		groups[i] = l.files[name].group
-		for _, v := range res.versions {
+		key := ""
+		if len(st.group.recs) >= bigFile {
+			key = name
+		}
+		want[key] = append(want[key], name)
+		for _, v := range st.res.versions {
 			old, ok := newest[v.id]
 			if !ok || v.modified.After(old.modified) || v.modified.Equal(old.modified) && v.revoked {
 				newest[v.id] = v
 			}
 		}
 	}
-	set, stats := build(groups, newest, now)
-	for i, name := range names {
+	segs := make(map[string]*segState, len(want))
+	keys := make([]string, 0, len(want))
+	l.nextExpiry = time.Time{}
+	for key, files := range want {
+		keys = append(keys, key)
+		versions := l.versionsDigest(files, newest)
+		old := l.segs[key]
+		if old == nil || !slices.Equal(old.files, files) || old.versions != versions ||
+			!old.next.IsZero() && !old.next.After(now) || l.anyDirty(files) {
+			old = l.buildSegment(files, newest, now)
+			old.versions = versions
+		}
+		segs[key] = old
+		if u := old.next; !u.IsZero() && (l.nextExpiry.IsZero() || u.Before(l.nextExpiry)) {
+			l.nextExpiry = u
+		}
+	}
+	for _, st := range l.files {
+		st.dirty = false
+	}
+	l.segs = segs
+	sort.Strings(keys)
+	out := make([]*segment, len(keys))
+	for i, k := range keys {
+		out[i] = segs[k].seg
+	}
+	return newSetOf(out)
+}
+
+// buildSegment indexes the indicators of files.
+func (l *loader) buildSegment(files []string, newest map[string]version, now time.Time) *segState {
+	groups := make([]*indGroup, len(files))
+	for i, name := range files {
+		groups[i] = l.files[name].group
+	}
+	seg, stats := build(groups, newest, now)
+	for i, name := range files {
 		l.files[name].stats = stats[i]
 	}
-	l.nextExpiry = time.Time{}
-	for _, ref := range set.refs {
-		if m := set.group(ref).metaOf(ref.i); m != nil {
-			if u := m.ValidUntil; !u.IsZero() && (l.nextExpiry.IsZero() || u.Before(l.nextExpiry)) {
-				l.nextExpiry = u
+	ss := &segState{seg: seg, files: files}
+	for _, ref := range seg.refs {
+		if m := seg.group(ref).metaOf(ref.i); m != nil {
+			if u := m.ValidUntil; !u.IsZero() && (ss.next.IsZero() || u.Before(ss.next)) {
+				ss.next = u
 			}
 		}
 	}
-	return set
+	return ss
+}
+
+func (l *loader) anyDirty(files []string) bool {
+	for _, name := range files {
+		if l.files[name].dirty {
+			return true
+		}
+	}
+	return false
+}
+
+// versionsDigest digests the newest version of each STIX object of files.
+func (l *loader) versionsDigest(files []string, newest map[string]version) uint64 {
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	var b [8]byte
+	for _, name := range files {
+		for _, v := range l.files[name].res.versions {
+			n := newest[v.id]
+			h.WriteString(n.id)
+			binary.LittleEndian.PutUint64(b[:], uint64(n.modified.UnixNano()))
+			h.Write(b[:])
+			if n.revoked {
+				h.WriteByte(1)
+			} else {
+				h.WriteByte(0)
+			}
+		}
+	}
+	return h.Sum64()
 }
 
 func (l *loader) names() []string {
@@ -253,6 +378,9 @@ func (l *loader) status() []FileStatus {
 		}
 		if st.lastErr != nil {
 			fs.LastError, fs.LastErrorTime = st.lastErr.Error(), st.lastErrAt
+		}
+		if st.warning != "" {
+			fs.Warning, fs.WarningTime = st.warning, st.warnAt
 		}
 		status[i] = fs
 	}

@@ -1,6 +1,7 @@
 package ioc
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
@@ -22,9 +23,43 @@ type fileResult struct {
 	inds     []Indicator
 	versions []version // STIX object versions, revoked ones included
 	errs     []LineError
-	badLines int // lines or objects that are not indicators
-	skipped  int // entries of a type raywatch does not match
+	badLines int  // lines or objects that are not indicators
+	skipped  int  // entries of a type raywatch does not match
+	comments int  // comment lines of a plain-text or a header-less CSV file
+	header   bool // a CSV file's header was read
 }
+
+// explicitlyEmpty reports whether the file says it has no indicators: it
+// has no entries at all, and has comment lines, or is a CSV file with its
+// header, or a STIX bundle without objects. A file of zero bytes or blank
+// lines does not say so.
+func (res *fileResult) explicitlyEmpty() bool {
+	return len(res.inds) == 0 && res.badLines == 0 && res.skipped == 0 &&
+		(res.comments > 0 || res.header || res.format == FormatSTIX)
+}
+
+// suspect says why a new version of a file that has indicators should not
+// replace them, or "" when it may: it yields none without saying it is
+// empty (a truncated download), or most of its lines are not indicators
+// (an HTML error page). The result's indicators must not have been moved
+// out yet.
+func (res *fileResult) suspect() string {
+	good := len(res.inds) + res.skipped
+	switch {
+	case good == 0 && !res.explicitlyEmpty():
+		if res.badLines > 0 {
+			return fmt.Sprintf("no indicators: its %d entries are not indicators (first: line %d: %s)", res.badLines, res.errs[0].Line, res.errs[0].Msg)
+		}
+		return "no indicators, and no comment line saying the feed is empty"
+	case float64(res.badLines) > maxBadShare*float64(good+res.badLines):
+		return fmt.Sprintf("%d of %d entries are not indicators (first: line %d: %s)", res.badLines, good+res.badLines, res.errs[0].Line, res.errs[0].Msg)
+	}
+	return ""
+}
+
+// maxBadShare is the share of bad lines beyond which a new version of a
+// file is taken for junk.
+const maxBadShare = 0.5
 
 // version is one STIX object version, for supersession across files.
 type version struct {

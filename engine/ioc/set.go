@@ -34,12 +34,35 @@ type Hit struct {
 	// url.original, where it is the URL matched: the host (lower case,
 	// without port) plus url.original.
 	Value string `json:"value"`
-	ref   uint32 // the indicator's index in the Set
+	ref   uint32 // the indicator's index in its segment
 }
 
 // Set is an immutable snapshot of indicators indexed for matching. The zero
 // Set and a nil *Set are empty. All methods are safe for concurrent use.
+//
+// A Set is made of segments, each indexing the indicators of some files
+// (a big feed has one of its own, small files share one), so that a
+// reload rebuilds only the segments whose files changed.
 type Set struct {
+	segs   []*segment
+	n      int // indicators
+	counts [len(typeIndex)]int
+}
+
+// newSetOf is the Set of segs.
+func newSetOf(segs []*segment) *Set {
+	s := &Set{segs: segs}
+	for _, g := range segs {
+		s.n += len(g.refs)
+		for i, c := range g.counts {
+			s.counts[i] += c
+		}
+	}
+	return s
+}
+
+// segment is an immutable index of the indicators of some files.
+type segment struct {
 	// groups hold the indicators (one group per file); refs the indexed
 	// ones, in index order. Neither holds a pointer per indicator.
 	groups []*indGroup
@@ -73,7 +96,7 @@ type Set struct {
 // indRef is an indicator of a Set: group and index in the group.
 type indRef struct{ g, i uint32 }
 
-func (s *Set) group(r indRef) *indGroup { return s.groups[r.g] }
+func (s *segment) group(r indRef) *indGroup { return s.groups[r.g] }
 
 var typeIndex = [...]Type{TypeIPv4, TypeIPv6, TypeCIDR, TypeDomain, TypeURL, TypeUA, TypeJA3}
 
@@ -100,8 +123,8 @@ func NewSet(inds []Indicator, now time.Time) *Set {
 			}
 		}
 	}
-	s, _ := build([]*indGroup{compactGroup(inds)}, vs, now)
-	return s
+	seg, _ := build([]*indGroup{compactGroup(inds)}, vs, now)
+	return newSetOf([]*segment{seg})
 }
 
 // buildStats counts what build did with one group of indicators.
@@ -111,10 +134,10 @@ type buildStats struct {
 	superseded int
 }
 
-// build indexes groups of indicators (one per file). newest gives, per STIX
-// id, the version that counts: an indicator of an older version, or of a
-// revoked newest version, is dropped as superseded.
-func build(groups []*indGroup, newest map[string]version, now time.Time) (*Set, []buildStats) {
+// build indexes groups of indicators (one per file) into a segment. newest
+// gives, per STIX id, the version that counts: an indicator of an older
+// version, or of a revoked newest version, is dropped as superseded.
+func build(groups []*indGroup, newest map[string]version, now time.Time) (*segment, []buildStats) {
 	stats := make([]buildStats, len(groups))
 	total := 0
 	for _, g := range groups {
@@ -122,39 +145,8 @@ func build(groups []*indGroup, newest map[string]version, now time.Time) (*Set, 
 			total += len(g.recs)
 		}
 	}
-	s := &Set{groups: groups, refs: make([]indRef, 0, total)}
+	s := &segment{groups: groups, refs: make([]indRef, 0, total)}
 	// First pass: keep what counts and size the indexes.
-	s.keep(groups, newest, now, stats)
-	s.allocate()
-	// Second pass: index. A key seen before chains the new indicator in
-	// front of the old one.
-	ok := 0
-	for n, ref := range s.refs {
-		if n&yieldEvery == yieldEvery {
-			runtime.Gosched()
-		}
-		idx := uint32(ok)
-		g := s.group(ref)
-		value := g.value(ref.i)
-		if !s.index(idx, g.typeOf(ref.i), value) {
-			continue
-		}
-		s.refs[ok] = ref
-		ok++
-	}
-	s.refs = s.refs[:ok]
-	s.next = s.next[:ok]
-	for _, t := range []*strTable{s.domains, s.urls, s.uas, s.ja3} {
-		if t != nil {
-			t.compact()
-		}
-	}
-	return s, stats
-}
-
-// keep is build's first pass: it counts the indicators of groups that
-// are neither expired nor superseded, by file and type, and lists them.
-func (s *Set) keep(groups []*indGroup, newest map[string]version, now time.Time, stats []buildStats) {
 	for gi, g := range groups {
 		if g == nil {
 			continue
@@ -180,10 +172,6 @@ func (s *Set) keep(groups []*indGroup, newest map[string]version, now time.Time,
 			s.refs = append(s.refs, indRef{uint32(gi), uint32(i)})
 		}
 	}
-}
-
-// allocate sizes the indexes for the indicators keep counted.
-func (s *Set) allocate() {
 	s.next = make([]uint32, len(s.refs))
 	c := &s.counts
 	s.seed = maphash.MakeSeed()
@@ -213,71 +201,85 @@ func (s *Set) allocate() {
 		s.ja3 = newStrTable(s.seed, c[6])
 		s.ja3Filter = newBitFilter(c[6])
 	}
-}
-
-// index is build's second pass for one indicator, number idx: it adds it
-// to the index of its type. It reports false for a value that is not
-// valid for its type (the indicator is then left out).
-func (s *Set) index(idx uint32, typ Type, value string) bool {
-	switch typ {
-	case TypeIPv4, TypeIPv6, TypeCIDR:
-		p, isAddr, valid := parseIPOrPrefix(refang(value))
-		if !valid {
-			return false
+	// Second pass: index. A key seen before chains the new indicator in
+	// front of the old one.
+	ok := 0
+	for n, ref := range s.refs {
+		if n&yieldEvery == yieldEvery {
+			runtime.Gosched()
 		}
-		switch {
-		case isAddr && p.Addr().Is4():
-			if s.ip4 == nil {
-				s.ip4 = newU32Table(0)
+		idx := uint32(ok)
+		g := s.group(ref)
+		value := g.value(ref.i)
+		switch g.typeOf(ref.i) {
+		case TypeIPv4, TypeIPv6, TypeCIDR:
+			p, isAddr, valid := parseIPOrPrefix(refang(value))
+			if !valid {
+				continue
 			}
-			a := p.Addr().As4()
-			s.next[idx] = link(s.ip4.put(binary.BigEndian.Uint32(a[:]), idx))
-		case isAddr:
-			if s.ip4 == nil {
-				s.ip4 = newU32Table(0)
+			switch {
+			case isAddr && p.Addr().Is4():
+				if s.ip4 == nil {
+					s.ip4 = newU32Table(0)
+				}
+				a := p.Addr().As4()
+				s.next[idx] = link(s.ip4.put(binary.BigEndian.Uint32(a[:]), idx))
+			case isAddr:
+				if s.ip4 == nil {
+					s.ip4 = newU32Table(0)
+				}
+				if s.ip6 == nil {
+					s.ip6 = make(map[[16]byte]uint32)
+				}
+				s.next[idx] = chain(s.ip6, p.Addr().As16(), idx)
+			default:
+				if s.cidr == nil {
+					s.cidr = new(bart.Table[uint32])
+				}
+				if old, ok := s.cidr.Get(p); ok {
+					s.next[idx] = old + 1
+				}
+				s.cidr.Insert(p, idx)
 			}
-			if s.ip6 == nil {
-				s.ip6 = make(map[[16]byte]uint32)
+		case TypeDomain:
+			k := domainKey(value)
+			if !validDomain(k) {
+				continue
 			}
-			s.next[idx] = chain(s.ip6, p.Addr().As16(), idx)
-		default:
-			if s.cidr == nil {
-				s.cidr = new(bart.Table[uint32])
+			s.next[idx] = link(s.domains.put(maphash.String(s.seed, k), k, idx))
+			s.tails.add(maphash.String(s.seed, tail(k)))
+			n := strings.Count(k, ".") + 1
+			s.minLabels = min(s.minLabels, n)
+			s.maxLabels = max(s.maxLabels, n)
+		case TypeURL:
+			k, valid := urlKey(value)
+			if !valid {
+				continue
 			}
-			if old, ok := s.cidr.Get(p); ok {
-				s.next[idx] = old + 1
+			s.next[idx] = link(s.urls.put(maphash.String(s.seed, k), k, idx))
+			s.urlHosts.add(maphash.String(s.seed, k[:strings.IndexByte(k, '/')]))
+		case TypeUA:
+			s.next[idx] = link(s.uas.put(maphash.String(s.seed, value), value, idx))
+			s.uaFilter.add(sampleHash(value))
+		case TypeJA3:
+			k, valid := parseMD5(value)
+			if !valid {
+				continue
 			}
-			s.cidr.Insert(p, idx)
+			s.next[idx] = link(s.ja3.put(maphash.Bytes(s.seed, k[:]), string(k[:]), idx))
+			s.ja3Filter.add(md5Hash(value))
 		}
-	case TypeDomain:
-		k := domainKey(value)
-		if !validDomain(k) {
-			return false
-		}
-		s.next[idx] = link(s.domains.put(maphash.String(s.seed, k), k, idx))
-		s.tails.add(maphash.String(s.seed, tail(k)))
-		n := strings.Count(k, ".") + 1
-		s.minLabels = min(s.minLabels, n)
-		s.maxLabels = max(s.maxLabels, n)
-	case TypeURL:
-		k, valid := urlKey(value)
-		if !valid {
-			return false
-		}
-		s.next[idx] = link(s.urls.put(maphash.String(s.seed, k), k, idx))
-		s.urlHosts.add(maphash.String(s.seed, k[:strings.IndexByte(k, '/')]))
-	case TypeUA:
-		s.next[idx] = link(s.uas.put(maphash.String(s.seed, value), value, idx))
-		s.uaFilter.add(sampleHash(value))
-	case TypeJA3:
-		k, valid := parseMD5(value)
-		if !valid {
-			return false
-		}
-		s.next[idx] = link(s.ja3.put(maphash.Bytes(s.seed, k[:]), string(k[:]), idx))
-		s.ja3Filter.add(md5Hash(value))
+		s.refs[ok] = ref
+		ok++
 	}
-	return true
+	s.refs = s.refs[:ok]
+	s.next = s.next[:ok]
+	for _, t := range []*strTable{s.domains, s.urls, s.uas, s.ja3} {
+		if t != nil {
+			t.compact()
+		}
+	}
+	return s, stats
 }
 
 // yieldEvery+1 is how many indicators a load parses or indexes before it
@@ -309,7 +311,7 @@ func (s *Set) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.refs)
+	return s.n
 }
 
 // Counts returns the number of indicators of each type.
@@ -421,7 +423,7 @@ var otherPlan = &plan{
 // after the event's time (or now, for an event without a time) does not
 // match. A nil Set matches nothing.
 func (s *Set) Match(ev *normalize.Event, dst []Hit) []Hit {
-	if s == nil || len(s.refs) == 0 {
+	if s == nil || s.n == 0 {
 		return dst
 	}
 	return s.match(ev.Dataset, ev.Time, ev, dst)
@@ -433,6 +435,19 @@ type fields interface {
 }
 
 func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hit {
+	if s == nil {
+		return dst
+	}
+	for _, g := range s.segs {
+		if len(g.refs) > 0 {
+			dst = g.match(dataset, evTime, ev, dst)
+		}
+	}
+	return dst
+}
+
+// match is [Set.match] on the segment's indicators.
+func (s *segment) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hit {
 	p := planFor(dataset)
 	m := matcher{s: s, evTime: evTime, dst: dst, start: len(dst)}
 	if s.ip4 != nil || s.cidr != nil {
@@ -490,9 +505,9 @@ func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hi
 	return m.dst
 }
 
-// matcher is the state of one Match call.
+// matcher is the state of one Match call on one segment.
 type matcher struct {
-	s      *Set
+	s      *segment
 	evTime time.Time
 	dst    []Hit
 	start  int

@@ -36,6 +36,7 @@ func parseText(file, text string, res *fileResult) {
 			if f, ok := strings.CutPrefix(l, "#fields"); ok {
 				zeek = parseZeekHeader(f)
 			}
+			res.comments++
 			continue
 		}
 		if zeek.value >= 0 && strings.IndexByte(l, '\t') >= 0 {

@@ -31,7 +31,11 @@ type Options struct {
 // the folder in [NewWatcher]; [Watcher.Run] then watches the folder and, a
 // short quiet time after files are added, written, replaced (renamed over)
 // or removed, re-reads the changed files, builds a new Set off to the side
-// and swaps it in. A file that fails to load keeps its previous indicators.
+// (rebuilding only the parts of the index whose files changed) and swaps
+// it in. A file that fails to load keeps its previous indicators; so does
+// a file that had indicators and now yields none without saying it is
+// empty, or whose entries are mostly not indicators (see
+// [FileStatus.Warning]).
 // [Watcher.Current], [Watcher.Status], [Watcher.Reload] and
 // [Watcher.Collectors] are safe for concurrent use.
 type Watcher struct {
@@ -77,7 +81,7 @@ func NewWatcher(dir string, opts Options) (*Watcher, error) {
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 	})
 	w.failures = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "raywatch_ioc_reload_failures_total", Help: "IOC files (or folder listings) that failed to load; the previous indicators were kept.",
+		Name: "raywatch_ioc_reload_failures_total", Help: "IOC files (or folder listings) that failed to load or were set aside as suspect (emptied, mostly not indicators); the previous indicators were kept.",
 	})
 	w.lastOK = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "raywatch_ioc_last_reload_timestamp_seconds", Help: "When the IOC set was last rebuilt.",
@@ -128,17 +132,23 @@ func (w *Watcher) reload(force map[string]bool, all, rebuild bool) error {
 		w.log.Error("IOC folder not reloaded; keeping the current indicators", "dir", w.dir, "err", err)
 		return err
 	}
-	w.failures.Add(float64(len(r.failed)))
+	w.failures.Add(float64(len(r.failed) + len(r.kept)))
 	for _, name := range r.failed {
 		w.log.Warn("IOC file not loaded; keeping its previous indicators", "file", name, "err", w.l.files[name].lastErr)
 	}
+	for _, name := range r.kept {
+		w.log.Warn("IOC file set aside; keeping its previous indicators", "file", name, "reason", w.l.files[name].warning)
+	}
 	for _, name := range r.parsed {
-		if res := w.l.files[name].res; res.badLines > 0 {
+		st := w.l.files[name]
+		if st.warning != "" {
+			w.log.Warn("IOC file looks wrong", "file", name, "reason", st.warning)
+		} else if res := st.res; res.badLines > 0 {
 			w.log.Warn("IOC file has lines that are not indicators", "file", name, "bad_lines", res.badLines, "first", res.errs[0].Error())
 		}
 	}
 	if !rebuild && !r.changed() {
-		if len(r.failed) > 0 {
+		if len(r.failed)+len(r.kept) > 0 {
 			status := w.l.status()
 			w.status.Store(&status)
 		}
