@@ -36,7 +36,8 @@ var (
 	bucketRejects  = []byte("rejects")   // sequence (big endian) -> reject JSON
 	bucketRules    = []byte("rules")     // rule id -> ruleCounters JSON
 	bucketMeta     = []byte("meta")      // name -> value
-	allBuckets     = [][]byte{bucketAlerts, bucketByRule, bucketByStatus, bucketSeen, bucketBatches, bucketRejects, bucketRules, bucketMeta}
+	bucketOutbox   = []byte("outbox")    // delivery jobs of the notification outputs: see outbox.go
+	allBuckets     = [][]byte{bucketAlerts, bucketByRule, bucketByStatus, bucketSeen, bucketBatches, bucketRejects, bucketRules, bucketMeta, bucketOutbox}
 
 	metaAlerts = []byte("alerts") // number of alerts, uint64 big endian
 )
@@ -65,6 +66,18 @@ type Options struct {
 	// BatchMemory is how long the ids of processed batches are remembered
 	// to recognise a retried batch; 0 means 48 hours.
 	BatchMemory time.Duration
+
+	// Outputs names the enabled notification outputs. Every alert that a
+	// commit creates or changes, and every status change, queues a delivery
+	// job for each of them in the same transaction (see [Outbox]).
+	Outputs []string
+	// OutboxFilter, when set, decides whether alert a is for output; a job
+	// it rejects is not queued. It must be safe for concurrent use and must
+	// not call the Store.
+	OutboxFilter func(output string, a *alert.Alert) bool
+	// OutboxMax bounds the jobs queued for all outputs together; beyond it
+	// the oldest are dropped and counted. 0 means 1,000,000.
+	OutboxMax int
 }
 
 // Store is the alert store. Its methods are safe for concurrent use.
@@ -90,6 +103,9 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if opts.BatchMemory <= 0 {
 		opts.BatchMemory = 48 * time.Hour
+	}
+	if opts.OutboxMax <= 0 {
+		opts.OutboxMax = defaultOutboxMax
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
 	if err != nil {
