@@ -252,8 +252,15 @@ func (m *alertmanager) maintain(ctx context.Context, now time.Time) error {
 			delete(m.firing, id)
 			continue
 		}
+		p := m.withEnd(f.am, f.slotEnd, false, now)
+		if !f.slotEnd.After(now) { // the last post: the alert ends with its slot
+			p.EndsAt = f.slotEnd.UTC()
+			if p.EndsAt.Before(p.StartsAt) {
+				p.EndsAt = p.StartsAt
+			}
+		}
 		ids = append(ids, id)
-		ps = append(ps, m.withEnd(f.am, f.slotEnd, false, now))
+		ps = append(ps, p)
 	}
 	defer func() { m.count.Store(int64(len(m.firing))) }()
 	for len(ps) > 0 {

@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -120,19 +119,6 @@ func (s *syslogOut) connect(ctx context.Context) error {
 	return nil
 }
 
-// alive reports whether the peer of a stream connection has not closed
-// it: a write to a closed connection may still succeed once, losing the
-// message, so the runner checks before it writes.
-func alive(c net.Conn) bool {
-	if err := c.SetReadDeadline(time.Now()); err != nil {
-		return false
-	}
-	var b [1]byte
-	_, err := c.Read(b[:])
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 func (s *syslogOut) send(ctx context.Context, ds []delivery) (int, error) {
 	for i := range ds {
 		if err := s.connect(ctx); err != nil {
@@ -226,5 +212,5 @@ func cefHeader(s string) string {
 // cefValue escapes a CEF extension value: backslash, equals sign, and
 // line breaks as \n and \r.
 func cefValue(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `=`, `\=`, "\r\n", `\n`, "\n", `\n`, "\r", `\r`).Replace(s)
+	return strings.NewReplacer(`\`, `\\`, `=`, `\=`, "\n", `\n`, "\r", `\r`).Replace(s)
 }
