@@ -349,9 +349,15 @@ func deliveryID(inst []byte, j *Job) string {
 	return fmt.Sprintf("%x-%s-%d-%d", inst, j.Output, j.Seq, j.Gen)
 }
 
+// maxDueScan bounds the jobs not yet due that one [Outbox.Due] call steps
+// over.
+const maxDueScan = 10000
+
 // Due returns up to limit of output's jobs that are due at now, oldest
-// first. It stops at the first job not yet due, so that a later job (of
-// the same alert or another) never overtakes one that waits for a retry.
+// first. A job not yet due holds back the later jobs of its alert, so that
+// they keep their order (an update never overtakes the new), except when
+// it is an alert.updated: the alert's status change may then go first,
+// since every delivery sends the alert as it is at that moment.
 func (o *Outbox) Due(ctx context.Context, output string, limit int, now time.Time) ([]Job, error) {
 	var out []Job
 	err := o.s.db.View(func(tx *bolt.Tx) error {
@@ -361,14 +367,20 @@ func (o *Outbox) Due(ctx context.Context, output string, limit int, now time.Tim
 			return nil
 		}
 		inst := root.Get(outboxInstance)
+		held := map[string]bool{}
+		skipped := 0
 		c := jobs.Cursor()
-		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+		for k, v := c.First(); k != nil && len(out) < limit && skipped < maxDueScan; k, v = c.Next() {
 			j, err := decodeJob(output, k, v)
 			if err != nil {
 				return err
 			}
-			if j.NextAt.After(now) {
-				break
+			if j.NextAt.After(now) || held[j.AlertID] {
+				if j.Kind != KindUpdated {
+					held[j.AlertID] = true
+				}
+				skipped++
+				continue
 			}
 			j.DeliveryID = deliveryID(inst, &j)
 			out = append(out, j)
@@ -439,6 +451,16 @@ func (o *Outbox) Retry(ctx context.Context, j Job, next time.Time, reason string
 	return o.settle("retry", []Job{j}, func(root *bolt.Bucket, cur, _ *Job) error {
 		cur.Attempt++
 		cur.NextAt, cur.LastError = next.UTC(), reason
+		return putJob(root.Bucket(outboxKey('q', cur.Output)), cur)
+	})
+}
+
+// Postpone makes each of jobs due at its NextAt, without counting an
+// attempt (to space out the updates of an alert). Jobs no longer queued
+// are ignored.
+func (o *Outbox) Postpone(ctx context.Context, jobs ...Job) error {
+	return o.settle("postpone", jobs, func(root *bolt.Bucket, cur, given *Job) error {
+		cur.NextAt = given.NextAt.UTC()
 		return putJob(root.Bucket(outboxKey('q', cur.Output)), cur)
 	})
 }

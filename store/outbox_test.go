@@ -151,11 +151,12 @@ func TestOutboxRollsBackWithTheCommit(t *testing.T) {
 	}
 }
 
-func TestOutboxRetryKeepsOrderAndDeliveryID(t *testing.T) {
+func TestOutboxWaitingJobsHoldBackTheirAlert(t *testing.T) {
 	s := openWith(t, Options{Outputs: []string{"o"}})
 	ctx := context.Background()
 	ob := s.Outbox()
-	if _, err := s.Put(ctx, []alert.Alert{alertAt(100, "r1", "k1"), alertAt(101, "r1", "k2")}); err != nil {
+	a1, a2 := alertAt(100, "r1", "k1"), alertAt(101, "r1", "k2")
+	if _, err := s.Put(ctx, []alert.Alert{a1, a2}); err != nil {
 		t.Fatal(err)
 	}
 	jobs, _ := dueView(t, ob, "o")
@@ -163,15 +164,54 @@ func TestOutboxRetryKeepsOrderAndDeliveryID(t *testing.T) {
 	if err := ob.Retry(ctx, jobs[0], next, "connection refused"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := ob.Due(ctx, "o", 10, time.Now()); len(got) != 0 {
-		t.Fatalf("Due before the head's next attempt = %d jobs; want none (no overtaking)", len(got))
+	if _, err := s.SetStatus(ctx, a1.ID, alert.StatusClosed, "ana", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// a1's new waits for its retry, and holds back a1's status change; a2
+	// goes on.
+	if _, got := dueView(t, ob, "o"); !cmp.Equal(got, []jobView{{KindNew, a2.ID, 0}}) {
+		t.Fatalf("Due before the retry = %v; want a2's new only", got)
 	}
 	got, err := ob.Due(ctx, "o", 10, next)
-	if err != nil || len(got) != 2 {
-		t.Fatalf("Due at the next attempt = %d jobs, %v; want 2", len(got), err)
+	if err != nil || len(got) != 3 || got[0].AlertID != a1.ID || got[2].Kind != KindStatus {
+		t.Fatalf("Due at the retry = %+v, %v; want a1's new, a2's new, a1's status", got, err)
 	}
 	if got[0].Attempt != 1 || got[0].LastError != "connection refused" || got[0].DeliveryID != jobs[0].DeliveryID {
 		t.Fatalf("retried job = %+v; want attempt 1, its reason, delivery id %s", got[0], jobs[0].DeliveryID)
+	}
+	if err := ob.Ack(ctx, got...); err != nil {
+		t.Fatal(err)
+	}
+
+	// A postponed update does not hold back the status change.
+	s2 := openWith(t, Options{Outputs: []string{"o"}, GroupWindow: time.Hour})
+	ob2 := s2.Outbox()
+	base := int64(1795500000)
+	first, err := s2.Commit(ctx, Batch{Alerts: []alert.Alert{hit(base, "r1", "k1", "203.0.113.1", "a.example", "ua")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, _ := dueView(t, ob2, "o")
+	if err := ob2.Ack(ctx, sent...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Commit(ctx, Batch{Alerts: []alert.Alert{hit(base+1, "r1", "k2", "203.0.113.1", "a.example", "ua")}}); err != nil {
+		t.Fatal(err)
+	}
+	upd, _ := dueView(t, ob2, "o")
+	upd[0].NextAt = next
+	if err := ob2.Postpone(ctx, upd...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.SetStatus(ctx, first[0].ID, alert.StatusAcknowledged, "ana", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := dueView(t, ob2, "o"); !cmp.Equal(got, []jobView{{KindStatus, first[0].ID, 0}}) {
+		t.Fatalf("Due with a postponed update = %v; want the status change", got)
+	}
+	got, _ = ob2.Due(ctx, "o", 10, next)
+	if len(got) != 2 || got[0].Kind != KindUpdated || got[0].Attempt != 0 {
+		t.Fatalf("Due after the postponement = %+v; want the update (no attempt counted), then the status", got)
 	}
 }
 

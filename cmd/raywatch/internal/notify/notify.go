@@ -85,6 +85,14 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the wait after a failed attempt;
 	// 0 means 1 second and 5 minutes.
 	MinBackoff, MaxBackoff time.Duration
+	// UpdateInterval spaces out an output's alert.updated deliveries of
+	// one alert: a grouped alert grows with most commits, and a receiver
+	// (a chat channel, a SIEM) wants to hear of it now and then, not at
+	// every event. The changes in between fold into the waiting delivery,
+	// which sends the alert as it is then. New alerts and status changes
+	// are never delayed. 0 means 1 minute; a negative value sends every
+	// change.
+	UpdateInterval time.Duration
 	// PollInterval is how often an idle output looks for due jobs that no
 	// [Dispatcher.Wake] announced; 0 means 1 second.
 	PollInterval time.Duration
@@ -202,6 +210,7 @@ func checkHTTPURL(raw string) error {
 type Outbox interface {
 	Due(ctx context.Context, output string, limit int, now time.Time) ([]store.Job, error)
 	Ack(ctx context.Context, jobs ...store.Job) error
+	Postpone(ctx context.Context, jobs ...store.Job) error
 	Retry(ctx context.Context, j store.Job, next time.Time, reason string) error
 	Fail(ctx context.Context, j store.Job, reason string) error
 	Stats(output string) (store.OutboxStats, error)
@@ -248,6 +257,9 @@ func New(opts Options, outbox Outbox, alerts Alerts) (*Dispatcher, error) {
 	}
 	if opts.MaxBackoff < opts.MinBackoff {
 		opts.MaxBackoff = opts.MinBackoff
+	}
+	if opts.UpdateInterval == 0 {
+		opts.UpdateInterval = time.Minute
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second

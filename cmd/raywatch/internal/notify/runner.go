@@ -74,6 +74,10 @@ type runner struct {
 	wake   chan struct{}
 	log    *slog.Logger
 
+	// sent holds when each alert was last delivered, to space out its
+	// updates (Options.UpdateInterval); only the goroutine uses it.
+	sent map[string]time.Time
+
 	mu          sync.Mutex
 	state       string
 	lastErr     string
@@ -89,6 +93,7 @@ func newRunner(d *Dispatcher, name, target string, s sender) *runner {
 	return &runner{
 		d: d, name: name, typ: typ, target: target, min: d.opts.minLevelOf(typ), out: s,
 		wake:  make(chan struct{}, 1),
+		sent:  map[string]time.Time{},
 		log:   d.log.With("component", "notify", "output", name),
 		state: "idle",
 	}
@@ -227,11 +232,14 @@ func (r *runner) round(ctx context.Context) (time.Time, error) {
 		if err != nil || len(jobs) == 0 {
 			return time.Time{}, err
 		}
-		ds, skipped, err := r.load(ctx, jobs)
+		ds, skipped, later, err := r.load(ctx, jobs)
 		if err != nil {
 			return time.Time{}, err
 		}
 		if err := ob.Ack(ctx, skipped...); err != nil {
+			return time.Time{}, err
+		}
+		if err := ob.Postpone(ctx, later...); err != nil {
 			return time.Time{}, err
 		}
 		for len(ds) > 0 {
@@ -245,6 +253,7 @@ func (r *runner) round(ctx context.Context) (time.Time, error) {
 					return time.Time{}, err
 				}
 				r.succeeded(n)
+				r.markSent(ds[:n])
 			}
 			if err == nil {
 				break
@@ -275,9 +284,19 @@ func (r *runner) round(ctx context.Context) (time.Time, error) {
 
 // load reads the alerts of jobs. Jobs whose alert is gone (retention) or
 // below the output's level (the level was raised since they were queued)
-// are returned as skipped, to acknowledge without sending.
-func (r *runner) load(ctx context.Context, jobs []store.Job) (ds []delivery, skipped []store.Job, err error) {
+// are returned as skipped, to acknowledge without sending; updates that
+// come too soon after the alert's last delivery are returned as later,
+// with the NextAt to postpone them to.
+func (r *runner) load(ctx context.Context, jobs []store.Job) (ds []delivery, skipped, later []store.Job, err error) {
+	now := time.Now()
 	for _, j := range jobs {
+		if j.Kind == store.KindUpdated && r.d.opts.UpdateInterval > 0 {
+			if next := r.sent[j.AlertID].Add(r.d.opts.UpdateInterval); next.After(now) {
+				j.NextAt = next
+				later = append(later, j)
+				continue
+			}
+		}
 		a, err := r.d.alerts.Get(ctx, j.AlertID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -285,7 +304,7 @@ func (r *runner) load(ctx context.Context, jobs []store.Job) (ds []delivery, ski
 			skipped = append(skipped, j)
 			continue
 		case err != nil:
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if !r.d.opts.Accepts(r.name, &a) {
 			skipped = append(skipped, j)
@@ -293,5 +312,24 @@ func (r *runner) load(ctx context.Context, jobs []store.Job) (ds []delivery, ski
 		}
 		ds = append(ds, delivery{job: j, alert: a})
 	}
-	return ds, skipped, nil
+	return ds, skipped, later, nil
+}
+
+// markSent records the deliveries of ds, and forgets those too old to
+// matter when there are many.
+func (r *runner) markSent(ds []delivery) {
+	if r.d.opts.UpdateInterval <= 0 {
+		return
+	}
+	now := time.Now()
+	if len(r.sent) > 10000 {
+		for id, t := range r.sent {
+			if now.Sub(t) > r.d.opts.UpdateInterval {
+				delete(r.sent, id)
+			}
+		}
+	}
+	for _, d := range ds {
+		r.sent[d.job.AlertID] = now
+	}
 }

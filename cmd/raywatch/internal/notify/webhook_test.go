@@ -373,3 +373,37 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestWebhookSpacesOutUpdates(t *testing.T) {
+	rcv, srv := newReceiver(t, nil)
+	o := testOptions(Options{WebhookURLs: []string{srv.URL}, UpdateInterval: time.Hour}, nil)
+	st := tempStore(t, &o)
+	d := start(t, o, st)
+	t0 := slotStart().Add(time.Second)
+	a := commit(t, st, hit(t0, "r1", "k1", "192.0.2.1"))[0]
+	d.Wake()
+	waitFor(t, "the new alert", func() bool { _, n := rcv.count(); return n == 1 })
+	// The alert grows twice, then is acknowledged: the status change goes
+	// out at once, with the latest count; the update waits its turn.
+	commit(t, st, hit(t0, "r1", "k2", "192.0.2.1"))
+	d.Wake()
+	commit(t, st, hit(t0, "r1", "k3", "192.0.2.1"))
+	d.Wake()
+	if _, err := st.SetStatus(context.Background(), a.ID, alert.StatusAcknowledged, "ana", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	d.Wake()
+	waitFor(t, "the status change", func() bool { _, n := rcv.count(); return n == 2 })
+	kinds, last := rcv.got()
+	if diff := cmp.Diff([]string{store.KindNew, store.KindStatus}, kinds[a.ID]); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+	if last[a.ID].Count != 3 || last[a.ID].Status != alert.StatusAcknowledged {
+		t.Errorf("status delivery = count %d, status %s; want 3, acknowledged", last[a.ID].Count, last[a.ID].Status)
+	}
+	waitFor(t, "the update to wait in the queue", func() bool { return outputStatus(t, d, "webhook-1").Queue == 1 })
+	jobs, err := st.Outbox().Due(context.Background(), "webhook-1", 10, time.Now().Add(2*time.Hour))
+	if err != nil || len(jobs) != 1 || jobs[0].Kind != store.KindUpdated || jobs[0].NextAt.Before(time.Now().Add(50*time.Minute)) {
+		t.Errorf("queued = %+v, %v; want the update, due in about an hour", jobs, err)
+	}
+}
