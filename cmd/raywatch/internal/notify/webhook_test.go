@@ -185,7 +185,9 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 		return 200
 	}
 	logs := &logBuffer{}
-	o := testOptions(Options{WebhookURLs: []string{srv.URL}}, logs)
+	// Every change is sent: a delivery that read the alert before it grew
+	// is followed at once by the update.
+	o := testOptions(Options{WebhookURLs: []string{srv.URL}, UpdateInterval: -1}, logs)
 	st := tempStore(t, &o)
 	d := start(t, o, st)
 
