@@ -244,7 +244,7 @@ func (m *alertmanager) start(ctx context.Context, now time.Time) error {
 // maintain re-sends the firing alerts, ending those whose slot ended.
 // Those it cannot post stay, to be posted again; an alert whose last
 // endsAt has passed needs no more posts (Alertmanager resolved it).
-func (m *alertmanager) maintain(ctx context.Context, now time.Time) error {
+func (m *alertmanager) maintain(ctx context.Context, now time.Time) (int, error) {
 	var ids []string
 	var ps []amAlert
 	for id, f := range m.firing {
@@ -263,11 +263,13 @@ func (m *alertmanager) maintain(ctx context.Context, now time.Time) error {
 		ps = append(ps, p)
 	}
 	defer func() { m.count.Store(int64(len(m.firing))) }()
+	posted := 0
 	for len(ps) > 0 {
 		n := min(len(ps), amChunk)
 		if err := m.post(ctx, ps[:n]); err != nil {
-			return err
+			return posted, err
 		}
+		posted += n
 		for _, id := range ids[:n] {
 			if f := m.firing[id]; f != nil && !f.slotEnd.After(now) {
 				delete(m.firing, id) // its last post ended it
@@ -275,7 +277,7 @@ func (m *alertmanager) maintain(ctx context.Context, now time.Time) error {
 		}
 		ids, ps = ids[n:], ps[n:]
 	}
-	return nil
+	return posted, nil
 }
 
 func (m *alertmanager) post(ctx context.Context, ps []amAlert) error {

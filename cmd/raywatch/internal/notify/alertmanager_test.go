@@ -250,3 +250,47 @@ func TestAlertmanagerEndsTheAlertWithItsSlot(t *testing.T) {
 	}
 	waitFor(t, "no active alert left", func() bool { return outputStatus(t, d, "alertmanager-1").Active == 0 })
 }
+
+func TestAlertmanagerKeepsAlertsFiringAcrossRestarts(t *testing.T) {
+	base, rcv := startAlertmanager(t)
+	o := testOptions(Options{AlertmanagerURLs: []string{base}, AlertmanagerResend: 100 * time.Millisecond}, nil)
+	st := tempStore(t, &o)
+	first := openSlotTime(window, 5*time.Minute)
+	open := commit(t, st, hit(first, "r-open", "k1", "203.0.113.80"))[0]
+	closed := commit(t, st, hit(first, "r-closed", "k1", "203.0.113.81"))[0]
+
+	// A first run delivers both, then raywatch stops.
+	d1, err := New(o, st.Outbox(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d1.Run(ctx) }()
+	waitFor(t, "both firing", func() bool {
+		_, ok1 := rcv.find(open.ID, "firing")
+		_, ok2 := rcv.find(closed.ID, "firing")
+		return ok1 && ok2
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stoppedAt := time.Now()
+	if _, err := st.SetStatus(context.Background(), closed.ID, alert.StatusClosed, "ana", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next run keeps the open one firing from the store, with no job
+	// queued for it, and ends the closed one through its status job.
+	o.Registerer = nil
+	d2 := start(t, o, st)
+	waitFor(t, "the closed alert resolved", func() bool { _, ok := rcv.find(closed.ID, "resolved"); return ok })
+	waitFor(t, "re-sends after the restart", func() bool {
+		end, active := amActive(t, base, open.ID)
+		return active && end.After(stoppedAt.Add(time.Second))
+	})
+	if s := outputStatus(t, d2, "alertmanager-1"); s.Active != 1 {
+		t.Errorf("status after restart = %+v; want 1 active", s)
+	}
+}

@@ -41,9 +41,9 @@ type sender interface {
 type maintainer interface {
 	// start prepares the periodic work (once, before the first round).
 	start(ctx context.Context, now time.Time) error
-	// maintain does it; it is called every interval, and after a
-	// failure until it succeeds.
-	maintain(ctx context.Context, now time.Time) error
+	// maintain does it, and returns the number of alerts it posted; it is
+	// called every interval, and after a failure until it succeeds.
+	maintain(ctx context.Context, now time.Time) (int, error)
 	interval() time.Duration
 	active() int
 }
@@ -165,8 +165,11 @@ func (r *runner) run(ctx context.Context) {
 	for {
 		next, err := r.round(ctx)
 		if err == nil && maintainNow {
-			if err = m.maintain(ctx, time.Now()); err != nil {
+			var posted int
+			if posted, err = m.maintain(ctx, time.Now()); err != nil {
 				err = fmt.Errorf("re-send firing alerts: %w", err)
+			} else if posted > 0 {
+				r.succeeded(0) // the output answered
 			}
 		}
 		if ctx.Err() != nil {
