@@ -141,6 +141,9 @@ func (s *Store) commitTx(tx *bolt.Tx, b *Batch, rejects [][]byte) ([]alert.Alert
 	if err != nil {
 		return nil, err
 	}
+	if err := s.queueCommitted(tx, &g); err != nil { // deliveries, in the same transaction
+		return nil, err
+	}
 	if err := s.putRejects(tx, rejects); err != nil {
 		return nil, err
 	}
@@ -662,7 +665,8 @@ func (s *Store) Transition(ctx context.Context, id string, ch alert.StatusChange
 		if a.Status == status && ch.Comment == "" && ch.Reason == "" {
 			return nil
 		}
-		if a.Status != status {
+		changed := a.Status != status
+		if changed {
 			idx := tx.Bucket(bucketByStatus)
 			if err := idx.Delete(indexKey(a.Status, id)); err != nil {
 				return err
@@ -682,7 +686,13 @@ func (s *Store) Transition(ctx context.Context, id string, ch alert.StatusChange
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(id), nv)
+		if err := b.Put([]byte(id), nv); err != nil {
+			return err
+		}
+		if changed { // deliveries, in the same transaction
+			return s.queueStatus(tx, &a)
+		}
+		return nil
 	})
 	if err != nil {
 		return alert.Alert{}, fmt.Errorf("set status of alert %q: %w", id, err)

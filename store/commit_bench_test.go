@@ -15,7 +15,17 @@ import (
 // as a rule that fires on common traffic does: the alerts are rewritten at
 // every batch with their samples. The figure is records/s.
 func BenchmarkCommitGrouped(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "alerts.db"), Options{GroupWindow: time.Hour})
+	benchCommitGrouped(b, Options{GroupWindow: time.Hour})
+}
+
+// BenchmarkCommitGroupedOutbox is BenchmarkCommitGrouped with three
+// notification outputs, whose jobs the commits queue.
+func BenchmarkCommitGroupedOutbox(b *testing.B) {
+	benchCommitGrouped(b, Options{GroupWindow: time.Hour, Outputs: []string{"alertmanager-1", "webhook-1", "syslog"}})
+}
+
+func benchCommitGrouped(b *testing.B, opts Options) {
+	s, err := Open(filepath.Join(b.TempDir(), "alerts.db"), opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -48,7 +48,9 @@ var (
 	// bucketBudget: minute (unix minutes, big endian) then rule id -> new
 	// alerts created and dropped in that minute (budget.go).
 	bucketBudget = []byte("budget")
-	allBuckets   = [][]byte{bucketAlerts, bucketByRule, bucketByStatus, bucketSeen, bucketBatches, bucketRejects, bucketRules, bucketMeta, bucketExceptions, bucketBudget}
+	// bucketOutbox: delivery jobs of the notification outputs (outbox.go).
+	bucketOutbox = []byte("outbox")
+	allBuckets   = [][]byte{bucketAlerts, bucketByRule, bucketByStatus, bucketSeen, bucketBatches, bucketRejects, bucketRules, bucketMeta, bucketExceptions, bucketBudget, bucketOutbox}
 
 	metaAlerts = []byte("alerts") // number of alerts, uint64 big endian
 )
@@ -88,6 +90,18 @@ type Options struct {
 	// minute, with Dropped = 1. It runs on the committing goroutine and
 	// must not block.
 	OnThrottle func(Throttle)
+
+	// Outputs names the enabled notification outputs. Every alert that a
+	// commit creates or changes, and every status change, queues a delivery
+	// job for each of them in the same transaction (see [Outbox]).
+	Outputs []string
+	// OutboxFilter, when set, decides whether alert a is for output; a job
+	// it rejects is not queued. It must be safe for concurrent use and must
+	// not call the Store.
+	OutboxFilter func(output string, a *alert.Alert) bool
+	// OutboxMax bounds the jobs queued for all outputs together; beyond it
+	// the oldest are dropped and counted. 0 means 1,000,000.
+	OutboxMax int
 }
 
 // Store is the alert store. Its methods are safe for concurrent use. A
@@ -119,6 +133,9 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if opts.BatchMemory <= 0 {
 		opts.BatchMemory = 48 * time.Hour
+	}
+	if opts.OutboxMax <= 0 {
+		opts.OutboxMax = defaultOutboxMax
 	}
 	if err := inspectBeforeOpen(path, opts.Timeout); err != nil {
 		return nil, err
