@@ -138,6 +138,35 @@ type buildStats struct {
 // gives, per STIX id, the version that counts: an indicator of an older
 // version, or of a revoked newest version, is dropped as superseded.
 func build(groups []*indGroup, newest map[string]version, now time.Time) (*segment, []buildStats) {
+	s, stats := selectRefs(groups, newest, now)
+	s.allocIndexes()
+	// Index what counts; an indicator whose value does not parse is
+	// dropped, and the kept ones are packed at the front of refs.
+	ok := 0
+	for n, ref := range s.refs {
+		if n&yieldEvery == yieldEvery {
+			runtime.Gosched()
+		}
+		if !s.index(ref, uint32(ok)) {
+			continue
+		}
+		s.refs[ok] = ref
+		ok++
+	}
+	s.refs = s.refs[:ok]
+	s.next = s.next[:ok]
+	for _, t := range []*strTable{s.domains, s.urls, s.uas, s.ja3} {
+		if t != nil {
+			t.compact()
+		}
+	}
+	return s, stats
+}
+
+// selectRefs returns a segment of groups whose refs are the indicators
+// that count at now (neither expired nor superseded, of a known type),
+// with their counts by type, and what was left out of each group.
+func selectRefs(groups []*indGroup, newest map[string]version, now time.Time) (*segment, []buildStats) {
 	stats := make([]buildStats, len(groups))
 	total := 0
 	for _, g := range groups {
@@ -146,7 +175,6 @@ func build(groups []*indGroup, newest map[string]version, now time.Time) (*segme
 		}
 	}
 	s := &segment{groups: groups, refs: make([]indRef, 0, total)}
-	// First pass: keep what counts and size the indexes.
 	for gi, g := range groups {
 		if g == nil {
 			continue
@@ -172,6 +200,11 @@ func build(groups []*indGroup, newest map[string]version, now time.Time) (*segme
 			s.refs = append(s.refs, indRef{uint32(gi), uint32(i)})
 		}
 	}
+	return s, stats
+}
+
+// allocIndexes sizes the segment's indexes for its counts by type.
+func (s *segment) allocIndexes() {
 	s.next = make([]uint32, len(s.refs))
 	c := &s.counts
 	s.seed = maphash.MakeSeed()
@@ -201,85 +234,79 @@ func build(groups []*indGroup, newest map[string]version, now time.Time) (*segme
 		s.ja3 = newStrTable(s.seed, c[6])
 		s.ja3Filter = newBitFilter(c[6])
 	}
-	// Second pass: index. A key seen before chains the new indicator in
-	// front of the old one.
-	ok := 0
-	for n, ref := range s.refs {
-		if n&yieldEvery == yieldEvery {
-			runtime.Gosched()
+}
+
+// index adds the indicator ref to the segment's indexes as number idx. A
+// key seen before chains the new indicator in front of the old one. It
+// reports false, indexing nothing, for a value that does not parse.
+func (s *segment) index(ref indRef, idx uint32) bool {
+	g := s.group(ref)
+	value := g.value(ref.i)
+	switch g.typeOf(ref.i) {
+	case TypeIPv4, TypeIPv6, TypeCIDR:
+		p, isAddr, valid := parseIPOrPrefix(refang(value))
+		if !valid {
+			return false
 		}
-		idx := uint32(ok)
-		g := s.group(ref)
-		value := g.value(ref.i)
-		switch g.typeOf(ref.i) {
-		case TypeIPv4, TypeIPv6, TypeCIDR:
-			p, isAddr, valid := parseIPOrPrefix(refang(value))
-			if !valid {
-				continue
-			}
-			switch {
-			case isAddr && p.Addr().Is4():
-				if s.ip4 == nil {
-					s.ip4 = newU32Table(0)
-				}
-				a := p.Addr().As4()
-				s.next[idx] = link(s.ip4.put(binary.BigEndian.Uint32(a[:]), idx))
-			case isAddr:
-				if s.ip4 == nil {
-					s.ip4 = newU32Table(0)
-				}
-				if s.ip6 == nil {
-					s.ip6 = make(map[[16]byte]uint32)
-				}
-				s.next[idx] = chain(s.ip6, p.Addr().As16(), idx)
-			default:
-				if s.cidr == nil {
-					s.cidr = new(bart.Table[uint32])
-				}
-				if old, ok := s.cidr.Get(p); ok {
-					s.next[idx] = old + 1
-				}
-				s.cidr.Insert(p, idx)
-			}
-		case TypeDomain:
-			k := domainKey(value)
-			if !validDomain(k) {
-				continue
-			}
-			s.next[idx] = link(s.domains.put(maphash.String(s.seed, k), k, idx))
-			s.tails.add(maphash.String(s.seed, tail(k)))
-			n := strings.Count(k, ".") + 1
-			s.minLabels = min(s.minLabels, n)
-			s.maxLabels = max(s.maxLabels, n)
-		case TypeURL:
-			k, valid := urlKey(value)
-			if !valid {
-				continue
-			}
-			s.next[idx] = link(s.urls.put(maphash.String(s.seed, k), k, idx))
-			s.urlHosts.add(maphash.String(s.seed, k[:strings.IndexByte(k, '/')]))
-		case TypeUA:
-			s.next[idx] = link(s.uas.put(maphash.String(s.seed, value), value, idx))
-			s.uaFilter.add(sampleHash(value))
-		case TypeJA3:
-			k, valid := parseMD5(value)
-			if !valid {
-				continue
-			}
-			s.next[idx] = link(s.ja3.put(maphash.Bytes(s.seed, k[:]), string(k[:]), idx))
-			s.ja3Filter.add(md5Hash(value))
+		s.indexIP(p, isAddr, idx)
+	case TypeDomain:
+		k := domainKey(value)
+		if !validDomain(k) {
+			return false
 		}
-		s.refs[ok] = ref
-		ok++
+		s.next[idx] = link(s.domains.put(maphash.String(s.seed, k), k, idx))
+		s.tails.add(maphash.String(s.seed, tail(k)))
+		n := strings.Count(k, ".") + 1
+		s.minLabels = min(s.minLabels, n)
+		s.maxLabels = max(s.maxLabels, n)
+	case TypeURL:
+		k, valid := urlKey(value)
+		if !valid {
+			return false
+		}
+		s.next[idx] = link(s.urls.put(maphash.String(s.seed, k), k, idx))
+		s.urlHosts.add(maphash.String(s.seed, k[:strings.IndexByte(k, '/')]))
+	case TypeUA:
+		s.next[idx] = link(s.uas.put(maphash.String(s.seed, value), value, idx))
+		s.uaFilter.add(sampleHash(value))
+	case TypeJA3:
+		k, valid := parseMD5(value)
+		if !valid {
+			return false
+		}
+		s.next[idx] = link(s.ja3.put(maphash.Bytes(s.seed, k[:]), string(k[:]), idx))
+		s.ja3Filter.add(md5Hash(value))
 	}
-	s.refs = s.refs[:ok]
-	s.next = s.next[:ok]
-	for _, t := range []*strTable{s.domains, s.urls, s.uas, s.ja3} {
-		if t != nil {
-			t.compact()
+	return true
+}
+
+// indexIP adds an address or CIDR indicator as number idx (an indicator
+// of one IP type may hold a value of another: the value decides).
+func (s *segment) indexIP(p netip.Prefix, isAddr bool, idx uint32) {
+	switch {
+	case isAddr && p.Addr().Is4():
+		if s.ip4 == nil {
+			s.ip4 = newU32Table(0)
 		}
+		a := p.Addr().As4()
+		s.next[idx] = link(s.ip4.put(binary.BigEndian.Uint32(a[:]), idx))
+	case isAddr:
+		if s.ip4 == nil {
+			s.ip4 = newU32Table(0)
+		}
+		if s.ip6 == nil {
+			s.ip6 = make(map[[16]byte]uint32)
+		}
+		s.next[idx] = chain(s.ip6, p.Addr().As16(), idx)
+	default:
+		if s.cidr == nil {
+			s.cidr = new(bart.Table[uint32])
+		}
+		if old, ok := s.cidr.Get(p); ok {
+			s.next[idx] = old + 1
+		}
+		s.cidr.Insert(p, idx)
 	}
-	return s, stats
 }
 
 // yieldEvery+1 is how many indicators a load parses or indexes before it
