@@ -217,6 +217,13 @@ func (a *App) newServer() error {
 		RuleCoverage: func(context.Context) map[string][]web.RuleCoverage { return ruleCoverage(a.eng, a.cov) },
 		RuleErrors:   a.probs.get,
 		Overview:     newOverviewCache(a.st).get,
+		// Sessions live in the store, so that logout and a new token
+		// revoke them, across restarts too.
+		Sessions:            a.st,
+		ListenAddr:          cfg.Listen,
+		AllowedHosts:        cfg.Web.AllowedHosts,
+		MaxWebsocketClients: cfg.Web.MaxWebsocketClients,
+		MaxConnections:      cfg.Web.webMaxConnections(),
 	})
 	if err != nil {
 		return err
@@ -277,16 +284,16 @@ func (a *App) Run(ctx context.Context) error {
 	var side sync.WaitGroup
 	a.startSide(workCtx, &side)
 
-	hs := &http.Server{
-		Handler: a.srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
+	// The server's timeouts and the connection limit: Shutdown closes
+	// the limited listener, which closes a.ln.
+	hs := a.srv.HTTPServer(slog.NewLogLogger(a.log.Handler(), slog.LevelWarn))
+	lln := a.srv.LimitListener(a.ln)
 	serveErr := make(chan error, 1)
 	go func() {
 		if cfg.TLSCert != "" {
-			serveErr <- hs.ServeTLS(a.ln, cfg.TLSCert, cfg.TLSKey)
+			serveErr <- hs.ServeTLS(lln, cfg.TLSCert, cfg.TLSKey)
 		} else {
-			serveErr <- hs.Serve(a.ln)
+			serveErr <- hs.Serve(lln)
 		}
 	}()
 	a.srv.SetReady(true)

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestKafkaConfig checks the flags, the environment and validation.
@@ -41,6 +43,55 @@ func TestKafkaConfig(t *testing.T) {
 				t.Errorf("Validate() = %v; want nil", err)
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Errorf("Validate() = %v; want an error with %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestWebLimitsConfig checks --allowed-hosts, --max-websocket-clients and
+// --max-connections: flags over the environment, and validation.
+func TestWebLimitsConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    WebLimits
+		wantErr string
+	}{
+		{name: "defaults", want: WebLimits{MaxWebsocketClients: 100, MaxConnections: 1024}},
+		{name: "environment", env: map[string]string{"RAYWATCH_ALLOWED_HOSTS": " dash.example.internal, 10.0.0.5:8080,,", "RAYWATCH_MAX_WEBSOCKET_CLIENTS": "5", "RAYWATCH_MAX_CONNECTIONS": "50"},
+			want: WebLimits{AllowedHosts: HostList{"dash.example.internal", "10.0.0.5:8080"}, MaxWebsocketClients: 5, MaxConnections: 50}},
+		{name: "flags win", env: map[string]string{"RAYWATCH_ALLOWED_HOSTS": "a.example", "RAYWATCH_MAX_CONNECTIONS": "50"},
+			args: []string{"--allowed-hosts", "b.example", "--max-connections", "0"},
+			want: WebLimits{AllowedHosts: HostList{"b.example"}, MaxWebsocketClients: 100, MaxConnections: 0}},
+		{name: "a URL", args: []string{"--allowed-hosts", "https://dash.example"}, wantErr: `--allowed-hosts "https://dash.example": want a host name or host:port`},
+		{name: "no websocket", args: []string{"--max-websocket-clients", "0"}, wantErr: "--max-websocket-clients must be at least 1"},
+		{name: "websockets take every connection", args: []string{"--max-websocket-clients", "2000"}, wantErr: "must be under --max-connections (1024)"},
+		{name: "no connection limit", args: []string{"--max-websocket-clients", "2000", "--max-connections", "0"},
+			want: WebLimits{MaxWebsocketClients: 2000}},
+		{name: "negative", args: []string{"--max-connections", "-1"}, wantErr: "--max-connections cannot be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := Env(func(k string) string { return tt.env[k] })
+			var c Config
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			c.ServeFlags(fs, env)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Validate() = %v; want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Validate() = %v; want nil", err)
+			}
+			if diff := cmp.Diff(tt.want, c.Web); diff != "" {
+				t.Errorf("Web (-want +got):\n%s", diff)
 			}
 		})
 	}
