@@ -61,6 +61,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cloudflareCmd(ctx, args, stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, args, stdout, stderr)
+	case "store":
+		err = storeCmd(args, stdout, stderr)
 	case "version":
 		err = versionCmd(args, stdout, stderr)
 	case "help":

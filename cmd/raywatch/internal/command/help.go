@@ -18,6 +18,10 @@ Usage:
   raywatch cloudflare connect --zone ZONE_ID --url https://HOST[:PORT]
   raywatch cloudflare status [--zone ZONE_ID]
                                        set up the Logpush job and watch it (see "raywatch cloudflare help")
+  raywatch store check [--data-dir DIR]
+                                       verify every page of the alert database (exit 1 when damaged)
+  raywatch store recover [--data-dir DIR]
+                                       copy what is readable from a damaged alert database into a new one
   raywatch bench [--records N] [--rules-dir DIR] [--iocs N] [--json FILE]
                                        measure normalize, engine, scan and the whole HTTP path
                                        against same-run baselines
