@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/app"
@@ -73,12 +75,20 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		Workers:  cfg.Workers,
 	})
 	src := &pipeline.Files{Names: fs.Args(), Stdin: stdin, Intake: "scan", Received: time.Now()}
-	res, err := p.Scan(ctx, src, stdout, scanReport("raywatch scan", stderr, pipeline.MaxReportedErrors))
+	rep := scanReport("raywatch scan", stderr, pipeline.MaxReportedErrors)
+	byField := map[string]int{}
+	report := rep.FieldError
+	rep.FieldError = func(n int, where string, fe normalize.FieldError) {
+		byField[pipeline.TopField(fe.Field)]++
+		report(n, where, fe)
+	}
+	res, err := p.Scan(ctx, src, stdout, rep)
 	fmt.Fprintf(stderr, "raywatch scan: %d records in %d files, %d alerts, %d malformed, %.2fs\n",
 		res.Records, res.Files, res.Alerts, res.Malformed, res.Elapsed.Seconds())
 	if res.Malformed > pipeline.MaxReportedErrors {
 		fmt.Fprintf(stderr, "raywatch scan: (only the first %d malformed records were shown)\n", pipeline.MaxReportedErrors)
 	}
+	fieldSummary("raywatch scan", res.FieldRecords, byField, stderr)
 	if err != nil {
 		return err
 	}
@@ -98,11 +108,39 @@ func scanReport(name string, stderr io.Writer, max int) pipeline.ScanReport {
 				fmt.Fprintf(stderr, "%s: %s: %v\n", name, where, err)
 			}
 		},
+		FieldError: func(n int, where string, fe normalize.FieldError) {
+			if max == 0 || n <= max {
+				fmt.Fprintf(stderr, "%s: %s: field %q left out (%s); the rest of the record was read\n", name, where, fe.Field, fe.Reason)
+			}
+		},
 		Progress: func(r pipeline.ScanResult) {
 			fmt.Fprintf(stderr, "%s: %d records, %d alerts, %.0f records/s\n", name, r.Records, r.Alerts, float64(r.Records)/r.Elapsed.Seconds())
 		},
 		ProgressEvery: progressEvery,
 	}
+}
+
+// fieldSummary says, after the scan's summary, which fields were left
+// out of records that were otherwise scanned (records of them, counted
+// by field), most frequent first.
+func fieldSummary(name string, records int, byField map[string]int, stderr io.Writer) {
+	if records == 0 {
+		return
+	}
+	fields := make([]string, 0, len(byField))
+	for f := range byField {
+		fields = append(fields, f)
+	}
+	sort.Slice(fields, func(i, j int) bool {
+		a, b := byField[fields[i]], byField[fields[j]]
+		return a > b || a == b && fields[i] < fields[j]
+	})
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		parts[i] = fmt.Sprintf("%s %d", f, byField[f])
+	}
+	fmt.Fprintf(stderr, "%s: %d records scanned without some of their fields (values of the wrong type or format; the records are not malformed): %s\n",
+		name, records, strings.Join(parts, ", "))
 }
 
 // loadIOCs loads the IOC folder once, reporting broken files and lines.

@@ -64,8 +64,13 @@ func (k *Ingest) process(ctx context.Context, recs []*kgo.Record) error {
 	k.KMetrics.messages.WithLabelValues("records").Add(float64(len(recs)))
 	k.PMetrics.Records.Add(float64(res.Records))
 	k.PMetrics.Malformed.Add(float64(res.Malformed))
+	k.PMetrics.CountFields(&res)
 	if res.Malformed > 0 {
 		k.Log.Warn("malformed records in kafka messages", "messages", len(recs), "records", res.Records, "malformed", res.Malformed, "first_errors", res.Errors)
+	}
+	if res.FieldRecords > 0 {
+		k.Log.Warn("fields left out of records in kafka messages; the records were processed without them", "messages", len(recs),
+			"records", res.FieldRecords, "first_errors", res.FieldMessages)
 	}
 	if k.beforeCommit != nil {
 		if err := k.beforeCommit(); err != nil {

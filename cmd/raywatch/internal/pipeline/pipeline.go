@@ -78,6 +78,19 @@ type BadRecord struct {
 	Line string
 }
 
+// FieldIssue is a record that was read, normalized and detected, but
+// without some of its fields: values of the wrong type or format (see
+// [normalize.FieldError]).
+type FieldIssue struct {
+	// N is the record's number in the batch (from 1).
+	N int
+	// Dataset is the dataset the record was decoded as.
+	Dataset string
+	Errs    []normalize.FieldError
+	// Line is the start of the record's text.
+	Line string
+}
+
 // Chunk is what detection made of consecutive records of one batch.
 type Chunk struct {
 	Batch *Batch
@@ -88,6 +101,9 @@ type Chunk struct {
 	Alerts []alert.Alert
 	// Bad are the malformed records, in record order.
 	Bad []BadRecord
+	// Fields are the records that lost fields (and were still detected),
+	// in record order.
+	Fields []FieldIssue
 	// Out holds what [Options.Encode] wrote.
 	Out bytes.Buffer
 	// Err is set when the batch could not be opened at all (a missing
@@ -222,9 +238,15 @@ func (p *Pipeline) Run(parent context.Context, src Source, sink Sink) error {
 	return parent.Err()
 }
 
+// rejectLine is the start of a record's text as kept for inspection:
+// at most MaxRejectLine bytes, valid UTF-8.
+func rejectLine(raw []byte) string {
+	return strings.ToValidUTF8(string(raw[:min(len(raw), MaxRejectLine)]), "\uFFFD")
+}
+
 // reset empties c for reuse. The alerts and bad records go with the sink.
 func (c *Chunk) reset() {
-	c.Batch, c.Records, c.Alerts, c.Bad, c.Err, c.Last = nil, 0, nil, nil, nil, false
+	c.Batch, c.Records, c.Alerts, c.Bad, c.Fields, c.Err, c.Last = nil, 0, nil, nil, nil, nil, false
 	c.Out.Reset()
 	c.buf, c.items = c.buf[:0], c.items[:0]
 }
@@ -249,11 +271,13 @@ func (p *Pipeline) detect(ev *normalize.Event, c *Chunk) {
 			return p.opts.OnEvent(c, ev)
 		})
 		if err != nil {
-			line := raw[:min(len(raw), MaxRejectLine)]
-			c.Bad = append(c.Bad, BadRecord{N: it.n, Err: err, Line: strings.ToValidUTF8(string(line), "\uFFFD")})
+			c.Bad = append(c.Bad, BadRecord{N: it.n, Err: err, Line: rejectLine(raw)})
 			continue
 		}
 		c.Alerts = append(c.Alerts, as...)
+		if fes := ev.FieldErrors(); len(fes) > 0 {
+			c.Fields = append(c.Fields, FieldIssue{N: it.n, Dataset: ev.Dataset, Errs: fes, Line: rejectLine(raw)})
+		}
 	}
 	if p.opts.Encode != nil && c.Err == nil {
 		if err := p.opts.Encode(c); err != nil && len(c.items) > 0 {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/raywatch/raywatch/normalize"
 )
 
 // Files is a [Source] of files: each file is one batch, read in the order
@@ -56,7 +58,11 @@ type ScanResult struct {
 	Files, Unreadable int
 	Records, Alerts   int
 	Malformed         int
-	Elapsed           time.Duration
+	// FieldRecords counts the records that lost fields (values of the
+	// wrong type or format) and were still scanned, FieldErrors those
+	// fields. They do not change the exit status.
+	FieldRecords, FieldErrors int
+	Elapsed                   time.Duration
 }
 
 // ScanReport receives what a scan meets, in the order of the input, from
@@ -67,6 +73,9 @@ type ScanReport struct {
 	// Malformed is called for a malformed record (where is "FILE: record
 	// N"); n counts them from 1.
 	Malformed func(n int, where string, err error)
+	// FieldError is called for each field left out of a record that was
+	// otherwise scanned (where is "FILE: record N"); n counts them from 1.
+	FieldError func(n int, where string, fe normalize.FieldError)
 	// Progress is called every ProgressEvery with the figures so far.
 	Progress      func(res ScanResult)
 	ProgressEvery time.Duration
@@ -114,6 +123,7 @@ func (p *Pipeline) Scan(ctx context.Context, src *Files, out io.Writer, rep Scan
 				rep.Malformed(res.Malformed, fmt.Sprintf("%s: record %d", c.Batch.ID, bad.N), bad.Err)
 			}
 		}
+		res.addFields(c, rep.FieldError)
 		if _, err := bw.Write(c.Out.Bytes()); err != nil {
 			return fmt.Errorf("write alerts: %w", err)
 		}
@@ -129,6 +139,20 @@ func (p *Pipeline) Scan(ctx context.Context, src *Files, out io.Writer, rep Scan
 	}
 	res.Elapsed = time.Since(start)
 	return res, err
+}
+
+// addFields counts the field errors of c in, reporting each to report
+// (which may be nil).
+func (r *ScanResult) addFields(c *Chunk, report func(n int, where string, fe normalize.FieldError)) {
+	for _, f := range c.Fields {
+		r.FieldRecords++
+		for _, fe := range f.Errs {
+			r.FieldErrors++
+			if report != nil {
+				report(r.FieldErrors, fmt.Sprintf("%s: record %d", c.Batch.ID, f.N), fe)
+			}
+		}
+	}
 }
 
 // ExitCode is the exit status of a scan, as `raywatch scan -h` documents

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,6 +56,10 @@ type Metrics struct {
 	Records   prometheus.Counter
 	Malformed prometheus.Counter
 	Latency   prometheus.Histogram
+	// FieldErrors counts the fields left out of records that were
+	// otherwise processed, by dataset and field (the record's top-level
+	// key, so that the labels are Logpush's field names).
+	FieldErrors *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline's metrics with reg.
@@ -77,9 +82,40 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from a batch's acknowledgement (2xx) to its alerts being committed.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}),
+		FieldErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "raywatch_records_field_errors_total",
+			Help: "Fields left out of records that were otherwise processed (a value of the wrong type or format), by dataset and field.",
+		}, []string{"dataset", "field"}),
 	}
-	reg.MustRegister(m.Batches, m.Records, m.Malformed, m.Latency)
+	reg.MustRegister(m.Batches, m.Records, m.Malformed, m.Latency, m.FieldErrors)
 	return m
+}
+
+// CountFields adds the field errors of t to the FieldErrors counter.
+func (m *Metrics) CountFields(t *Tally) {
+	for k, n := range t.FieldErrors {
+		m.FieldErrors.WithLabelValues(k.Dataset, k.Field).Add(float64(n))
+	}
+}
+
+// FieldKey names a field of a dataset, as Tally counts field errors.
+type FieldKey struct {
+	Dataset string
+	// Field is the record's top-level key.
+	Field string
+}
+
+// TopField returns the top-level key of a field error's field
+// ("Metadata" for "Metadata.zone_tag"): keys inside objects are the
+// sender's, and would make the metric's labels unbounded.
+func TopField(field string) string {
+	if i := strings.IndexByte(field, '.'); i >= 0 {
+		field = field[:i]
+	}
+	if field == "" {
+		return "unknown"
+	}
+	return field
 }
 
 // Tally sums up the chunks of one batch (or of one Kafka poll).
@@ -90,6 +126,12 @@ type Tally struct {
 	Rejects   []store.Reject
 	// Errors are the first MaxReportedErrors malformed records, for logs.
 	Errors []string
+	// FieldRecords counts the records that lost fields (and were still
+	// detected); FieldErrors counts those fields by dataset and field.
+	FieldRecords int
+	FieldErrors  map[FieldKey]int
+	// FieldMessages are the first MaxReportedErrors field errors, for logs.
+	FieldMessages []string
 }
 
 // Add counts c in. A batch that could not be opened counts as one
@@ -111,6 +153,30 @@ func (t *Tally) Add(c *Chunk) {
 			t.Rejects = append(t.Rejects, store.Reject{
 				Time: b.Received, Intake: b.Intake, Batch: b.ID, Record: r.N, Reason: r.Err.Error(), Line: r.Line,
 			})
+		}
+	}
+	t.addFields(c)
+}
+
+// addFields counts the field errors of c in, each kept as a reject
+// ("field dropped: ...") within the batch's bound.
+func (t *Tally) addFields(c *Chunk) {
+	b := c.Batch
+	for _, f := range c.Fields {
+		t.FieldRecords++
+		for _, fe := range f.Errs {
+			if t.FieldErrors == nil {
+				t.FieldErrors = map[FieldKey]int{}
+			}
+			t.FieldErrors[FieldKey{Dataset: f.Dataset, Field: TopField(fe.Field)}]++
+			if len(t.FieldMessages) < MaxReportedErrors {
+				t.FieldMessages = append(t.FieldMessages, fmt.Sprintf("record %d: %v", f.N, fe))
+			}
+			if len(t.Rejects) < MaxRejectsPerBatch {
+				t.Rejects = append(t.Rejects, store.Reject{
+					Time: b.Received, Intake: b.Intake, Batch: b.ID, Record: f.N, Reason: "field dropped: " + fe.Error(), Line: f.Line,
+				})
+			}
 		}
 	}
 }
@@ -302,8 +368,13 @@ func (w *SpoolWorker) finish(r *batchResult, changed []alert.Alert) {
 	w.Metrics.Records.Add(float64(r.Records))
 	w.Metrics.Malformed.Add(float64(r.Malformed))
 	w.Metrics.Batches.WithLabelValues("committed").Inc()
+	w.Metrics.CountFields(&r.Tally)
 	if r.Malformed > 0 {
 		w.Log.Warn("malformed records in batch", "batch", b.ID, "intake", b.Intake, "records", r.Records, "malformed", r.Malformed, "first_errors", r.Errors)
+	}
+	if r.FieldRecords > 0 {
+		w.Log.Warn("fields left out of records in batch; the records were processed without them", "batch", b.ID, "intake", b.Intake,
+			"records", r.FieldRecords, "first_errors", r.FieldMessages)
 	}
 	w.Log.Debug("batch processed", "batch", b.ID, "intake", b.Intake, "records", r.Records, "alerts", len(r.Alerts), "changed", len(changed))
 	if err := w.Spool.Remove(b); err != nil {
