@@ -89,14 +89,17 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
-	go s.wsReader(conn)
-	go s.wsWriter(conn, sub)
+	gone := make(chan struct{})
+	go s.wsReader(conn, gone)
+	go s.wsWriter(conn, sub, gone)
 }
 
 // wsReader reads (and discards) client frames so that pongs and close frames
-// are processed; it ends when the connection fails or closes.
-func (s *Server) wsReader(conn *websocket.Conn) {
+// are processed; it ends when the connection fails or closes, and then
+// closes gone so that the writer ends too.
+func (s *Server) wsReader(conn *websocket.Conn, gone chan<- struct{}) {
 	defer s.wsWG.Done()
+	defer close(gone)
 	defer conn.Close()
 	conn.SetReadLimit(4096)
 	_ = conn.SetReadDeadline(time.Now().Add(wsPongWait))
@@ -109,8 +112,10 @@ func (s *Server) wsReader(conn *websocket.Conn) {
 }
 
 // wsWriter sends the snapshot, then the live alerts, to one client. A
-// message not taken within Options.WebsocketWriteTimeout drops the client.
-func (s *Server) wsWriter(conn *websocket.Conn, sub *hubClient) {
+// message not taken within Options.WebsocketWriteTimeout drops the client;
+// a client gone (the reader has ended) is forgotten at once, freeing its
+// place under Options.MaxWebsocketClients.
+func (s *Server) wsWriter(conn *websocket.Conn, sub *hubClient, gone <-chan struct{}) {
 	defer s.wsWG.Done()
 	defer s.wsClients.Add(-1)
 	defer s.opts.Hub.unsubscribe(sub)
@@ -148,6 +153,8 @@ func (s *Server) wsWriter(conn *websocket.Conn, sub *hubClient) {
 			if !send(f) {
 				return
 			}
+		case <-gone:
+			return
 		case <-sub.closed:
 			_ = conn.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseGoingAway, "server dropped this client"),

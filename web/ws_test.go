@@ -312,3 +312,25 @@ func TestWebsocketDropsNonReader(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// TestWebsocketClosedClientFreesItsPlace checks that a client that goes
+// away is forgotten at once, not at the next ping or alert: its place
+// under MaxWebsocketClients is free for the next dashboard (a reload).
+func TestWebsocketClosedClientFreesItsPlace(t *testing.T) {
+	ts, _, s := newTestServerOpts(t, func(o *Options) { o.MaxWebsocketClients = 1 })
+	url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if !waitFor(5*time.Second, func() bool { return s.opts.Hub.Clients() == 0 && s.wsClients.Load() == 0 }) {
+		t.Fatalf("closed client still counted 5 s on (%d in the hub, %d counted); want it forgotten when its connection ends",
+			s.opts.Hub.Clients(), s.wsClients.Load())
+	}
+	conn, _, err = websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial after the first client went away: %v", err)
+	}
+	conn.Close()
+}
