@@ -106,6 +106,12 @@ type IOCFile struct {
 	LastError  string                      `json:"last_error,omitempty"`
 	// LastErrorTime is when LastError happened.
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+	// Warning says why the file's current content was set aside although
+	// it parses (emptied, or mostly not indicators, as a failed download
+	// leaves it): the file keeps the indicators of its last good load.
+	// "" when none; WarningTime is when it was seen.
+	Warning     string    `json:"warning,omitempty"`
+	WarningTime time.Time `json:"warning_time,omitzero"`
 }
 
 // IOCLineError is a line of an indicator file that is not an indicator.

@@ -1042,6 +1042,7 @@
     const counts = Object.entries(body.counts || {}).filter((e) => e[1] > 0).sort((a, b) => b[1] - a[1]);
     root.appendChild(el("p", null, el("b", { text: fmtNum(body.total) }), " indicators: ",
       counts.map(([k, v]) => el("span", { className: "chip", text: k + " " + fmtNum(v) }))));
+    root.appendChild(iocWarnings(body.files || []));
     const t = el("table", { id: "ioc-files" }, el("thead", null, el("tr", null,
       ["File", "Format", "Indicators", "By type", "Left out", "Last reload (UTC)", "Last error"].map((h) => el("th", { text: h })))));
     const tb = el("tbody");
@@ -1055,13 +1056,24 @@
       if ((f.line_errors || []).length) {
         errCell.appendChild(el("ul", { className: "small" }, f.line_errors.slice(0, 10).map((e) => el("li", null, el("code", { text: e.file + ":" + e.line }), " " + e.error))));
       }
-      tb.appendChild(el("tr", null, el("td", null, el("code", { text: f.file })), el("td", { text: f.format || "" }),
+      tb.appendChild(el("tr", { className: f.warning ? "warn-row" : "" }, el("td", null, el("code", { text: f.file })), el("td", { text: f.format || "" }),
         el("td", { className: "num", text: fmtNum(f.total) }),
         el("td", null, Object.entries(f.indicators || {}).filter((e) => e[1] > 0).map(([k, v]) => el("span", { className: "chip", text: k + " " + fmtNum(v) }))),
         el("td", { className: "small", text: left.join(", ") }), el("td", { text: fmtTime(f.last_load) }), errCell));
     }
     t.appendChild(tb);
     root.appendChild(t);
+  }
+
+  // iocWarnings lists the files whose content looks wrong (emptied, or an
+  // error page instead of a feed): set aside when they had indicators.
+  function iocWarnings(files) {
+    const box = el("div", { id: "ioc-warnings" });
+    for (const f of files.filter((x) => x.warning)) {
+      // The warning names the file and says what it keeps.
+      box.appendChild(el("div", { className: "warning" }, f.warning + (f.warning_time ? " (" + fmtTime(f.warning_time) + " UTC)" : "")));
+    }
+    return box;
   }
 
   // ------------------------------------------------------------ warnings

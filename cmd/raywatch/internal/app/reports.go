@@ -106,6 +106,7 @@ func iocReport(w *ioc.Watcher) web.IOCReport {
 			File: f.File, Format: f.Format, Indicators: f.Indicators, Total: f.Total, Expired: f.Expired,
 			Superseded: f.Superseded, Skipped: f.Skipped, BadLines: f.BadLines, LineErrors: lines,
 			LastLoad: f.LastLoad, LastError: f.LastError, LastErrorTime: f.LastErrorTime,
+			Warning: f.Warning, WarningTime: f.WarningTime,
 		})
 	}
 	return rep
