@@ -142,3 +142,79 @@ func poll(t *testing.T, cond func() bool, what string) {
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 }
+
+// TestFieldErrorsServed posts records with a field of the wrong type
+// through the intake: their alerts are stored, the field is counted in
+// raywatch_records_field_errors_total{dataset,field} and kept in
+// /api/v1/rejects as "field dropped", and no record counts as malformed.
+func TestFieldErrorsServed(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg, quiet, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	base := "http://" + a.Addr().String()
+	get := func(path string) string {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	poll(t, func() bool { return strings.Contains(get("/healthz"), "ok") }, "healthz")
+	var batch bytes.Buffer
+	for i, line := range bytes.Split(bytes.TrimSpace(traffic.SequenceBatch(0, 14, 0)), []byte("\n")) {
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			rec["EdgeResponseBytes"] = "69045x"
+		}
+		b, _ := json.Marshal(rec)
+		batch.Write(append(b, '\n'))
+	}
+	req, _ := http.NewRequest("POST", base+"/plain/batch", &batch)
+	req.Header.Set("X-SEKOIAIO-INTAKE-KEY", cfg.IntakeKeys["default"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST = %v, %v", resp, err)
+	}
+	resp.Body.Close()
+	const metric = `raywatch_records_field_errors_total{dataset="http_requests",field="EdgeResponseBytes"} 7`
+	poll(t, func() bool { return strings.Contains(get("/metrics"), metric) }, metric)
+	if m := get("/metrics"); !strings.Contains(m, "raywatch_records_rejected_total 0") {
+		t.Errorf("records with a field error counted as malformed:\n%s", grepLines(m, "raywatch_records_"))
+	}
+	if rejects := get("/api/v1/rejects"); strings.Count(rejects, `field dropped: field \"EdgeResponseBytes\"`) != 7 {
+		t.Errorf("rejects = %s; want 7 field dropped", rejects)
+	}
+	var page struct {
+		Alerts []json.RawMessage `json:"alerts"`
+	}
+	if err := json.Unmarshal([]byte(get("/api/v1/alerts")), &page); err != nil || len(page.Alerts) == 0 {
+		t.Errorf("alerts = %d (%v); want the records' alerts stored", len(page.Alerts), err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
