@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -442,6 +443,65 @@ func TestOutputsAlertmanagerAndWebhook(t *testing.T) {
 	if d := cmp.Diff([]string{"alertmanager-1:ok", "webhook-1:ok"}, names); d != "" {
 		t.Errorf("outputs (-want +got):\n%s", d)
 	}
+	if code := in.stop(); code != 0 {
+		t.Errorf("exit = %d", code)
+	}
+}
+
+// TestDashboardOutputsPanel points the webhook at a receiver whose answer
+// carries markup in its status line: the overview shows the output as
+// retrying, at the top, with its queue and that error as text.
+func TestDashboardOutputsPanel(t *testing.T) {
+	ctx := newBrowser(t)
+	guardPage(t, ctx)
+	hostile := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 503 <img src=x onerror=\"window.__xss=7\">\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		buf.Flush()
+	}))
+	defer hostile.Close()
+	const key = "dashboard-outputs-key"
+	in := startServeArgs(t, t.TempDir(), []string{"--webhook-url", hostile.URL + "/hook"}, "RAYWATCH_INTAKE_KEY="+key)
+	if status, resp := postBatch(t, in.base, key, recentSample(t)); status != 200 {
+		t.Fatalf("POST = %d %s", status, resp)
+	}
+	waitAlerts(t, in.base, 5)
+	var rep outputsReport
+	waitFor(t, 30*time.Second, func() bool {
+		apiGet(t, in.base, "/api/v1/outputs", &rep)
+		return len(rep.Outputs) == 1 && rep.Outputs[0].State == "retrying"
+	}, "the webhook output retrying")
+
+	do(t, ctx, chromedp.EmulateViewport(1280, 860), chromedp.Navigate(in.base+"/#/overview"))
+	evalUntil(t, ctx, `!!document.querySelector("#outputs tr[data-output='webhook-1'] .out-error") && !!document.querySelector("#overview svg.chart")`, "the outputs panel")
+	var got struct {
+		Top   bool   `json:"top"`
+		State string `json:"state"`
+		Queue string `json:"queue"`
+		Error string `json:"error"`
+		XSS   any    `json:"xss"`
+		Imgs  int    `json:"imgs"`
+	}
+	evalJSON(t, ctx, `JSON.stringify({
+		top: !!(document.getElementById("outputs").compareDocumentPosition(document.querySelector("#overview svg.chart")) & Node.DOCUMENT_POSITION_FOLLOWING),
+		state: document.querySelector("#outputs tr[data-output='webhook-1'] .out-state .chip").textContent,
+		queue: document.querySelector("#outputs tr[data-output='webhook-1'] .out-queue").textContent,
+		error: document.querySelector("#outputs tr[data-output='webhook-1'] .out-error").textContent,
+		xss: window.__xss === undefined ? null : window.__xss,
+		imgs: document.querySelectorAll("body img, [onerror]").length,
+	})`, &got)
+	if !got.Top || got.State != "retrying" || got.Queue == "0" || got.Queue == "" {
+		t.Errorf("panel: top %v, state %q, queue %q; want at the top, retrying, a queue", got.Top, got.State, got.Queue)
+	}
+	if !strings.Contains(got.Error, `webhook answered 503 <img src=x onerror="window.__xss=7">`) || got.XSS != nil || got.Imgs != 0 {
+		t.Errorf("last error %q, __xss %v, %d injected elements; want the status line as text", got.Error, got.XSS, got.Imgs)
+	}
+	t.Logf("overview screenshot: %s", screenshot(t, ctx, t.TempDir(), "outputs.png"))
+	noCSPViolations(t, ctx)
 	if code := in.stop(); code != 0 {
 		t.Errorf("exit = %d", code)
 	}

@@ -991,19 +991,20 @@
     const dropped = outs.reduce((n, o) => n + (o.dropped || 0), 0);
     if (dropped) sec.appendChild(el("p", { className: "error", text: "The outbox was full (--outbox-max): " + fmtNum(dropped) + " deliveries were dropped, the oldest first." }));
     const t = el("table", null, el("thead", null, el("tr", null,
-      ["Output", "Target", "Min level", "State", "Queue", "Oldest queued", "Last success", "Last error", "Delivered", "Retried", "Refused", "Dropped"].map((h) => el("th", { text: h })))));
+      ["Output", "State", "Queue", "Last success", "Last error", "Delivered", "Retried", "Refused", "Dropped"].map((h) => el("th", { text: h })))));
     const tb = el("tbody");
     let trouble = dropped > 0;
     for (const o of outs) {
       const bad = o.state === "retrying" || o.dropped > 0 || o.failed > 0;
       trouble = trouble || bad;
+      const name = el("td", null, o.name, " ", levelBadge(o.min_level), el("div", { className: "muted", text: o.target || "" }));
       const state = el("td", { className: "out-state" }, el("span", { className: "chip " + (o.state === "retrying" ? "bad" : o.state === "ok" ? "ok" : ""), text: o.state || "-" }));
-      if (o.state === "retrying" && !isZero(o.next_attempt)) state.appendChild(el("div", { className: "muted", text: "next try " + fmtTime(o.next_attempt) }));
+      if (o.state === "retrying" && !isZero(o.next_attempt)) state.appendChild(el("div", { className: "muted", title: fmtTime(o.next_attempt), text: "next try " + fmtTime(o.next_attempt).slice(11) }));
       if (o.active) state.appendChild(el("div", { className: "muted", text: fmtNum(o.active) + " firing" }));
+      const queue = el("td", { className: "num" }, el("span", { className: "out-queue", text: fmtNum(o.queue) }));
+      if (!isZero(o.oldest)) queue.appendChild(el("div", { className: "muted", text: "oldest " + fmtTime(o.oldest) }));
       tb.appendChild(el("tr", { className: bad ? "warn-row" : "", data: { output: o.name } },
-        el("td", { text: o.name }), el("td", { text: o.target || "" }), el("td", null, levelBadge(o.min_level)), state,
-        el("td", { className: "num out-queue", text: fmtNum(o.queue) }),
-        el("td", { text: isZero(o.oldest) ? "" : fmtTime(o.oldest) }),
+        name, state, queue,
         el("td", { text: isZero(o.last_success) ? "never" : fmtTime(o.last_success) }),
         el("td", { className: "out-error", text: o.last_error ? fmtTime(o.last_error_at) + " " + o.last_error : "" }),
         el("td", { className: "num", text: fmtNum(o.delivered) }), el("td", { className: "num", text: fmtNum(o.retried) }),
