@@ -29,11 +29,11 @@ type OutputsConfig struct {
 func (o *OutputsConfig) flags(fs *flag.FlagSet, env Env) {
 	n := &o.Notify
 	n.AlertmanagerURLs = SplitList(env("RAYWATCH_ALERTMANAGER_URL"))
-	fs.Var((*listFlag)(&n.AlertmanagerURLs), "alertmanager-url", "comma-separated Prometheus Alertmanager base URLs; each gets every alert (RAYWATCH_ALERTMANAGER_URL)")
+	fs.Var((*listFlag)(&n.AlertmanagerURLs), "alertmanager-url", "Prometheus Alertmanager base `URLs`, comma-separated; each gets every alert (RAYWATCH_ALERTMANAGER_URL)")
 	fs.DurationVar(&n.AlertmanagerResend, "alertmanager-resend", env.Duration("RAYWATCH_ALERTMANAGER_RESEND", time.Minute), "how often alerts whose grouping slot is open are sent to Alertmanager again (RAYWATCH_ALERTMANAGER_RESEND)")
 	fs.StringVar(&n.AlertmanagerMinLevel, "alertmanager-min-level", env.Or("RAYWATCH_ALERTMANAGER_MIN_LEVEL", "low"), "lowest rule level sent to Alertmanager: informational, low, medium, high or critical (RAYWATCH_ALERTMANAGER_MIN_LEVEL)")
 	n.WebhookURLs = SplitList(env("RAYWATCH_WEBHOOK_URL"))
-	fs.Var((*listFlag)(&n.WebhookURLs), "webhook-url", "comma-separated URLs that receive one signed JSON POST per alert event; the secret comes from RAYWATCH_WEBHOOK_SECRET[_FILE] (RAYWATCH_WEBHOOK_URL)")
+	fs.Var((*listFlag)(&n.WebhookURLs), "webhook-url", "`URLs`, comma-separated, that receive one signed JSON POST per alert event; the secret comes from RAYWATCH_WEBHOOK_SECRET[_FILE] (RAYWATCH_WEBHOOK_URL)")
 	fs.StringVar(&n.WebhookTemplateFile, "webhook-template", env.Or("RAYWATCH_WEBHOOK_TEMPLATE", ""), "Go text/template file rendering the webhook body instead of the JSON document, e.g. docs/slack-webhook.tmpl (RAYWATCH_WEBHOOK_TEMPLATE)")
 	fs.StringVar(&n.WebhookMinLevel, "webhook-min-level", env.Or("RAYWATCH_WEBHOOK_MIN_LEVEL", "low"), "lowest rule level sent to the webhooks (RAYWATCH_WEBHOOK_MIN_LEVEL)")
 	fs.StringVar(&n.SyslogAddr, "syslog-addr", env.Or("RAYWATCH_SYSLOG_ADDR", ""), "tcp://HOST:PORT, udp://HOST:PORT or tls://HOST:PORT of a syslog receiver (RFC 5424, CEF messages) (RAYWATCH_SYSLOG_ADDR)")
