@@ -449,8 +449,9 @@ func TestOutputsAlertmanagerAndWebhook(t *testing.T) {
 }
 
 // TestDashboardOutputsPanel points the webhook at a receiver whose answer
-// carries markup in its status line: the overview shows the output as
-// retrying, at the top, with its queue and that error as text.
+// carries markup in its status line, with an outbox of two deliveries:
+// the overview shows the output as retrying, at the top, with its queue,
+// that error as text, and the deliveries dropped.
 func TestDashboardOutputsPanel(t *testing.T) {
 	ctx := newBrowser(t)
 	guardPage(t, ctx)
@@ -465,7 +466,7 @@ func TestDashboardOutputsPanel(t *testing.T) {
 	}))
 	defer hostile.Close()
 	const key = "dashboard-outputs-key"
-	in := startServeArgs(t, t.TempDir(), []string{"--webhook-url", hostile.URL + "/hook"}, "RAYWATCH_INTAKE_KEY="+key)
+	in := startServeArgs(t, t.TempDir(), []string{"--webhook-url", hostile.URL + "/hook", "--outbox-max", "2"}, "RAYWATCH_INTAKE_KEY="+key)
 	if status, resp := postBatch(t, in.base, key, recentSample(t)); status != 200 {
 		t.Fatalf("POST = %d %s", status, resp)
 	}
@@ -479,12 +480,14 @@ func TestDashboardOutputsPanel(t *testing.T) {
 	do(t, ctx, chromedp.EmulateViewport(1280, 860), chromedp.Navigate(in.base+"/#/overview"))
 	evalUntil(t, ctx, `!!document.querySelector("#outputs tr[data-output='webhook-1'] .out-error") && !!document.querySelector("#overview svg.chart")`, "the outputs panel")
 	var got struct {
-		Top   bool   `json:"top"`
-		State string `json:"state"`
-		Queue string `json:"queue"`
-		Error string `json:"error"`
-		XSS   any    `json:"xss"`
-		Imgs  int    `json:"imgs"`
+		Top     bool   `json:"top"`
+		State   string `json:"state"`
+		Queue   string `json:"queue"`
+		Error   string `json:"error"`
+		XSS     any    `json:"xss"`
+		Imgs    int    `json:"imgs"`
+		Dropped string `json:"dropped"`
+		Full    string `json:"full"`
 	}
 	evalJSON(t, ctx, `JSON.stringify({
 		top: !!(document.getElementById("outputs").compareDocumentPosition(document.querySelector("#overview svg.chart")) & Node.DOCUMENT_POSITION_FOLLOWING),
@@ -493,9 +496,11 @@ func TestDashboardOutputsPanel(t *testing.T) {
 		error: document.querySelector("#outputs tr[data-output='webhook-1'] .out-error").textContent,
 		xss: window.__xss === undefined ? null : window.__xss,
 		imgs: document.querySelectorAll("body img, [onerror]").length,
+		dropped: document.querySelector("#outputs tr[data-output='webhook-1'] .out-dropped").textContent,
+		full: (document.querySelector("#outputs p.error") || {}).textContent || "",
 	})`, &got)
-	if !got.Top || got.State != "retrying" || got.Queue == "0" || got.Queue == "" {
-		t.Errorf("panel: top %v, state %q, queue %q; want at the top, retrying, a queue", got.Top, got.State, got.Queue)
+	if !got.Top || got.State != "retrying" || got.Queue != "2" || got.Dropped != "3" || !strings.Contains(got.Full, "3 deliveries were dropped") {
+		t.Errorf("panel: top %v, state %q, queue %q, dropped %q, %q; want at the top, retrying, 2 queued and 3 dropped of the 5 alerts", got.Top, got.State, got.Queue, got.Dropped, got.Full)
 	}
 	if !strings.Contains(got.Error, `webhook answered 503 <img src=x onerror="window.__xss=7">`) || got.XSS != nil || got.Imgs != 0 {
 		t.Errorf("last error %q, __xss %v, %d injected elements; want the status line as text", got.Error, got.XSS, got.Imgs)
