@@ -60,12 +60,12 @@ type OutageReport struct {
 	Retried        int64   `json:"retried"`
 	// FirstAfterUpSec is how long after the receiver came back the first
 	// delivery arrived (the backoff of the failing output), AllNewSec
-	// when every marker alert of the outage had arrived, and DrainedSec
-	// when the queue was empty (updates of grouped alerts are spaced out
-	// by a minute per alert, so this includes that spacing).
+	// when every marker alert of the outage had arrived, and QueuedAfter
+	// the queue then: updates of grouped alerts, which wait for their
+	// spacing (a minute per alert).
 	FirstAfterUpSec float64 `json:"first_delivery_after_up_seconds"`
 	AllNewSec       float64 `json:"all_new_alerts_seconds"`
-	DrainedSec      float64 `json:"drained_seconds"`
+	QueuedAfter     int64   `json:"queued_after"`
 	// Received of Batches markers arrived; Lost = Batches-Refused-Received.
 	Received int `json:"alerts_received"`
 	Lost     int `json:"lost"`
@@ -247,13 +247,9 @@ func (r *run) outage(ctx context.Context, p *poster) (*OutageReport, error) {
 	out.FirstAfterUpSec = r.hook.firstAfter(wctx, upAt).Sub(upAt).Seconds()
 	waitErr := waitMarkers(wctx, m, 10*time.Minute)
 	out.AllNewSec = time.Since(upAt).Seconds()
-	for wctx.Err() == nil {
-		if st, err := outputStatus(p); err == nil && st.Queue == 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond) // polling the queue
+	if st, err := outputStatus(p); err == nil {
+		out.QueuedAfter = st.Queue
 	}
-	out.DrainedSec = time.Since(upAt).Seconds()
 	lat, acked := m.latencies()
 	out.Received = len(lat)
 	out.Lost = acked - len(lat)

@@ -93,8 +93,8 @@ func printWebhook(w io.Writer, h *bench.WebhookReport) {
 	if o := h.Outage; o != nil {
 		fmt.Fprintf(w, "receiver down %.0fs: intake at %.0f records/s meanwhile (%d of %d batches refused); %d deliveries queued at the end, the oldest %.0fs old, %d retries\n",
 			o.Seconds, o.AchievedPerSec, o.Refused, o.Batches, o.QueuedAtEnd, o.OldestAtEndSec, o.Retried)
-		fmt.Fprintf(w, "receiver back: first delivery after %.1fs (backoff), every new alert of the outage after %.1fs, queue empty after %.1fs (updates are spaced 1 min per alert); %d of %d alerts of the outage received, %d lost\n",
-			o.FirstAfterUpSec, o.AllNewSec, o.DrainedSec, o.Received, o.Batches-int(o.Refused), o.Lost)
+		fmt.Fprintf(w, "receiver back: first delivery after %.1fs (backoff), every new alert of the outage after %.1fs (%d updates of grouped alerts still waiting for their 1-minute spacing); %d of %d alerts of the outage received, %d lost\n",
+			o.FirstAfterUpSec, o.AllNewSec, o.QueuedAfter, o.Received, o.Batches-int(o.Refused), o.Lost)
 	}
 	fmt.Fprintf(w, "webhook deliveries: %d (%d whose signature did not verify); output %s: delivered %d, retried %d, queue %d, dropped %d\n",
 		h.Deliveries, h.BadSignatures, h.Output.Name, h.Output.Delivered, h.Output.Retried, h.Output.Queue, h.Output.Dropped)
