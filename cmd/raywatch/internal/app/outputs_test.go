@@ -1,17 +1,20 @@
 package app
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/notify"
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/traffic"
@@ -61,15 +64,24 @@ func (h *hookReceiver) has(id, kind, status string) bool {
 	return false
 }
 
-// TestAppOutputs runs serve in-process with a webhook: the alerts of a
-// batch arrive signed, a status change set through the API follows, GET
-// /api/v1/outputs and /metrics describe the output without its
-// credentials or secret path.
+// TestAppOutputs runs serve in-process with a webhook and syslog: the
+// alerts of a batch arrive signed at the webhook and as CEF over syslog,
+// a status change set through the API follows, GET /api/v1/outputs and
+// /metrics describe the outputs without the webhook's credentials or
+// secret path.
 func TestAppOutputs(t *testing.T) {
 	rcv := &hookReceiver{secret: []byte("app-test-webhook-secret"), got: map[string][]notify.Body{}}
 	hook := httptest.NewServer(rcv)
 	defer hook.Close()
+	syslogLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syslogLn.Close()
+	frames := make(chan string, 100)
+	go readSyslog(syslogLn, frames)
 	cfg := testConfig(t)
+	cfg.Outputs.Notify.SyslogAddr = "tcp://" + syslogLn.Addr().String()
 	cfg.Outputs.Notify.WebhookURLs = []string{strings.Replace(hook.URL, "http://", "http://hook:hunter2@", 1) + "/hooks/T0-SECRET-PATH"}
 	cfg.Outputs.Notify.WebhookSecret = rcv.secret
 	if err := cfg.Validate(); err != nil {
@@ -104,6 +116,15 @@ func TestAppOutputs(t *testing.T) {
 		poll(t, func() bool { return rcv.has(al.ID, "alert.new", "") }, "alert.new of "+al.ID+" at the webhook")
 	}
 
+	select {
+	case f := <-frames:
+		if !strings.HasPrefix(f, "<") || !strings.Contains(f, " raywatch ") || !strings.Contains(f, "CEF:0|raywatch|raywatch|dev|") || !strings.Contains(f, "cs1Label=intake cs1=default") {
+			t.Errorf("syslog frame %q; want RFC 5424 with a CEF body", f)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no syslog message")
+	}
+
 	id := page.Alerts[0].ID
 	patch, _ := http.NewRequest("PATCH", base+"/api/v1/alerts/"+id, strings.NewReader(`{"status":"acknowledged","comment":"seen"}`))
 	if resp, err := http.DefaultClient.Do(patch); err != nil || resp.StatusCode != 200 {
@@ -113,12 +134,15 @@ func TestAppOutputs(t *testing.T) {
 	}
 	poll(t, func() bool { return rcv.has(id, "alert.status", "acknowledged") }, "alert.status of "+id)
 
+	// The receiver has the deliveries a moment before the output counts
+	// them as delivered.
 	var rep web.OutputsReport
-	if err := getJSON(base+"/api/v1/outputs", &rep); err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Outputs) != 1 {
-		t.Fatalf("outputs = %+v; want webhook-1", rep.Outputs)
+	poll(t, func() bool {
+		return getJSON(base+"/api/v1/outputs", &rep) == nil && len(rep.Outputs) > 0 && rep.Outputs[0].Queue == 0 &&
+			rep.Outputs[0].Delivered >= int64(len(page.Alerts)+1)
+	}, "the webhook output's queue empty")
+	if len(rep.Outputs) != 2 || rep.Outputs[1].Name != "syslog" || rep.Outputs[1].Target != cfg.Outputs.Notify.SyslogAddr {
+		t.Fatalf("outputs = %+v; want webhook-1 and syslog", rep.Outputs)
 	}
 	o := rep.Outputs[0]
 	if o.Name != "webhook-1" || o.Type != "webhook" || o.State != "ok" || o.Delivered < int64(len(page.Alerts)+1) || o.Target != hook.URL+"/…" {
@@ -209,4 +233,28 @@ func getText(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// readSyslog reads the octet-counted frames of the first connection to ln.
+func readSyslog(ln net.Listener, frames chan<- string) {
+	c, err := ln.Accept()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		var n int
+		if _, err := fmt.Fscanf(r, "%d ", &n); err != nil || n <= 0 || n > 1<<20 {
+			return
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return
+		}
+		select {
+		case frames <- string(b):
+		default:
+		}
+	}
 }
