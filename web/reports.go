@@ -177,10 +177,11 @@ type Job struct {
 }
 
 // Reports are the typed reports of the API, each served as JSON at GET
-// /api/v1/{iocs,coverage,jobs} behind the dashboard token. Each may be
-// nil (no route), and must be safe for concurrent use.
+// /api/v1/{iocs,coverage,jobs,outputs} behind the dashboard token. Each
+// may be nil (no route), and must be safe for concurrent use.
 type Reports struct {
 	IOCs     func(ctx context.Context) (IOCReport, error)
 	Coverage func(ctx context.Context) ([]IntakeCoverage, error)
 	Jobs     func(ctx context.Context) (JobsReport, error)
+	Outputs  func(ctx context.Context) (OutputsReport, error)
 }

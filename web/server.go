@@ -174,7 +174,7 @@ type Options struct {
 	MaxDecompressedBytes int64
 	// MaxLines caps the lines of an NDJSON batch; 0 means 1,000,000.
 	MaxLines int
-	// Reports are served at GET /api/v1/iocs, /coverage and /jobs.
+	// Reports are served at GET /api/v1/iocs, /coverage, /jobs and /outputs.
 	Reports Reports
 	// RuleCoverage, if set, returns per rule id whether the rule's fields
 	// are arriving on each intake: the "coverage" member GET
@@ -330,6 +330,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if rep := opts.Reports.Jobs; rep != nil {
 		s.mux.HandleFunc("GET /api/v1/jobs", s.requireAuth(handleReport(s, "jobs", rep)))
+	}
+	if rep := opts.Reports.Outputs; rep != nil {
+		s.mux.HandleFunc("GET /api/v1/outputs", s.requireAuth(handleReport(s, "outputs", rep)))
 	}
 	s.mux.HandleFunc("GET /api/", s.requireAuth(s.handleNoAPI))
 	s.mux.HandleFunc("GET /ws", s.requireAuth(s.handleWS))

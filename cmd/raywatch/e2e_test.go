@@ -66,7 +66,13 @@ var addrRe = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // environment, and waits for /healthz.
 func startServe(t *testing.T, dataDir string, env ...string) *instance {
 	t.Helper()
-	cmd := exec.Command(binPath, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	return startServeArgs(t, dataDir, nil, env...)
+}
+
+// startServeArgs is startServe with more serve flags.
+func startServeArgs(t *testing.T, dataDir string, args []string, env ...string) *instance {
+	t.Helper()
+	cmd := exec.Command(binPath, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw

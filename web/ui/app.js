@@ -807,13 +807,14 @@
     clearTimeout(ovTimer);
     const rng = $("ov-range").value;
     const root = $("overview");
-    let ov, stats, layer, jobs;
+    let ov, stats, layer, jobs, outs;
     try {
-      [ov, stats, layer, jobs] = await Promise.all([
+      [ov, stats, layer, jobs, outs] = await Promise.all([
         api("/api/v1/overview?range=" + encodeURIComponent(rng)),
         api("/api/v1/stats"),
         api("/api/v1/attack/layer"),
         api("/api/v1/jobs").catch(() => null),
+        api("/api/v1/outputs").catch(() => null),
       ]);
     } catch (err) {
       clear(root).appendChild(el("p", { className: "error", text: "Cannot load the overview: " + err.message }));
@@ -836,6 +837,8 @@
     card("acknowledged", bs.acknowledged || 0, "", "?status=acknowledged#/");
     card("closed", bs.closed || 0, "", "?status=closed#/");
     root.appendChild(cards);
+    const outPanel = outs && outputsPanel(outs);
+    if (outPanel && outPanel.classList.contains("trouble")) root.appendChild(outPanel);
 
     root.appendChild(el("section", { className: "card" }, el("h3", { text: "Alerts over time (by first event)" }), chart(ov)));
 
@@ -867,6 +870,7 @@
     }
     root.appendChild(att);
 
+    if (outPanel && !outPanel.parentNode) root.appendChild(outPanel);
     if (jobs && jobs.enabled) root.appendChild(jobsPanel(jobs));
     ovTimer = setTimeout(() => { if (currentView === "overview") renderOverview(); }, 15000);
   }
@@ -970,6 +974,46 @@
       sec.appendChild(t);
     }
     if (jobs.checked && !isZero(jobs.checked)) sec.appendChild(el("p", { className: "muted", text: "checked " + fmtTime(jobs.checked) + " UTC" }));
+    return sec;
+  }
+
+  // outputsPanel shows the notification outputs (GET /api/v1/outputs):
+  // state, queue, last success and error, drops. A panel with an output in
+  // trouble (retrying, or deliveries dropped or refused) has the class
+  // "trouble" and goes to the top of the overview.
+  function outputsPanel(rep) {
+    const outs = rep.outputs || [];
+    const sec = el("section", { className: "card", id: "outputs" }, el("h3", { text: "Notification outputs" }));
+    if (!outs.length) {
+      sec.appendChild(el("p", { className: "muted", text: "No output: alerts reach only this dashboard. --alertmanager-url, --webhook-url and --syslog-addr send them on (docs/outputs.md)." }));
+      return sec;
+    }
+    const dropped = outs.reduce((n, o) => n + (o.dropped || 0), 0);
+    if (dropped) sec.appendChild(el("p", { className: "error", text: "The outbox was full (--outbox-max): " + fmtNum(dropped) + " deliveries were dropped, the oldest first." }));
+    const t = el("table", null, el("thead", null, el("tr", null,
+      ["Output", "State", "Queue", "Last success", "Last error", "Delivered", "Retried", "Refused", "Dropped"].map((h) => el("th", { text: h })))));
+    const tb = el("tbody");
+    let trouble = dropped > 0;
+    for (const o of outs) {
+      const bad = o.state === "retrying" || o.dropped > 0 || o.failed > 0;
+      trouble = trouble || bad;
+      const name = el("td", null, o.name, " ", levelBadge(o.min_level), el("div", { className: "muted", text: o.target || "" }));
+      const state = el("td", { className: "out-state" }, el("span", { className: "chip " + (o.state === "retrying" ? "bad" : o.state === "ok" ? "ok" : ""), text: o.state || "-" }));
+      if (o.state === "retrying" && !isZero(o.next_attempt)) state.appendChild(el("div", { className: "muted", title: fmtTime(o.next_attempt), text: "next try " + fmtTime(o.next_attempt).slice(11) }));
+      if (o.active) state.appendChild(el("div", { className: "muted", text: fmtNum(o.active) + " firing" }));
+      const queue = el("td", { className: "num" }, el("span", { className: "out-queue", text: fmtNum(o.queue) }));
+      if (!isZero(o.oldest)) queue.appendChild(el("div", { className: "muted", text: "oldest " + fmtTime(o.oldest) }));
+      tb.appendChild(el("tr", { className: bad ? "warn-row" : "", data: { output: o.name } },
+        name, state, queue,
+        el("td", { text: isZero(o.last_success) ? "never" : fmtTime(o.last_success) }),
+        el("td", { className: "out-error", text: o.last_error ? fmtTime(o.last_error_at) + " " + o.last_error : "" }),
+        el("td", { className: "num", text: fmtNum(o.delivered) }), el("td", { className: "num", text: fmtNum(o.retried) }),
+        el("td", { className: "num", text: fmtNum(o.failed) }), el("td", { className: "num out-dropped", text: fmtNum(o.dropped) })));
+    }
+    t.appendChild(tb);
+    sec.appendChild(t);
+    sec.appendChild(el("p", { className: "muted", text: "UTC. Delivered and retried count since raywatch started; refused (4xx) and dropped since the store was created." }));
+    if (trouble) sec.classList.add("trouble");
     return sec;
   }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/cloudflare"
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/coverage"
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/kafka"
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/notify"
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/pipeline"
 	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/engine/ioc"
@@ -51,6 +52,7 @@ type App struct {
 	pipe   *pipeline.Pipeline
 	worker *pipeline.SpoolWorker
 	jobs   *cloudflare.Poller // nil without Cloudflare credentials
+	notify *notify.Dispatcher
 	cov    *coverage.Tracker
 	seen   *intakeActivity
 	probs  *ruleProblems
@@ -96,9 +98,9 @@ func (a *App) open(opts Options) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data folder: %w", err)
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "alerts.db"), store.Options{
+	st, err := store.Open(filepath.Join(cfg.DataDir, "alerts.db"), cfg.Outputs.withOutbox(store.Options{
 		Timeout: storeLockTimeout, GroupWindow: cfg.GroupWindow, MaxAge: cfg.RetentionAge, MaxAlerts: cfg.RetentionCount,
-	})
+	}))
 	if err != nil {
 		return err
 	}
@@ -128,6 +130,9 @@ func (a *App) open(opts Options) error {
 		return err
 	}
 	a.wire()
+	if err := a.openOutputs(); err != nil {
+		return err
+	}
 	return a.newServer()
 }
 
@@ -201,7 +206,7 @@ func (a *App) newServer() error {
 		IntakeKeys:           cfg.IntakeKeys,
 		DashboardToken:       cfg.DashboardToken,
 		Spool:                spoolAdapter{a.spool},
-		Alerts:               alertSource{s: a.st, spool: a.spool, rules: ruleLister{a.eng}},
+		Alerts:               a.webAlerts(alertSource{s: a.st, spool: a.spool, rules: ruleLister{a.eng}}),
 		Rules:                ruleLister{a.eng},
 		Hub:                  a.hub,
 		Logger:               a.log,
@@ -213,6 +218,7 @@ func (a *App) newServer() error {
 			IOCs:     func(context.Context) (web.IOCReport, error) { return iocReport(a.iocs), nil },
 			Coverage: func(context.Context) ([]web.IntakeCoverage, error) { return coverageReports(a.eng, a.cov) },
 			Jobs:     func(context.Context) (web.JobsReport, error) { return jobsReport(a.jobs), nil },
+			Outputs:  a.outputsReport,
 		},
 		RuleCoverage: func(context.Context) map[string][]web.RuleCoverage { return ruleCoverage(a.eng, a.cov) },
 		RuleErrors:   a.probs.get,
@@ -266,7 +272,7 @@ func (a *App) Run(ctx context.Context) error {
 	hubDone := make(chan struct{})
 	go func() { a.hub.Run(hubCtx); close(hubDone) }()
 	kafkaRun, err := kafka.Start(cfg.Kafka, kafka.Deps{
-		Pipeline: a.pipe, Store: a.st, Hub: a.hub, Metrics: a.worker.Metrics, MaxBytes: cfg.MaxDecompressedBytes,
+		Pipeline: a.pipe, Store: a.st, Hub: a.publisher(), Metrics: a.worker.Metrics, MaxBytes: cfg.MaxDecompressedBytes,
 	}, a.reg, a.log)
 	if err != nil {
 		stopHub()
@@ -332,8 +338,9 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // startSide starts the goroutines that run beside the workers until ctx
-// ends: retention, the IOC and rules watchers, the coverage keeper and
-// the job poller.
+// ends: retention, the IOC and rules watchers, the coverage keeper, the
+// job poller and the outputs (which stop after the workers: what the
+// shutdown commits is queued for the next start).
 func (a *App) startSide(ctx context.Context, side *sync.WaitGroup) {
 	side.Go(func() { retain(ctx, a.st, a.log) })
 	if a.iocs != nil {
@@ -346,6 +353,7 @@ func (a *App) startSide(ctx context.Context, side *sync.WaitGroup) {
 	if a.jobs != nil {
 		side.Go(func() { a.jobs.Run(ctx) })
 	}
+	side.Go(func() { a.runOutputs(ctx) })
 }
 
 // logListening says where raywatch listens, once it is ready.

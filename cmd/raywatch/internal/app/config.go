@@ -80,6 +80,8 @@ type Config struct {
 	// connections (--allowed-hosts, --max-websocket-clients,
 	// --max-connections).
 	Web WebLimits
+	// Outputs configures the notification outputs and their outbox.
+	Outputs OutputsConfig
 
 	// kafkaLists are the list flags of Kafka as given, split into Kafka
 	// by LoadSecrets.
@@ -123,6 +125,7 @@ func (c *Config) ServeFlags(fs *flag.FlagSet, env Env) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", env.Duration("RAYWATCH_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGTERM waits for acknowledged batches to be processed (RAYWATCH_SHUTDOWN_TIMEOUT)")
 	c.kafkaFlags(fs, env)
 	c.Web.flags(fs, env)
+	c.Outputs.flags(fs, env)
 	fs.StringVar(&c.LogLevel, "log-level", env.Or("RAYWATCH_LOG_LEVEL", "info"), "debug, info, warn or error (RAYWATCH_LOG_LEVEL)")
 }
 
@@ -229,6 +232,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Kafka.Validate()...)
 	errs = append(errs, c.Web.validate()...)
+	errs = append(errs, c.Outputs.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -247,8 +251,8 @@ func loopback(listen string) bool {
 }
 
 // LoadSecrets reads from the environment what no flag carries: the intake
-// keys, the dashboard token, Kafka's SASL credentials and Cloudflare's API
-// credentials.
+// keys, the dashboard token, Kafka's SASL credentials, the webhook secret
+// and Cloudflare's API credentials.
 func (c *Config) LoadSecrets(env Env) error {
 	keys, err := IntakeKeysFromEnv(env)
 	if err != nil {
@@ -256,6 +260,9 @@ func (c *Config) LoadSecrets(env Env) error {
 	}
 	c.IntakeKeys = keys
 	if err := c.loadKafka(env); err != nil {
+		return err
+	}
+	if err := c.Outputs.loadSecret(env); err != nil {
 		return err
 	}
 	c.Cloudflare = cloudflare.PollerOptions{

@@ -35,10 +35,13 @@ type Config struct {
 	Clients    int
 	Rate       int
 	Latency    time.Duration
+	// Outage is how long the webhook phase's receiver is down after its
+	// latency measurement; 0 skips that part.
+	Outage     time.Duration
 	CPUProfile string
 	MemProfile string
 	// Phases are the phases to run: normalize, engine, ioc, scan, http,
-	// latency.
+	// latency, webhook.
 	Phases []string
 	Seed   uint64
 }
@@ -67,6 +70,7 @@ type Report struct {
 	IOCs       int            `json:"iocs"`
 	Rows       []Row          `json:"rows"`
 	Latency    *LatencyReport `json:"latency,omitempty"`
+	Webhook    *WebhookReport `json:"webhook,omitempty"`
 }
 
 // LatencyReport is the latency phase of a report.
@@ -110,6 +114,7 @@ type run struct {
 	norm   *normalize.Normalizer
 	rep    *Report
 	prof   *os.File
+	hook   *hookSink // the webhook phase's receiver
 }
 
 // Run runs the phases of cfg and returns the report; progress lines go to
@@ -144,7 +149,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 			return nil, err
 		}
 	}
-	if r.phase["http"] || r.phase["latency"] {
+	if r.phase["http"] || r.phase["latency"] || r.phase["webhook"] {
 		if err := r.servePhases(ctx); err != nil {
 			return nil, err
 		}

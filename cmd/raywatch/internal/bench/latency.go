@@ -139,7 +139,7 @@ func (r *run) latencyPhase(ctx context.Context, p *poster) error {
 	samples := make(chan *memSamples, 1)
 	go func() { samples <- sample(ctx, r.cfg.Latency, r.cfg.MemProfile) }()
 	t0 := time.Now()
-	sent, failures := r.offer(ctx, p, m)
+	sent, failures := r.offer(ctx, p, m, r.cfg.Latency)
 	offeredFor := time.Since(t0)
 	m.waitAll()
 	rss1 := rssMiB()
@@ -164,11 +164,10 @@ func (r *run) latencyPhase(ctx context.Context, p *poster) error {
 }
 
 // offer posts a batch every interval that makes cfg.Rate records/s, for
-// cfg.Latency, recording each 2xx; it returns the batches sent and those
-// refused.
-func (r *run) offer(ctx context.Context, p *poster, m *markers) (sent int, failures int64) {
+// d, recording each 2xx; it returns the batches sent and those refused.
+func (r *run) offer(ctx context.Context, p *poster, m *markers, d time.Duration) (sent int, failures int64) {
 	interval := time.Duration(float64(time.Second) / (float64(r.cfg.Rate) / batchRecords))
-	deadline := time.Now().Add(r.cfg.Latency)
+	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, r.cfg.Clients*4)
 	var failed atomic.Int64

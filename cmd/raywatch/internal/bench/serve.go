@@ -98,7 +98,8 @@ func (p *poster) post(body []byte) error {
 // servePhases runs raywatch serve in this process on loopback and
 // measures the whole path (HTTP intake, spool, normalize, engine, store,
 // hub), then the latency from a batch's 2xx to its alert on a websocket at
-// a fixed offered rate.
+// a fixed offered rate, then to its alert at a webhook receiver (and what
+// an outage of the receiver does).
 func (r *run) servePhases(ctx context.Context) error {
 	dataDir, err := os.MkdirTemp("", "raywatch-bench-data-")
 	if err != nil {
@@ -110,6 +111,11 @@ func (r *run) servePhases(ctx context.Context) error {
 	cfg.Listen, cfg.DataDir, cfg.LogLevel, cfg.SpoolMaxBytes = "127.0.0.1:0", dataDir, "warn", 4<<30
 	cfg.RulesDir, cfg.IOCDir = r.cfg.RulesDir, r.iocDir
 	cfg.IntakeKeys = map[string]string{"bench": benchKey}
+	if r.phase["webhook"] {
+		if err := r.withWebhook(&cfg); err != nil {
+			return err
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -138,6 +144,12 @@ func (r *run) servePhases(ctx context.Context) error {
 	if r.phase["latency"] {
 		r.say("latency: %d records/s offered for %v", r.cfg.Rate, r.cfg.Latency)
 		if err := r.latencyPhase(ctx, p); err != nil {
+			return err
+		}
+	}
+	if r.phase["webhook"] {
+		r.say("webhook: %d records/s offered for %v, 2xx to the webhook receiver", r.cfg.Rate, r.cfg.Latency)
+		if err := r.webhookPhase(ctx, p); err != nil {
 			return err
 		}
 	}
