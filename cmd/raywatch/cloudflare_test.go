@@ -446,3 +446,79 @@ func TestCloudflareStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestCloudflareConnectBlockList(t *testing.T) {
+	f := newFakeCloudflare(t)
+	cfEnv(t, f)
+	args := []string{"cloudflare", "connect", "--zone", testZone, "--block-list", "rw_block", "--block-action", "block"}
+	code, out, errOut := runCF(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	for _, w := range []string{`created IP list "rw_block"`, "in account " + cftest.Account, "created WAF custom rule", "on zone " + testZone + ": block when ip.src in $rw_block"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if f.Count(pCreate)+f.Count(pValidate) != 0 {
+		t.Errorf("connect --block-list without --url touched Logpush")
+	}
+	rules := f.CustomRules()
+	if len(rules) != 1 || rules[0]["expression"] != "ip.src in $rw_block" || rules[0]["action"] != "block" {
+		t.Fatalf("custom rules = %v", rules)
+	}
+
+	// Once: a second run changes nothing.
+	code, out, errOut = runCF(t, args...)
+	if code != 0 {
+		t.Fatalf("second run: exit %d; stderr:\n%s", code, errOut)
+	}
+	if n := f.Count(cftest.PCreateList) + f.Count(cftest.PCreateRuleset) + f.Count(cftest.PCreateRule) + f.Count(cftest.PEditRule); n != 2 || len(f.CustomRules()) != 1 {
+		t.Errorf("after the second run: %d writes in all, %d rules; want 2 (the first run's), 1", n, len(f.CustomRules()))
+	}
+	if !strings.Contains(out, `IP list "rw_block" exists`) || !strings.Contains(out, "is up to date; nothing changed") {
+		t.Errorf("second run output:\n%s", out)
+	}
+
+	// With --url: the Logpush job too; the default action is a managed challenge.
+	code, out, errOut = runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443", "--block-list", "rw_block")
+	if code != 0 || f.Count(pCreate) != 1 || f.Count(cftest.PEditRule) != 1 || !strings.Contains(out, "action block → managed_challenge") {
+		t.Errorf("exit %d, job creates %d, rule edits %d; stdout:\n%s\nstderr:\n%s", code, f.Count(pCreate), f.Count(cftest.PEditRule), out, errOut)
+	}
+
+	// Bad names fail before any call.
+	code, _, errOut = runCF(t, "cloudflare", "connect", "--zone", testZone, "--block-list", "rw-block")
+	if code != 1 || !strings.Contains(errOut, "letters, digits and underscores") {
+		t.Errorf("a bad list name: exit %d; stderr:\n%s", code, errOut)
+	}
+	code, _, errOut = runCF(t, "cloudflare", "connect", "--zone", testZone, "--block-list", "rw_block", "--block-action", "drop")
+	if code != 1 || !strings.Contains(errOut, "want block or managed_challenge") {
+		t.Errorf("a bad action: exit %d; stderr:\n%s", code, errOut)
+	}
+}
+
+func TestCloudflareStatusBlockList(t *testing.T) {
+	f := newFakeCloudflare(t)
+	cfEnv(t, f)
+	t.Setenv("CLOUDFLARE_ACCOUNT_ID", cftest.Account)
+	f.AddList("rw_block", "ip", "203.0.113.7", "2001:db8:1:2::/64")
+	code, out, errOut := runCF(t, "cloudflare", "status", "--zone", testZone, "--block-list", "rw_block")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	for _, w := range []string{
+		"Block list rw_block (account " + cftest.Account + "): 2 addresses.",
+		"No WAF custom rule on zone " + testZone + " applies the list",
+		"raywatch cloudflare connect --zone " + testZone + " --block-list rw_block --block-action block",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	f.AddCustomRule(map[string]any{"action": "managed_challenge", "expression": "ip.src in $rw_block", "ref": "raywatch_block_rw_block", "enabled": true})
+	t.Setenv("RAYWATCH_BLOCK_LIST", "rw_block")
+	code, out, _ = runCF(t, "cloudflare", "status")
+	if w := "on zone example.com: managed_challenge when ip.src in $rw_block (enabled)."; code != 0 || !strings.Contains(out, w) {
+		t.Errorf("exit %d; output lacks %q:\n%s", code, w, out)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloudflare/cloudflare-go/v6/option"
 	"github.com/cloudflare/cloudflare-go/v6/rulesets"
+	"github.com/cloudflare/cloudflare-go/v6/zones"
 )
 
 // Actions a block list's WAF custom rule may take.
@@ -238,4 +239,69 @@ func (c *Client) addBlockRule(ctx context.Context, zone, rsID, list string, plan
 	}
 	fmt.Fprintf(out, "created WAF custom rule %s on zone %s: %s when %s.\n", id, zone, plan.Action, plan.Expression)
 	return nil
+}
+
+// BlockStatus is the state of a block list on Cloudflare, for `raywatch
+// cloudflare status`.
+type BlockStatus struct {
+	// Account is the account looked in; List is the list when Exists.
+	Account string
+	List    IPList
+	Exists  bool
+	// Rules are the zones' WAF custom rules of the list; Without names
+	// the zones that have none.
+	Rules   []BlockRule
+	Without []string
+}
+
+// BlockListStatus reads the list named list in account (or, when
+// account is "", in the account of zone or of the first zone the
+// credentials read) and the rule of the list on zone (every zone the
+// credentials read when zone is "").
+func (c *Client) BlockListStatus(ctx context.Context, account, zone, list string) (BlockStatus, error) {
+	type zoneRef struct{ id, name, account string }
+	var zs []zoneRef
+	if zone != "" {
+		zs = []zoneRef{{id: zone, name: zone}}
+	} else {
+		var p zones.ZoneListParams
+		p.PerPage.Value, p.PerPage.Present = 50, true
+		it := c.zones.ListAutoPaging(ctx, p)
+		for it.Next() {
+			z := it.Current()
+			zs = append(zs, zoneRef{z.ID, z.Name, z.Account.ID})
+		}
+		if err := it.Err(); err != nil {
+			return BlockStatus{}, explainWith("list the zones", err, hintWAFAuth)
+		}
+	}
+	st := BlockStatus{Account: account}
+	var err error
+	switch {
+	case st.Account != "":
+	case zone != "":
+		if st.Account, err = c.ZoneAccount(ctx, zone); err != nil {
+			return BlockStatus{}, err
+		}
+	case len(zs) > 0:
+		st.Account = zs[0].account
+	default:
+		return BlockStatus{}, errors.New("no zone to find the account of the list: set CLOUDFLARE_ACCOUNT_ID or give --zone")
+	}
+	if st.List, st.Exists, err = c.FindIPList(ctx, st.Account, list); err != nil {
+		return BlockStatus{}, err
+	}
+	for _, z := range zs {
+		r, ok, err := c.FindBlockRule(ctx, z.id, list)
+		if err != nil {
+			return BlockStatus{}, err
+		}
+		if !ok {
+			st.Without = append(st.Without, z.name)
+			continue
+		}
+		r.Zone = z.name
+		st.Rules = append(st.Rules, r)
+	}
+	return st, nil
 }
