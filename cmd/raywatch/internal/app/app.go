@@ -52,6 +52,7 @@ type App struct {
 	worker *pipeline.SpoolWorker
 	jobs   *cloudflare.Poller // nil without Cloudflare credentials
 	cov    *coverage.Tracker
+	edge   *edge // nil without --block-list
 	seen   *intakeActivity
 	probs  *ruleProblems
 
@@ -96,8 +97,13 @@ func (a *App) open(opts Options) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data folder: %w", err)
 	}
+	outputs, filter, err := a.outbox(nil, nil)
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, "alerts.db"), store.Options{
 		Timeout: storeLockTimeout, GroupWindow: cfg.GroupWindow, MaxAge: cfg.RetentionAge, MaxAlerts: cfg.RetentionCount,
+		Outputs: outputs, OutboxFilter: filter,
 	})
 	if err != nil {
 		return err
@@ -125,6 +131,9 @@ func (a *App) open(opts Options) error {
 		}
 	}
 	if err := a.openRules(); err != nil {
+		return err
+	}
+	if err := a.openBlock(); err != nil {
 		return err
 	}
 	a.wire()
@@ -217,6 +226,7 @@ func (a *App) newServer() error {
 		RuleCoverage: func(context.Context) map[string][]web.RuleCoverage { return ruleCoverage(a.eng, a.cov) },
 		RuleErrors:   a.probs.get,
 		Overview:     newOverviewCache(a.st).get,
+		Blocks:       a.blocksAPI(),
 	})
 	if err != nil {
 		return err
@@ -339,6 +349,7 @@ func (a *App) startSide(ctx context.Context, side *sync.WaitGroup) {
 	if a.jobs != nil {
 		side.Go(func() { a.jobs.Run(ctx) })
 	}
+	a.startBlock(ctx, side)
 }
 
 // logListening says where raywatch listens, once it is ready.

@@ -1,0 +1,164 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/block"
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/cloudflare"
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/notify"
+	"github.com/raywatch/raywatch/rules/alert"
+	"github.com/raywatch/raywatch/store"
+	"github.com/raywatch/raywatch/web"
+)
+
+// edge is the edge response (--block-list): the block list and the
+// dispatcher that runs it as an output of the outbox.
+type edge struct {
+	blk  *block.Blocker
+	disp *notify.Dispatcher
+}
+
+// outbox returns the store's Options.Outputs and OutboxFilter: the
+// notification outputs (outputs, filter; nil for none) and, with
+// --block-list, the block list's queue.
+func (a *App) outbox(outputs []string, filter func(string, *alert.Alert) bool) ([]string, func(string, *alert.Alert) bool, error) {
+	b := &a.cfg.Block
+	if !b.enabled() {
+		return outputs, filter, nil
+	}
+	o, err := b.options(a.cfg.Cloudflare.Zone)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.outboxOutputs(outputs), b.outboxFilter(o, filter), nil
+}
+
+// openBlock builds the block list over the store (nothing without
+// --block-list). The list is found or created on Cloudflare at its first
+// change, not here: serve starts even when Cloudflare does not answer.
+func (a *App) openBlock() error {
+	cfg := &a.cfg
+	if !cfg.Block.enabled() {
+		return nil
+	}
+	o, err := cfg.Block.options(cfg.Cloudflare.Zone)
+	if err != nil {
+		return err
+	}
+	o.Logger = a.log
+	var cf block.Lists
+	if cfg.Cloudflare.Credentials.Set() && !o.DryRun {
+		c, err := cloudflare.NewClient(cfg.Cloudflare.Credentials, &cloudflare.Redactor{})
+		if err != nil {
+			return err
+		}
+		cf = c
+	}
+	blk, err := block.New(o, a.st, cf)
+	if err != nil {
+		return err
+	}
+	// Its own dispatcher until the notification outputs share theirs
+	// (append blk to their notify.Options.Extra instead).
+	disp, err := notify.New(notify.Options{Extra: []notify.Output{blk}, Logger: a.log}, a.st.Outbox(), a.st)
+	if err != nil {
+		return err
+	}
+	a.edge = &edge{blk: blk, disp: disp}
+	a.warnBlockRules(o)
+	a.log.Info("edge response on: alerts' source addresses go to a Cloudflare IP list", "component", "block",
+		"list", o.List, "dry_run", o.DryRun, "min_level", blk.MinLevel(), "rules", len(o.Rules), "ttl", cfg.Block.TTL, "max", cfg.Block.Max)
+	return nil
+}
+
+// warnBlockRules logs the --block-rules ids that no loaded rule has.
+func (a *App) warnBlockRules(o block.Options) {
+	have := map[string]bool{}
+	for _, r := range a.eng.Rules() {
+		have[r.ID] = true
+	}
+	var unknown []string
+	for _, id := range o.Rules {
+		if id != block.AllRules && !have[id] {
+			unknown = append(unknown, id)
+		}
+	}
+	if len(unknown) > 0 {
+		a.log.Warn("--block-rules names rules that are not loaded", "component", "block", "rules", strings.Join(unknown, ","))
+	}
+}
+
+// startBlock runs the block list's expiry and its dispatcher until ctx
+// ends.
+func (a *App) startBlock(ctx context.Context, side *sync.WaitGroup) {
+	if a.edge == nil {
+		return
+	}
+	side.Go(func() { a.edge.blk.Run(ctx) })
+	side.Go(func() { a.edge.disp.Run(ctx) })
+}
+
+// blocksAPI is the block list for the web server; nil without one.
+func (a *App) blocksAPI() web.Blocks {
+	if a.edge == nil {
+		return nil
+	}
+	return blocksAdapter{a.edge.blk}
+}
+
+// blocksAdapter serves the block list to the web server, which declares
+// its own types.
+type blocksAdapter struct{ b *block.Blocker }
+
+func (x blocksAdapter) Report(ctx context.Context, ip string, limit int) (web.BlocksReport, error) {
+	r, err := x.b.Report(ctx, ip, limit)
+	if err != nil {
+		return web.BlocksReport{}, webBlockErr(err)
+	}
+	out := web.BlocksReport{
+		List: r.List, DryRun: r.DryRun, MinLevel: r.MinLevel, Rules: r.Rules, TTLSeconds: r.TTLSeconds, Max: r.Max,
+		Listed: r.Listed, Full: r.Full, Evicted: r.Evicted, LastEvicted: r.LastEvicted, LastError: r.LastError, LastErrorAt: r.LastErrorAt,
+		Entries: make([]web.BlockEntry, len(r.Entries)), Holds: make([]web.BlockHold, len(r.Holds)), Audit: make([]web.BlockAudit, len(r.Audit)),
+	}
+	for i, e := range r.Entries {
+		out.Entries[i] = webBlockEntry(e)
+	}
+	for i, h := range r.Holds {
+		out.Holds[i] = web.BlockHold{Address: h.Address, Until: h.Until, Who: h.Who}
+	}
+	for i, e := range r.Audit {
+		out.Audit[i] = web.BlockAudit{Seq: e.Seq, At: e.At, Action: e.Action, Address: e.Address, Who: e.Who,
+			Rule: e.Rule, Alert: e.Alert, Reason: e.Reason, Until: e.Until, DryRun: e.DryRun}
+	}
+	return out, nil
+}
+
+func (x blocksAdapter) Block(ctx context.Context, r web.BlockRequest, who string) (web.BlockEntry, error) {
+	e, err := x.b.Block(ctx, block.Request{IP: r.IP, Reason: strings.TrimSpace(r.Reason), Alert: r.Alert}, who)
+	return webBlockEntry(e), webBlockErr(err)
+}
+
+func (x blocksAdapter) Unblock(ctx context.Context, ip, reason, who string) (web.BlockEntry, error) {
+	e, err := x.b.Unblock(ctx, ip, reason, who)
+	return webBlockEntry(e), webBlockErr(err)
+}
+
+func webBlockEntry(e store.BlockEntry) web.BlockEntry {
+	return web.BlockEntry{Address: e.Address, Listed: e.Listed, Until: e.Until, Who: e.Who, Rule: e.Rule,
+		Alert: e.Alert, Reason: e.Reason, Comment: e.Comment, DryRun: e.DryRun}
+}
+
+// webBlockErr turns the block list's errors into web's.
+func webBlockErr(err error) error {
+	switch {
+	case errors.Is(err, block.ErrRefused):
+		return fmt.Errorf("%w: %s", web.ErrBadRequest, strings.TrimPrefix(err.Error(), block.ErrRefused.Error()+": "))
+	case errors.Is(err, block.ErrNotListed):
+		return fmt.Errorf("%w: %v", web.ErrNotFound, err)
+	}
+	return err
+}
