@@ -81,6 +81,7 @@ func TestBlocksAPI(t *testing.T) {
 		{method: "POST", path: "/api/v1/blocks", body: `{"ip":"203.0.113.9","alert":"<script>"}`, status: 400, answer: "alert must be an alert id"},
 		{method: "POST", path: "/api/v1/blocks", body: `{"ip":"203.0.113.9","reason":"a\u0007b"}`, status: 400, answer: "control characters"},
 		{method: "DELETE", path: "/api/v1/blocks/2001:db8:1:2::/64", status: 200, call: `unblock 2001:db8:1:2::/64 "" by "api"`},
+		{method: "DELETE", path: "/api/v1/blocks/2001%3Adb8%3A1%3A2%3A%3A%2F64", status: 200, call: `unblock 2001:db8:1:2::/64 "" by "api"`},
 		{method: "DELETE", path: "/api/v1/blocks/203.0.113.9", body: `{"reason":"false positive"}`, status: 200, call: `unblock 203.0.113.9 "false positive" by "api"`},
 		{method: "POST", path: "/api/v1/blocks", body: `{"ip":"203.0.113.9"}`, status: 403, answer: "cross-origin"},
 	} {
