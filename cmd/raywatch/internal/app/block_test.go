@@ -109,6 +109,17 @@ func TestAppEdgeBlock(t *testing.T) {
 	if len(rep.Entries) != 1 || rep.Entries[0].Address != "203.0.113.66" || !strings.HasPrefix(rep.Entries[0].Who, "rule:") {
 		t.Errorf("entries = %+v", rep.Entries)
 	}
+	// Another rule's alert from the same address extends its time.
+	loki := traffic.Render(nil, traffic.Request{IP: "203.0.113.66", Method: "POST", Host: "shop.example.com", URI: "/fre.php",
+		UA: "Mozilla/4.08 (Charon; Inferno)", Status: 404, Time: now, RayID: "edge0000000009"})
+	post(t, base, "/plain/batch", append(loki, '\n'), "X-SEKOIAIO-INTAKE-KEY", cfg.IntakeKeys["default"])
+	poll(t, func() bool {
+		rep = web.BlocksReport{}
+		return getJSON(t, base+"/api/v1/blocks", &rep) && len(rep.Audit) == 2
+	}, "the extension in the audit trail")
+	if rep.Audit[0].Action != "extend" || rep.Audit[0].Address != "203.0.113.66" {
+		t.Errorf("last audit record = %+v; want the extension of 203.0.113.66", rep.Audit[0])
+	}
 	post(t, base, "/api/v1/blocks", []byte(`{"ip":"198.51.100.23","reason":"scanner seen in the origin logs","by":"alice"}`))
 	req, _ := http.NewRequest("DELETE", base+"/api/v1/blocks/203.0.113.66", strings.NewReader(`{"reason":"a customer's NAT"}`))
 	resp, err := http.DefaultClient.Do(req)
@@ -131,7 +142,7 @@ func TestAppEdgeBlock(t *testing.T) {
 		fmt.Fprintf(&trail, "%s %-7s %-15s %-22s reason=%q%s\n", r.At.Format(time.RFC3339), r.Action, r.Address, r.Who, r.Reason, until)
 	}
 	t.Logf("audit trail:\n%s", trail.String())
-	for _, w := range []string{"block   203.0.113.66    rule:", "block   198.51.100.23   alice via anonymous", "unblock 203.0.113.66    anonymous"} {
+	for _, w := range []string{"block   203.0.113.66    rule:", "extend  203.0.113.66    rule:", "block   198.51.100.23   alice via anonymous", "unblock 203.0.113.66    anonymous"} {
 		if !strings.Contains(trail.String(), w) {
 			t.Errorf("audit trail lacks %q", w)
 		}
