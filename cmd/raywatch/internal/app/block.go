@@ -52,11 +52,12 @@ func (a *App) openBlock() error {
 	o.Logger = a.log
 	var cf block.Lists
 	if cfg.Cloudflare.Credentials.Set() && !o.DryRun {
-		c, err := cloudflare.NewClient(cfg.Cloudflare.Credentials, &cloudflare.Redactor{})
+		red := &cloudflare.Redactor{}
+		c, err := cloudflare.NewClient(cfg.Cloudflare.Credentials, red)
 		if err != nil {
 			return err
 		}
-		cf = c
+		cf = redactedLists{c: c, red: red}
 	}
 	blk, err := block.New(o, a.st, cf)
 	if err != nil {
@@ -73,6 +74,41 @@ func (a *App) openBlock() error {
 	a.log.Info("edge response on: alerts' source addresses go to a Cloudflare IP list", "component", "block",
 		"list", o.List, "dry_run", o.DryRun, "min_level", blk.MinLevel(), "rules", len(o.Rules), "ttl", cfg.Block.TTL, "max", cfg.Block.Max)
 	return nil
+}
+
+// redactedLists is Cloudflare's Lists API with the credentials masked in
+// its errors, which the block list logs and the API shows.
+type redactedLists struct {
+	c   *cloudflare.Client
+	red *cloudflare.Redactor
+}
+
+func (r redactedLists) ZoneAccount(ctx context.Context, zone string) (string, error) {
+	a, err := r.c.ZoneAccount(ctx, zone)
+	return a, cloudflare.Redact(err, r.red)
+}
+
+func (r redactedLists) FindIPList(ctx context.Context, account, name string) (cloudflare.IPList, bool, error) {
+	l, ok, err := r.c.FindIPList(ctx, account, name)
+	return l, ok, cloudflare.Redact(err, r.red)
+}
+
+func (r redactedLists) CreateIPList(ctx context.Context, account, name, description string) (cloudflare.IPList, error) {
+	l, err := r.c.CreateIPList(ctx, account, name, description)
+	return l, cloudflare.Redact(err, r.red)
+}
+
+func (r redactedLists) ListItems(ctx context.Context, l cloudflare.IPList) ([]cloudflare.ListItem, error) {
+	items, err := r.c.ListItems(ctx, l)
+	return items, cloudflare.Redact(err, r.red)
+}
+
+func (r redactedLists) AddListItems(ctx context.Context, l cloudflare.IPList, items []cloudflare.ListItem) error {
+	return cloudflare.Redact(r.c.AddListItems(ctx, l, items), r.red)
+}
+
+func (r redactedLists) DeleteListItems(ctx context.Context, l cloudflare.IPList, ids []string) error {
+	return cloudflare.Redact(r.c.DeleteListItems(ctx, l, ids), r.red)
 }
 
 // warnBlockRules logs the --block-rules ids that no loaded rule has.
