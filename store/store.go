@@ -50,7 +50,10 @@ var (
 	bucketBudget = []byte("budget")
 	// bucketOutbox: delivery jobs of the notification outputs (outbox.go).
 	bucketOutbox = []byte("outbox")
-	allBuckets   = [][]byte{bucketAlerts, bucketByRule, bucketByStatus, bucketSeen, bucketBatches, bucketRejects, bucketRules, bucketMeta, bucketExceptions, bucketBudget, bucketOutbox}
+	// bucketBlocks: the edge block list's entries, holds and audit trail
+	// (blocks.go).
+	bucketBlocks = []byte("blocks")
+	allBuckets   = [][]byte{bucketAlerts, bucketByRule, bucketByStatus, bucketSeen, bucketBatches, bucketRejects, bucketRules, bucketMeta, bucketExceptions, bucketBudget, bucketOutbox, bucketBlocks}
 
 	metaAlerts = []byte("alerts") // number of alerts, uint64 big endian
 )

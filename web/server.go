@@ -217,6 +217,9 @@ type Options struct {
 	// WebsocketWriteTimeout drops a websocket client that does not take a
 	// message within it; 0 means 10 seconds.
 	WebsocketWriteTimeout time.Duration
+	// Blocks, if set, serves the edge block list: GET and POST
+	// /api/v1/blocks, DELETE /api/v1/blocks/{ip}.
+	Blocks Blocks
 }
 
 // Server is raywatch's HTTP handler.
@@ -333,6 +336,11 @@ func New(opts Options) (*Server, error) {
 	}
 	if rep := opts.Reports.Outputs; rep != nil {
 		s.mux.HandleFunc("GET /api/v1/outputs", s.requireAuth(handleReport(s, "outputs", rep)))
+	}
+	if opts.Blocks != nil {
+		s.mux.HandleFunc("GET /api/v1/blocks", s.requireAuth(s.handleBlocks))
+		s.mux.HandleFunc("POST /api/v1/blocks", s.requireAuth(s.handleBlock))
+		s.mux.HandleFunc("DELETE /api/v1/blocks/{ip...}", s.requireAuth(s.handleUnblock))
 	}
 	s.mux.HandleFunc("GET /api/", s.requireAuth(s.handleNoAPI))
 	s.mux.HandleFunc("GET /ws", s.requireAuth(s.handleWS))

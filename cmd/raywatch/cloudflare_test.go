@@ -3,111 +3,46 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/app"
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/cloudflare/cftest"
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/command"
 )
 
 const (
-	testZone   = "023e105f4ecef8ad9ca31a8372d0c353"
-	testToken  = "tok-Y2xvdWRmbGFyZS10b2tlbi1zZWNyZXQ"
-	testEmail  = "admin@example.com"
-	testAPIKey = "c2547eb745079dac9320b638f5e225cf483cc5cfdda41"
+	testZone   = cftest.Zone
+	testToken  = cftest.Token
+	testEmail  = cftest.Email
+	testAPIKey = cftest.APIKey
 	// testIntakeKey has characters that URL-encoding changes, to check
 	// that destination_conf encodes it and that no form of it leaks.
 	testIntakeKey = "k3y+with/special=chars&more"
 )
 
-// fakeCloudflare implements the few endpoints of Cloudflare's v4 API that
-// raywatch cloudflare uses, with the envelope and shapes of Cloudflare's
-// API documentation.
-type fakeCloudflare struct {
-	t   *testing.T
-	srv *httptest.Server
+// fakeCloudflare is the fake of Cloudflare's API (package cftest).
+type fakeCloudflare = cftest.Server
 
-	mu     sync.Mutex
-	fields map[string]string           // dataset fields offered
-	jobs   map[int64]map[string]any    // jobs by id, as the API returns them
-	zones  []map[string]any            // for GET /zones
-	nextID int64                       //
-	calls  map[string]int              // "METHOD pattern" → count
-	bodies map[string][]map[string]any // request bodies by "METHOD pattern"
-	// validate is the result of destination validation; nil means valid.
-	validate map[string]any
-	// failStatus, when set, answers the requests of failPattern (every
-	// request when empty) with this status and error.
-	failPattern string
-	failStatus  int
-	failCode    int
-	failMsg     string
-}
+func newFakeCloudflare(t *testing.T) *fakeCloudflare { return cftest.New(t) }
 
-func newFakeCloudflare(t *testing.T) *fakeCloudflare {
-	t.Helper()
-	f := &fakeCloudflare{
-		t:      t,
-		fields: map[string]string{},
-		jobs:   map[int64]map[string]any{},
-		nextID: 100,
-		calls:  map[string]int{},
-		bodies: map[string][]map[string]any{},
-		zones:  []map[string]any{{"id": testZone, "name": "example.com", "status": "active"}},
-	}
-	// http_requests as a zone without Bot Management offers it: no JA3Hash.
-	for _, name := range []string{
-		"BotScore", "CacheCacheStatus", "ClientASN", "ClientCountry", "ClientDeviceType", "ClientIP",
-		"ClientRequestBytes", "ClientRequestHost", "ClientRequestMethod", "ClientRequestPath",
-		"ClientRequestProtocol", "ClientRequestReferer", "ClientRequestScheme", "ClientRequestURI",
-		"ClientRequestUserAgent", "ClientSSLCipher", "ClientSSLProtocol", "ClientSrcPort",
-		"EdgeEndTimestamp", "EdgeResponseBytes", "EdgeResponseStatus", "EdgeStartTimestamp",
-		"RayID", "SecurityAction", "WAFAttackScore", "ZoneName",
-	} {
-		f.fields[name] = "Description of " + name
-	}
-	mux := http.NewServeMux()
-	for pattern, h := range map[string]http.HandlerFunc{
-		"GET /client/v4/zones": f.listZones,
-		"GET /client/v4/zones/{zone}/logpush/datasets/{dataset}/fields": f.datasetFields,
-		"POST /client/v4/zones/{zone}/logpush/validate/destination":     f.validateDestination,
-		"GET /client/v4/zones/{zone}/logpush/jobs":                      f.listJobs,
-		"POST /client/v4/zones/{zone}/logpush/jobs":                     f.createJob,
-		"PUT /client/v4/zones/{zone}/logpush/jobs/{id}":                 f.updateJob,
-	} {
-		mux.HandleFunc(pattern, f.wrap(pattern, h))
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		t.Errorf("fake Cloudflare: unexpected %s %s", r.Method, r.URL.Path)
-		f.reply(w, http.StatusBadRequest, nil, 7000, "No route for that URI")
-	})
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-// env points raywatch at the fake with an API token and an intake key.
-func (f *fakeCloudflare) env(t *testing.T) {
+// cfEnv points raywatch at the fake f with an API token and an intake key.
+func cfEnv(t *testing.T, f *fakeCloudflare) {
 	t.Helper()
 	for k, v := range map[string]string{
-		"RAYWATCH_CLOUDFLARE_API_URL": f.srv.URL + "/client/v4",
+		"RAYWATCH_CLOUDFLARE_API_URL": f.URL(),
 		"CLOUDFLARE_API_TOKEN":        testToken,
 		"CLOUDFLARE_EMAIL":            "",
 		"CLOUDFLARE_API_KEY":          "",
 		"CLOUDFLARE_BASE_URL":         "",
+		"CLOUDFLARE_ACCOUNT_ID":       "",
 		"RAYWATCH_INTAKE_KEY":         testIntakeKey,
 		"RAYWATCH_INTAKE_KEYS":        "",
 		"RAYWATCH_INTAKE_KEYS_FILE":   "",
@@ -118,173 +53,11 @@ func (f *fakeCloudflare) env(t *testing.T) {
 	}
 }
 
-func (f *fakeCloudflare) wrap(pattern string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		var body map[string]any
-		if r.Body != nil && r.Method != http.MethodGet {
-			if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-				f.t.Errorf("fake Cloudflare: %s: body is not a JSON object: %v", pattern, err)
-			}
-		}
-		f.mu.Lock()
-		f.calls[pattern]++
-		f.bodies[pattern] = append(f.bodies[pattern], body)
-		failStatus, failCode, failMsg := f.failStatus, f.failCode, f.failMsg
-		if f.failPattern != "" && f.failPattern != pattern {
-			failStatus = 0
-		}
-		f.mu.Unlock()
-
-		auth := r.Header.Get("Authorization") == "Bearer "+testToken ||
-			(r.Header.Get("X-Auth-Email") == testEmail && r.Header.Get("X-Auth-Key") == testAPIKey)
-		switch {
-		case !auth:
-			f.reply(w, http.StatusBadRequest, nil, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
-		case r.PathValue("zone") != "" && r.PathValue("zone") != testZone:
-			f.reply(w, http.StatusBadRequest, nil, 7003, "Could not route to /zones/"+r.PathValue("zone")+"/logpush/jobs, perhaps your object identifier is invalid?")
-		case failStatus != 0:
-			f.reply(w, failStatus, nil, failCode, failMsg)
-		default:
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			r.Body = nil
-			ctx := context.WithValue(r.Context(), fakeBodyKey{}, body)
-			h(w, r.WithContext(ctx))
-		}
-	}
-}
-
-type fakeBodyKey struct{}
-
-// reply writes Cloudflare's envelope. A code makes it an error answer.
-func (f *fakeCloudflare) reply(w http.ResponseWriter, status int, result any, code int, msg string) {
-	env := map[string]any{"success": code == 0, "errors": []any{}, "messages": []any{}, "result": result}
-	if code != 0 {
-		env["errors"] = []any{map[string]any{"code": code, "message": msg}}
-		env["result"] = nil
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(env)
-}
-
-func (f *fakeCloudflare) listZones(w http.ResponseWriter, r *http.Request) {
-	var result []map[string]any
-	if p := r.URL.Query().Get("page"); p == "" || p == "1" {
-		result = f.zones
-	}
-	env := map[string]any{
-		"success": true, "errors": []any{}, "messages": []any{}, "result": result,
-		"result_info": map[string]any{"page": 1, "per_page": 50, "count": len(result), "total_count": len(f.zones)},
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(env)
-}
-
-func (f *fakeCloudflare) datasetFields(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("dataset") != "http_requests" {
-		f.reply(w, http.StatusBadRequest, nil, 1000, "invalid dataset")
-		return
-	}
-	f.reply(w, http.StatusOK, f.fields, 0, "")
-}
-
-func (f *fakeCloudflare) validateDestination(w http.ResponseWriter, r *http.Request) {
-	body := r.Context().Value(fakeBodyKey{}).(map[string]any)
-	if _, ok := body["destination_conf"].(string); !ok {
-		f.reply(w, http.StatusBadRequest, nil, 1001, "destination_conf is required")
-		return
-	}
-	if f.validate != nil {
-		f.reply(w, http.StatusOK, f.validate, 0, "")
-		return
-	}
-	f.reply(w, http.StatusOK, map[string]any{"valid": true, "message": ""}, 0, "")
-}
-
-func (f *fakeCloudflare) listJobs(w http.ResponseWriter, r *http.Request) {
-	ids := slices.Sorted(maps.Keys(f.jobs))
-	list := make([]any, 0, len(ids))
-	for _, id := range ids {
-		list = append(list, f.jobs[id])
-	}
-	f.reply(w, http.StatusOK, list, 0, "")
-}
-
-// withDefaults fills a job's output_options as Cloudflare's API returns
-// them.
-func withDefaults(o map[string]any) map[string]any {
-	out := map[string]any{
-		"output_type": "ndjson", "record_prefix": "{", "record_suffix": "}\n", "field_delimiter": ",",
-		"sample_rate": 1.0, "CVE-2021-44228": false, "timestamp_format": "unixnano",
-	}
-	maps.Copy(out, o)
-	return out
-}
-
-func (f *fakeCloudflare) createJob(w http.ResponseWriter, r *http.Request) {
-	body := r.Context().Value(fakeBodyKey{}).(map[string]any)
-	f.nextID++
-	job := map[string]any{
-		"id": f.nextID, "dataset": nil, "enabled": false, "name": nil, "kind": "", "frequency": "high",
-		"error_message": nil, "last_complete": nil, "last_error": nil, "logpull_options": nil,
-		"max_upload_bytes": 0, "max_upload_records": 0, "max_upload_interval_seconds": 0,
-	}
-	maps.Copy(job, body)
-	if o, ok := body["output_options"].(map[string]any); ok {
-		job["output_options"] = withDefaults(o)
-	}
-	f.jobs[f.nextID] = job
-	f.reply(w, http.StatusOK, job, 0, "")
-}
-
-func (f *fakeCloudflare) updateJob(w http.ResponseWriter, r *http.Request) {
-	body := r.Context().Value(fakeBodyKey{}).(map[string]any)
-	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	job, ok := f.jobs[id]
-	if !ok {
-		f.reply(w, http.StatusNotFound, nil, 1003, "job not found")
-		return
-	}
-	maps.Copy(job, body)
-	if o, ok := body["output_options"].(map[string]any); ok {
-		job["output_options"] = withDefaults(o)
-	}
-	f.reply(w, http.StatusOK, job, 0, "")
-}
-
-// addJob seeds a job as the API would list it.
-func (f *fakeCloudflare) addJob(job map[string]any) int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.nextID++
-	job["id"] = f.nextID
-	f.jobs[f.nextID] = job
-	return f.nextID
-}
-
-func (f *fakeCloudflare) count(pattern string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[pattern]
-}
-
-func (f *fakeCloudflare) lastBody(pattern string) map[string]any {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	b := f.bodies[pattern]
-	if len(b) == 0 {
-		f.t.Fatalf("no %s request", pattern)
-	}
-	return b[len(b)-1]
-}
-
 const (
-	pCreate   = "POST /client/v4/zones/{zone}/logpush/jobs"
-	pUpdate   = "PUT /client/v4/zones/{zone}/logpush/jobs/{id}"
-	pValidate = "POST /client/v4/zones/{zone}/logpush/validate/destination"
-	pFields   = "GET /client/v4/zones/{zone}/logpush/datasets/{dataset}/fields"
-	pList     = "GET /client/v4/zones/{zone}/logpush/jobs"
+	pCreate   = cftest.PCreateJob
+	pUpdate   = cftest.PUpdateJob
+	pValidate = cftest.PValidate
+	pFields   = cftest.PFields
 )
 
 // runCF runs raywatch with args and returns the exit code and outputs,
@@ -320,7 +93,7 @@ var wantFields = []string{
 
 func TestCloudflareFields(t *testing.T) {
 	f := newFakeCloudflare(t)
-	f.env(t)
+	cfEnv(t, f)
 	code, out, errOut := runCF(t, "cloudflare", "fields", "--zone", testZone)
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
@@ -368,19 +141,19 @@ func TestCloudflareFields(t *testing.T) {
 
 func TestCloudflareConnectCreatesThenChangesNothing(t *testing.T) {
 	f := newFakeCloudflare(t)
-	f.env(t)
+	cfEnv(t, f)
 	args := []string{"cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443"}
 	code, out, errOut := runCF(t, args...)
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
 	}
-	if f.count(pCreate) != 1 || f.count(pUpdate) != 0 {
-		t.Fatalf("creates = %d, updates = %d; want 1, 0", f.count(pCreate), f.count(pUpdate))
+	if f.Count(pCreate) != 1 || f.Count(pUpdate) != 0 {
+		t.Fatalf("creates = %d, updates = %d; want 1, 0", f.Count(pCreate), f.Count(pUpdate))
 	}
-	if v := f.lastBody(pValidate); v["destination_conf"] != wantDest {
+	if v := f.LastBody(pValidate); v["destination_conf"] != wantDest {
 		t.Errorf("validated destination_conf = %v; want %s", v["destination_conf"], wantDest)
 	}
-	body := f.lastBody(pCreate)
+	body := f.LastBody(pCreate)
 	opts, _ := body["output_options"].(map[string]any)
 	var gotFields []string
 	for _, v := range opts["field_names"].([]any) {
@@ -415,8 +188,8 @@ func TestCloudflareConnectCreatesThenChangesNothing(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("second run: exit %d; stderr:\n%s", code, errOut)
 	}
-	if f.count(pCreate) != 1 || f.count(pUpdate) != 0 {
-		t.Errorf("after the second run: creates = %d, updates = %d; want 1, 0", f.count(pCreate), f.count(pUpdate))
+	if f.Count(pCreate) != 1 || f.Count(pUpdate) != 0 {
+		t.Errorf("after the second run: creates = %d, updates = %d; want 1, 0", f.Count(pCreate), f.Count(pUpdate))
 	}
 	if w := `Logpush job 101 "raywatch-default-http-requests" is up to date; nothing changed.`; !strings.Contains(out, w) {
 		t.Errorf("second run output lacks %q:\n%s", w, out)
@@ -425,15 +198,15 @@ func TestCloudflareConnectCreatesThenChangesNothing(t *testing.T) {
 
 func TestCloudflareConnectUpdatesJob(t *testing.T) {
 	f := newFakeCloudflare(t)
-	f.env(t)
+	cfEnv(t, f)
 	// The seed document's job: no user-agent, rfc3339 timestamps, default
 	// limits, disabled after failures, and a sample rate the user chose.
-	id := f.addJob(map[string]any{
+	id := f.AddJob(map[string]any{
 		"name": "raywatch-default-http-requests", "dataset": "http_requests", "enabled": false,
 		"destination_conf": wantDest, "kind": "", "frequency": "high",
 		"max_upload_bytes": 0, "max_upload_records": 0, "max_upload_interval_seconds": 0,
 		"last_complete": "2026-11-20T10:00:00Z", "last_error": "2026-11-21T10:00:00Z", "error_message": "timeout",
-		"output_options": withDefaults(map[string]any{
+		"output_options": cftest.WithDefaults(map[string]any{
 			"field_names":      []any{"ClientIP", "ClientRequestHost", "ClientRequestMethod", "ClientRequestURI", "EdgeEndTimestamp", "EdgeResponseBytes", "EdgeResponseStatus", "EdgeStartTimestamp", "RayID"},
 			"timestamp_format": "rfc3339",
 			"sample_rate":      0.5,
@@ -443,8 +216,8 @@ func TestCloudflareConnectUpdatesJob(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
 	}
-	if f.count(pCreate) != 0 || f.count(pUpdate) != 1 {
-		t.Fatalf("creates = %d, updates = %d; want 0, 1", f.count(pCreate), f.count(pUpdate))
+	if f.Count(pCreate) != 0 || f.Count(pUpdate) != 1 {
+		t.Fatalf("creates = %d, updates = %d; want 0, 1", f.Count(pCreate), f.Count(pUpdate))
 	}
 	want := fmt.Sprintf(`updated Logpush job %d "raywatch-default-http-requests": enabled (was disabled); `+
 		`field_names +ClientASN +ClientCountry +ClientRequestPath +ClientRequestProtocol +ClientRequestReferer +ClientRequestScheme +ClientRequestUserAgent +ClientSrcPort +ZoneName; `+
@@ -452,27 +225,27 @@ func TestCloudflareConnectUpdatesJob(t *testing.T) {
 	if !strings.Contains(out, want) {
 		t.Errorf("output lacks\n%s\n:\n%s", want, out)
 	}
-	body := f.lastBody(pUpdate)
+	body := f.LastBody(pUpdate)
 	opts := body["output_options"].(map[string]any)
 	if opts["sample_rate"] != 0.5 || opts["timestamp_format"] != "unixnano" || body["enabled"] != true {
 		t.Errorf("update body = %v; want sample_rate kept at 0.5, unixnano, enabled", body)
 	}
 	// And now the job is what connect makes.
 	code, out, _ = runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443")
-	if code != 0 || f.count(pUpdate) != 1 || !strings.Contains(out, "is up to date") {
-		t.Errorf("second run: exit %d, updates %d, output:\n%s", code, f.count(pUpdate), out)
+	if code != 0 || f.Count(pUpdate) != 1 || !strings.Contains(out, "is up to date") {
+		t.Errorf("second run: exit %d, updates %d, output:\n%s", code, f.Count(pUpdate), out)
 	}
 }
 
 func TestCloudflareConnectDryRun(t *testing.T) {
 	f := newFakeCloudflare(t)
-	f.env(t)
+	cfEnv(t, f)
 	code, out, errOut := runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443", "--dry-run")
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
 	}
-	if f.count(pCreate)+f.count(pUpdate) != 0 {
-		t.Errorf("dry run wrote: creates = %d, updates = %d", f.count(pCreate), f.count(pUpdate))
+	if f.Count(pCreate)+f.Count(pUpdate) != 0 {
+		t.Errorf("dry run wrote: creates = %d, updates = %d", f.Count(pCreate), f.Count(pUpdate))
 	}
 	if w := `dry run: would create Logpush job "raywatch-default-http-requests".`; !strings.Contains(out, w) {
 		t.Errorf("output lacks %q:\n%s", w, out)
@@ -489,25 +262,24 @@ func TestCloudflareConnectValidationFails(t *testing.T) {
 			name: "valid false",
 			setup: func(f *fakeCloudflare) {
 				// Cloudflare quotes the destination, intake key included.
-				f.validate = map[string]any{"valid": false, "message": "error validating destination: error writing object: error uploading: Post \"" + wantDest + "\": 401 Unauthorized"}
+				f.Mu.Lock()
+				defer f.Mu.Unlock()
+				f.Validate = map[string]any{"valid": false, "message": "error validating destination: error writing object: error uploading: Post \"" + wantDest + "\": 401 Unauthorized"}
 			},
 			want: []string{"not valid: error validating destination", "header_X-SEKOIAIO-INTAKE-KEY=****", "hint: Cloudflare could not deliver a test batch"},
 		},
 		{
 			name: "API error",
 			setup: func(f *fakeCloudflare) {
-				f.failPattern = pValidate
-				f.failStatus, f.failCode, f.failMsg = http.StatusBadRequest, 1002, "error validating destination: error writing object: error uploading"
+				f.Fail(pValidate, -1, http.StatusBadRequest, 1002, "error validating destination: error writing object: error uploading", "")
 			},
 			want: []string{"validate the destination: Cloudflare API answered HTTP 400", "error 1002: error validating destination", "hint: Cloudflare could not deliver a test batch"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeCloudflare(t)
-			f.env(t)
-			f.mu.Lock()
+			cfEnv(t, f)
 			tc.setup(f)
-			f.mu.Unlock()
 			code, _, errOut := runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443")
 			if code != 1 {
 				t.Errorf("exit %d; want 1", code)
@@ -517,7 +289,7 @@ func TestCloudflareConnectValidationFails(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", w, errOut)
 				}
 			}
-			if f.count(pCreate)+f.count(pUpdate) != 0 {
+			if f.Count(pCreate)+f.Count(pUpdate) != 0 {
 				t.Errorf("a job was written after a failed validation")
 			}
 		})
@@ -536,7 +308,7 @@ func TestCloudflareAPIErrors(t *testing.T) {
 			name: "token without Logs permission",
 			args: []string{"cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com"},
 			fail: func(f *fakeCloudflare) {
-				f.failStatus, f.failCode, f.failMsg = http.StatusForbidden, 10000, "Authentication error"
+				f.Fail("", -1, http.StatusForbidden, 10000, "Authentication error", "")
 			},
 			want: []string{"Cloudflare API answered HTTP 403", "error 10000: Authentication error", "hint: check the credentials: the API token needs the Logs Edit permission"},
 		},
@@ -560,7 +332,7 @@ func TestCloudflareAPIErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeCloudflare(t)
-			f.env(t)
+			cfEnv(t, f)
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
@@ -582,19 +354,19 @@ func TestCloudflareAPIErrors(t *testing.T) {
 
 func TestCloudflareConnectGlobalKey(t *testing.T) {
 	f := newFakeCloudflare(t)
-	f.env(t)
+	cfEnv(t, f)
 	t.Setenv("CLOUDFLARE_API_TOKEN", "")
 	t.Setenv("CLOUDFLARE_EMAIL", testEmail)
 	t.Setenv("CLOUDFLARE_API_KEY", testAPIKey)
 	code, _, errOut := runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443")
-	if code != 0 || f.count(pCreate) != 1 {
-		t.Errorf("exit %d, creates %d; stderr:\n%s", code, f.count(pCreate), errOut)
+	if code != 0 || f.Count(pCreate) != 1 {
+		t.Errorf("exit %d, creates %d; stderr:\n%s", code, f.Count(pCreate), errOut)
 	}
 }
 
 func TestCloudflareConnectIntakeKey(t *testing.T) {
 	f := newFakeCloudflare(t)
-	f.env(t)
+	cfEnv(t, f)
 	dataDir := t.TempDir()
 	t.Setenv("RAYWATCH_INTAKE_KEY", "")
 
@@ -606,7 +378,7 @@ func TestCloudflareConnectIntakeKey(t *testing.T) {
 	if _, err := os.Stat(app.KeyFile(dataDir)); err == nil {
 		t.Errorf("connect created an intake key")
 	}
-	if n := f.count(pFields) + f.count(pValidate); n != 0 {
+	if n := f.Count(pFields) + f.Count(pValidate); n != 0 {
 		t.Errorf("%d API calls without an intake key", n)
 	}
 
@@ -615,7 +387,7 @@ func TestCloudflareConnectIntakeKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut = runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443", "--data-dir", dataDir)
-	if code != 0 || f.lastBody(pCreate)["destination_conf"] != wantDest {
+	if code != 0 || f.LastBody(pCreate)["destination_conf"] != wantDest {
 		t.Errorf("exit %d; stderr:\n%s", code, errOut)
 	}
 
@@ -633,19 +405,19 @@ func TestCloudflareConnectIntakeKey(t *testing.T) {
 
 func TestCloudflareStatus(t *testing.T) {
 	f := newFakeCloudflare(t)
-	f.env(t)
-	f.addJob(map[string]any{
+	cfEnv(t, f)
+	f.AddJob(map[string]any{
 		"name": "raywatch-default-http-requests", "dataset": "http_requests", "enabled": true,
 		"destination_conf": wantDest, "max_upload_interval_seconds": 30,
 		"last_complete": "2026-11-26T10:00:00Z", "last_error": nil, "error_message": nil,
 	})
-	f.addJob(map[string]any{
+	f.AddJob(map[string]any{
 		"name": "old", "dataset": "http_requests", "enabled": false,
 		"destination_conf": "https://10.0.0.1/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=other-key-5678",
 		"last_complete":    "2026-11-01T10:00:00Z", "last_error": "2026-11-02T10:00:00Z", "error_message": "error uploading: 401",
 	})
-	f.addJob(map[string]any{"name": "s3", "dataset": "http_requests", "enabled": true, "destination_conf": "s3://bucket/logs?region=us-east-1"})
-	f.addJob(map[string]any{"name": "sekoia", "dataset": "http_requests", "enabled": true, "destination_conf": "https://intake.sekoia.io/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=abcd"})
+	f.AddJob(map[string]any{"name": "s3", "dataset": "http_requests", "enabled": true, "destination_conf": "s3://bucket/logs?region=us-east-1"})
+	f.AddJob(map[string]any{"name": "sekoia", "dataset": "http_requests", "enabled": true, "destination_conf": "https://intake.sekoia.io/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=abcd"})
 
 	for _, args := range [][]string{
 		{"cloudflare", "status", "--zone", testZone},
@@ -672,5 +444,81 @@ func TestCloudflareStatus(t *testing.T) {
 		if d := cmp.Diff(want, rows); d != "" {
 			t.Errorf("%v: output (-want +got):\n%s\n%s", args, d, out)
 		}
+	}
+}
+
+func TestCloudflareConnectBlockList(t *testing.T) {
+	f := newFakeCloudflare(t)
+	cfEnv(t, f)
+	args := []string{"cloudflare", "connect", "--zone", testZone, "--block-list", "rw_block", "--block-action", "block"}
+	code, out, errOut := runCF(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	for _, w := range []string{`created IP list "rw_block"`, "in account " + cftest.Account, "created WAF custom rule", "on zone " + testZone + ": block when ip.src in $rw_block"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if f.Count(pCreate)+f.Count(pValidate) != 0 {
+		t.Errorf("connect --block-list without --url touched Logpush")
+	}
+	rules := f.CustomRules()
+	if len(rules) != 1 || rules[0]["expression"] != "ip.src in $rw_block" || rules[0]["action"] != "block" {
+		t.Fatalf("custom rules = %v", rules)
+	}
+
+	// Once: a second run changes nothing.
+	code, out, errOut = runCF(t, args...)
+	if code != 0 {
+		t.Fatalf("second run: exit %d; stderr:\n%s", code, errOut)
+	}
+	if n := f.Count(cftest.PCreateList) + f.Count(cftest.PCreateRuleset) + f.Count(cftest.PCreateRule) + f.Count(cftest.PEditRule); n != 2 || len(f.CustomRules()) != 1 {
+		t.Errorf("after the second run: %d writes in all, %d rules; want 2 (the first run's), 1", n, len(f.CustomRules()))
+	}
+	if !strings.Contains(out, `IP list "rw_block" exists`) || !strings.Contains(out, "is up to date; nothing changed") {
+		t.Errorf("second run output:\n%s", out)
+	}
+
+	// With --url: the Logpush job too; the default action is a managed challenge.
+	code, out, errOut = runCF(t, "cloudflare", "connect", "--zone", testZone, "--url", "https://raywatch.example.com:8443", "--block-list", "rw_block")
+	if code != 0 || f.Count(pCreate) != 1 || f.Count(cftest.PEditRule) != 1 || !strings.Contains(out, "action block → managed_challenge") {
+		t.Errorf("exit %d, job creates %d, rule edits %d; stdout:\n%s\nstderr:\n%s", code, f.Count(pCreate), f.Count(cftest.PEditRule), out, errOut)
+	}
+
+	// Bad names fail before any call.
+	code, _, errOut = runCF(t, "cloudflare", "connect", "--zone", testZone, "--block-list", "rw-block")
+	if code != 1 || !strings.Contains(errOut, "letters, digits and underscores") {
+		t.Errorf("a bad list name: exit %d; stderr:\n%s", code, errOut)
+	}
+	code, _, errOut = runCF(t, "cloudflare", "connect", "--zone", testZone, "--block-list", "rw_block", "--block-action", "drop")
+	if code != 1 || !strings.Contains(errOut, "want block or managed_challenge") {
+		t.Errorf("a bad action: exit %d; stderr:\n%s", code, errOut)
+	}
+}
+
+func TestCloudflareStatusBlockList(t *testing.T) {
+	f := newFakeCloudflare(t)
+	cfEnv(t, f)
+	t.Setenv("CLOUDFLARE_ACCOUNT_ID", cftest.Account)
+	f.AddList("rw_block", "ip", "203.0.113.7", "2001:db8:1:2::/64")
+	code, out, errOut := runCF(t, "cloudflare", "status", "--zone", testZone, "--block-list", "rw_block")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	for _, w := range []string{
+		"Block list rw_block (account " + cftest.Account + "): 2 addresses.",
+		"No WAF custom rule on zone " + testZone + " applies the list",
+		"raywatch cloudflare connect --zone " + testZone + " --block-list rw_block --block-action block",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	f.AddCustomRule(map[string]any{"action": "managed_challenge", "expression": "ip.src in $rw_block", "ref": "raywatch_block_rw_block", "enabled": true})
+	t.Setenv("RAYWATCH_BLOCK_LIST", "rw_block")
+	code, out, _ = runCF(t, "cloudflare", "status")
+	if w := "on zone example.com: managed_challenge when ip.src in $rw_block (enabled)."; code != 0 || !strings.Contains(out, w) {
+		t.Errorf("exit %d; output lacks %q:\n%s", code, w, out)
 	}
 }

@@ -142,13 +142,13 @@ func TestFieldCoverageAndIOCReports(t *testing.T) {
 func TestJobHealthReport(t *testing.T) {
 	f := newFakeCloudflare(t)
 	const key = "jobs-intake-key-0123456789"
-	f.addJob(map[string]any{"name": "raywatch-default-http-requests", "dataset": "http_requests", "enabled": true,
+	f.AddJob(map[string]any{"name": "raywatch-default-http-requests", "dataset": "http_requests", "enabled": true,
 		"destination_conf": "https://raywatch.example.com/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=" + key,
 		"last_complete":    time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "max_upload_interval_seconds": 30})
-	f.addJob(map[string]any{"name": "old", "dataset": "http_requests", "enabled": false,
+	f.AddJob(map[string]any{"name": "old", "dataset": "http_requests", "enabled": false,
 		"destination_conf": "https://raywatch.example.com/plain/batch?header_X-SEKOIAIO-INTAKE-KEY=" + key})
 	in := startServe(t, t.TempDir(), "RAYWATCH_INTAKE_KEY="+key,
-		"RAYWATCH_CLOUDFLARE_API_URL="+f.srv.URL+"/client/v4", "CLOUDFLARE_API_TOKEN="+testToken, "CLOUDFLARE_EMAIL=", "CLOUDFLARE_API_KEY=")
+		"RAYWATCH_CLOUDFLARE_API_URL="+f.URL(), "CLOUDFLARE_API_TOKEN="+testToken, "CLOUDFLARE_EMAIL=", "CLOUDFLARE_API_KEY=")
 	var rep struct {
 		Enabled bool
 		Error   string

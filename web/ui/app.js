@@ -682,6 +682,8 @@
       root.appendChild(ol);
     }
 
+    root.appendChild(blockSection(a));
+
     // Rule.
     const rsec = el("section", { className: "card" }, el("h3", { text: "Rule" }));
     if (rule.description) rsec.appendChild(el("p", { className: "desc", text: rule.description }));
@@ -749,6 +751,89 @@
         el("h3", { text: "Sample events (" + samples.length + " of " + fmtNum(a.count) + ")" }), st));
     }
   };
+
+  // ------------------------------------------------------------ edge block list
+  // blockSection shows whether the alert's source address is on the edge
+  // block list (serve --block-list), until when and why, with "Block now"
+  // or "Unblock". It stays hidden when raywatch has no block list.
+  function blockSection(a) {
+    const sec = el("section", { className: "card block-card", id: "d-block", hidden: true }, el("h3", { text: "Edge block list" }));
+    const ip = entity(a).ip;
+    if (!ip) return sec;
+    const body = el("div", { id: "d-block-body" });
+    sec.appendChild(body);
+    const load = async () => {
+      let rep;
+      try {
+        rep = await api("/api/v1/blocks?limit=5&ip=" + encodeURIComponent(ip));
+      } catch (err) {
+        if (/no such API endpoint/.test(err.message)) return; // no block list
+        sec.hidden = false;
+        clear(body).appendChild(el("p", { className: "error", text: "Cannot read the block list: " + err.message }));
+        return;
+      }
+      sec.hidden = false;
+      renderBlock(body, rep, a, ip, load);
+    };
+    load();
+    return sec;
+  }
+
+  function renderBlock(body, rep, a, ip, reload) {
+    clear(body);
+    const entry = (rep.entries || [])[0];
+    const hold = (rep.holds || [])[0];
+    const listName = el("code", { text: rep.list || "" });
+    const msg = el("span", { id: "d-block-msg", className: "muted", role: "status" });
+    const ttlHours = Math.round((rep.ttl_seconds || 0) / 3600);
+    if (rep.dry_run) body.appendChild(el("p", { className: "muted", text: "Dry run (--block-dry-run): Cloudflare's list is never changed; entries show what would be listed." }));
+    if (entry) {
+      body.appendChild(el("p", { id: "d-block-state", className: "listed" },
+        el("b", { text: entry.address }), " is on ", listName, entry.dry_run ? " (dry run)" : "", " until ",
+        el("b", { text: fmtTime(entry.until) + " UTC" }), ", listed by ", el("b", { text: entry.who || "?" }),
+        entry.reason ? [": ", el("q", { className: "comment", text: entry.reason })] : ""));
+      const reason = el("input", { id: "d-unblock-reason", type: "text", maxLength: 256, placeholder: "Reason (optional)" });
+      const btn = el("button", { type: "button", id: "d-unblock", text: "Unblock" });
+      btn.addEventListener("click", async () => {
+        if (!window.confirm("Take " + entry.address + " off the Cloudflare list " + (rep.list || "") + "? Its requests will reach the zone again, and the rules will not list it again for " + ttlHours + " hours.")) return;
+        await blockCall(msg, "/api/v1/blocks/" + encodeURIComponent(entry.address), "DELETE", { reason: reason.value.trim() }, reload);
+      });
+      body.appendChild(el("div", { className: "buttons" }, reason, btn, msg));
+    } else {
+      body.appendChild(el("p", { id: "d-block-state", className: "muted" }, el("b", { text: ip }), " is not on ", listName, "."));
+      if (hold) {
+        body.appendChild(el("p", { className: "muted", text: "Unblocked by " + (hold.who || "?") + ": the rules will not list it again before " + fmtTime(hold.until) + " UTC." }));
+      }
+      const reason = el("input", { id: "d-block-reason", type: "text", maxLength: 256, placeholder: "Reason (optional)" });
+      const btn = el("button", { type: "button", id: "d-block-now", text: "Block now" });
+      btn.addEventListener("click", async () => {
+        if (!window.confirm("Block " + ip + " at Cloudflare's edge for " + ttlHours + " hours? The WAF rule that uses the list " + (rep.list || "") + " blocks or challenges every request from it (an IPv6 address: its whole /64), customers behind the same address included.")) return;
+        await blockCall(msg, "/api/v1/blocks", "POST", { ip: ip, reason: reason.value.trim(), alert: a.id }, reload);
+      });
+      body.appendChild(el("div", { className: "buttons" }, reason, btn, msg));
+    }
+    const audit = rep.audit || [];
+    if (audit.length) {
+      const ol = el("ol", { className: "history", id: "d-block-audit" });
+      for (const r of audit) {
+        ol.appendChild(el("li", null, fmtTime(r.at) + " UTC ", el("span", { className: "badge", text: r.action }), " by ",
+          el("b", { text: r.who || "?" }), r.dry_run ? " (dry run)" : "", r.reason ? el("q", { className: "comment", text: r.reason }) : ""));
+      }
+      body.appendChild(ol);
+    }
+  }
+
+  async function blockCall(msg, path, method, body, reload) {
+    msg.textContent = "saving...";
+    try {
+      await api(path, { method, headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(body) });
+      msg.textContent = "";
+      reload();
+    } catch (err) {
+      msg.textContent = "cannot: " + err.message;
+      msg.className = "error";
+    }
+  }
 
   // tree renders a JSON value as nested lists; leaves whose dotted path is
   // a matched field are highlighted.
@@ -1143,6 +1228,14 @@
         }
       }
     } catch (_) { /* not fatal */ }
+    try {
+      const b = await api("/api/v1/blocks?limit=1");
+      if (b && b.full) {
+        out.push(el("div", { className: "warning block-warning" }, el("b", { text: "Edge block list: " }),
+          "the list " + b.list + " is full (" + fmtNum(b.listed) + " of --block-max " + fmtNum(b.max) + "): each new block takes off the entry due to expire first (" + fmtNum(b.evicted) + " so far). Raise --block-max or shorten --block-ttl."));
+      }
+      if (b && b.last_error) out.push(el("div", { className: "warning block-warning" }, el("b", { text: "Edge block list: " }), "the Cloudflare list cannot be changed: " + b.last_error));
+    } catch (_) { /* no block list */ }
     clear(box);
     append(box, out);
   }

@@ -54,6 +54,7 @@ type App struct {
 	jobs   *cloudflare.Poller // nil without Cloudflare credentials
 	notify *notify.Dispatcher
 	cov    *coverage.Tracker
+	edge   *edge // nil without --block-list
 	seen   *intakeActivity
 	probs  *ruleProblems
 
@@ -98,9 +99,14 @@ func (a *App) open(opts Options) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data folder: %w", err)
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "alerts.db"), cfg.Outputs.withOutbox(store.Options{
+	outputs, filter, err := a.outbox(cfg.Outputs.Notify.Outputs(), cfg.Outputs.Notify.Accepts)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "alerts.db"), store.Options{
 		Timeout: storeLockTimeout, GroupWindow: cfg.GroupWindow, MaxAge: cfg.RetentionAge, MaxAlerts: cfg.RetentionCount,
-	}))
+		Outputs: outputs, OutboxFilter: filter, OutboxMax: cfg.Outputs.OutboxMax,
+	})
 	if err != nil {
 		return err
 	}
@@ -127,6 +133,9 @@ func (a *App) open(opts Options) error {
 		}
 	}
 	if err := a.openRules(); err != nil {
+		return err
+	}
+	if err := a.openBlock(); err != nil {
 		return err
 	}
 	a.wire()
@@ -230,6 +239,7 @@ func (a *App) newServer() error {
 		AllowedHosts:        cfg.Web.AllowedHosts,
 		MaxWebsocketClients: cfg.Web.MaxWebsocketClients,
 		MaxConnections:      cfg.Web.webMaxConnections(),
+		Blocks:              a.blocksAPI(),
 	})
 	if err != nil {
 		return err
@@ -354,6 +364,7 @@ func (a *App) startSide(ctx context.Context, side *sync.WaitGroup) {
 		side.Go(func() { a.jobs.Run(ctx) })
 	}
 	side.Go(func() { a.runOutputs(ctx) })
+	a.startBlock(ctx, side)
 }
 
 // logListening says where raywatch listens, once it is ready.

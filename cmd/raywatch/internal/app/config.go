@@ -82,6 +82,9 @@ type Config struct {
 	Web WebLimits
 	// Outputs configures the notification outputs and their outbox.
 	Outputs OutputsConfig
+	// Block is the edge response (--block-*): alerts' source addresses
+	// listed in a Cloudflare IP list.
+	Block BlockConfig
 
 	// kafkaLists are the list flags of Kafka as given, split into Kafka
 	// by LoadSecrets.
@@ -126,6 +129,7 @@ func (c *Config) ServeFlags(fs *flag.FlagSet, env Env) {
 	c.kafkaFlags(fs, env)
 	c.Web.flags(fs, env)
 	c.Outputs.flags(fs, env)
+	c.Block.flags(fs, env)
 	fs.StringVar(&c.LogLevel, "log-level", env.Or("RAYWATCH_LOG_LEVEL", "info"), "debug, info, warn or error (RAYWATCH_LOG_LEVEL)")
 }
 
@@ -233,6 +237,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Kafka.Validate()...)
 	errs = append(errs, c.Web.validate()...)
 	errs = append(errs, c.Outputs.validate()...)
+	errs = append(errs, c.Block.validate(c)...)
 	return errors.Join(errs...)
 }
 

@@ -8,18 +8,8 @@ import (
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/notify"
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/pipeline"
 	"github.com/raywatch/raywatch/rules/alert"
-	"github.com/raywatch/raywatch/store"
 	"github.com/raywatch/raywatch/web"
 )
-
-// withOutbox returns the store options with the outbox of the configured
-// outputs: every commit queues, in its own transaction, a delivery for
-// each output that takes the alert (by its minimum level).
-func (c *OutputsConfig) withOutbox(o store.Options) store.Options {
-	n := c.Notify
-	o.Outputs, o.OutboxFilter, o.OutboxMax = n.Outputs(), n.Accepts, c.OutboxMax
-	return o
-}
 
 // openOutputs builds the dispatcher of the notification outputs over the
 // store's outbox, and makes the commits of the spool workers wake it. It
@@ -32,6 +22,9 @@ func (a *App) openOutputs() error {
 	o.Version = buildVersion()
 	o.Logger = a.log
 	o.Registerer = a.reg
+	if a.edge != nil {
+		o.Extra = append(o.Extra, a.edge.blk)
+	}
 	d, err := notify.New(o, a.st.Outbox(), a.st)
 	if err != nil {
 		return err

@@ -14,11 +14,14 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cloudflare/cloudflare-go/v6/logpush"
 	"github.com/cloudflare/cloudflare-go/v6/option"
+	"github.com/cloudflare/cloudflare-go/v6/rules"
+	"github.com/cloudflare/cloudflare-go/v6/rulesets"
 	"github.com/cloudflare/cloudflare-go/v6/zones"
 
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/coverage"
@@ -81,8 +84,15 @@ func (e *redactedError) Unwrap() error { return e.err }
 // Client is the part of Cloudflare's API raywatch uses. Its methods are
 // safe for concurrent use.
 type Client struct {
-	logpush *logpush.LogpushService
-	zones   *zones.ZoneService
+	logpush  *logpush.LogpushService
+	zones    *zones.ZoneService
+	lists    *rules.ListService
+	rulesets *rulesets.RulesetService
+
+	// BulkPoll is the first wait between two polls of a bulk operation on
+	// a list (it doubles up to 5 seconds); 0 means 250 milliseconds. Set
+	// it before use.
+	BulkPoll time.Duration
 }
 
 // Credentials are the API credentials, as Cloudflare documents their
@@ -126,7 +136,10 @@ func NewClient(cr Credentials, red *Redactor) (*Client, error) {
 	if cr.BaseURL != "" {
 		opts = append(opts, option.WithBaseURL(cr.BaseURL))
 	}
-	return &Client{logpush: logpush.NewLogpushService(opts...), zones: zones.NewZoneService(opts...)}, nil
+	return &Client{
+		logpush: logpush.NewLogpushService(opts...), zones: zones.NewZoneService(opts...),
+		lists: rules.NewListService(opts...), rulesets: rulesets.NewRulesetService(opts...),
+	}, nil
 }
 
 // DatasetFields returns the fields the dataset offers on the zone, with
@@ -169,6 +182,8 @@ type cfError struct {
 	Codes  []int64
 	Msgs   []string
 	Hint   string
+	// RetryAfter is the wait the answer's Retry-After header asked for.
+	RetryAfter time.Duration
 }
 
 func (e *cfError) Error() string {
@@ -196,6 +211,11 @@ func explainAPI(op string, err error) error {
 		e.Msgs = append(e.Msgs, d.Message)
 	}
 	e.Hint = apiHint(e.Status, e.Codes, e.Msgs)
+	if ae.Response != nil {
+		if s, err := strconv.Atoi(ae.Response.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+	}
 	return e
 }
 

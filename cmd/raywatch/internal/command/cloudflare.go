@@ -22,12 +22,19 @@ const cloudflareUsage = `Usage:
   raywatch cloudflare fields  --zone ZONE_ID [--dataset http_requests] [--rules-dir DIR]
   raywatch cloudflare connect --zone ZONE_ID --url https://HOST[:PORT] [--dataset http_requests]
                               [--intake NAME] [--name JOB_NAME] [--data-dir DIR] [--rules-dir DIR] [--dry-run]
-  raywatch cloudflare status  [--zone ZONE_ID] [--data-dir DIR]
+                              [--block-list NAME [--block-action block|managed_challenge]]
+  raywatch cloudflare status  [--zone ZONE_ID] [--data-dir DIR] [--block-list NAME]
+
+connect --block-list (with or without --url) also creates the account IP list NAME if missing and
+the zone's WAF custom rule "ip.src in $NAME" that blocks or challenges what raywatch serve
+--block-list NAME lists there; a second run changes nothing.
 
 Credentials come from the environment, as Cloudflare documents them:
   CLOUDFLARE_API_TOKEN                      an API token with Logs Edit on the zone (preferred;
                                             status without --zone also needs Zone Read)
   CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY   or the account e-mail and global API key
+CLOUDFLARE_ACCOUNT_ID                       the account of the block list (default: the zone's);
+                                            --block-list needs Account Filter Lists Edit and Zone WAF Edit
 RAYWATCH_CLOUDFLARE_API_URL replaces the API's base URL (a proxy, a test server).
 `
 
@@ -158,28 +165,57 @@ func cfConnectCmd(ctx context.Context, args []string, red *cloudflare.Redactor, 
 	dataDir := fset.String("data-dir", getenv.Or("RAYWATCH_DATA_DIR", "./raywatch-data"), "raywatch's data folder, where serve keeps the generated intake key (RAYWATCH_DATA_DIR)")
 	rulesDir := fset.String("rules-dir", getenv.Or("RAYWATCH_RULES_DIR", ""), "folder of Sigma rules loaded on top of the built-in ones (RAYWATCH_RULES_DIR)")
 	fset.BoolVar(&o.DryRun, "dry-run", false, "show what would change without creating or updating the job")
+	blockList := fset.String("block-list", getenv.Or("RAYWATCH_BLOCK_LIST", ""), "account IP list that raywatch serve --block-list fills: create it if missing, and the zone's WAF custom rule that applies it (RAYWATCH_BLOCK_LIST)")
+	blockAction := fset.String("block-action", cloudflare.ActionManagedChallenge, "what the WAF custom rule does to the listed addresses: block or managed_challenge")
 	if err := parseFlags(fset, args, stderr); err != nil {
 		return err
 	}
 	if err := requireZone(o.Zone, fset, stderr); err != nil {
 		return err
 	}
-	if *rawURL == "" {
-		fmt.Fprintln(stderr, "raywatch cloudflare connect: --url https://HOST[:PORT] is required (raywatch's public HTTPS address)")
+	if *rawURL == "" && *blockList == "" {
+		fmt.Fprintln(stderr, "raywatch cloudflare connect: --url https://HOST[:PORT] is required (raywatch's public HTTPS address), or --block-list NAME for the WAF rule alone")
 		return errUsage
 	}
+	if *blockList != "" {
+		if err := cloudflare.CheckListName("--block-list", *blockList); err != nil {
+			return err
+		}
+		if !slices.Contains(cloudflare.BlockActions, *blockAction) {
+			return fmt.Errorf("--block-action %q: want %s", *blockAction, strings.Join(cloudflare.BlockActions, " or "))
+		}
+	}
+	if *rawURL != "" {
+		if err := connectJob(ctx, o, *rawURL, *dataDir, *rulesDir, red, stdout, stderr); err != nil {
+			return err
+		}
+	}
+	if *blockList == "" {
+		return nil
+	}
+	c, err := cloudflare.NewClient(app.CloudflareCredentials(getenv), red)
+	if err != nil {
+		return err
+	}
+	return c.ConnectBlockList(ctx, cloudflare.BlockConnectOptions{
+		Zone: o.Zone, Account: getenv("CLOUDFLARE_ACCOUNT_ID"), List: *blockList, Action: *blockAction, DryRun: o.DryRun,
+	}, stdout)
+}
+
+// connectJob creates or updates the Logpush job of connect.
+func connectJob(ctx context.Context, o cloudflare.ConnectOptions, rawURL, dataDir, rulesDir string, red *cloudflare.Redactor, stdout, stderr io.Writer) error {
 	var err error
-	if o.URL, err = cloudflare.ParseURL(*rawURL); err != nil {
+	if o.URL, err = cloudflare.ParseURL(rawURL); err != nil {
 		return err
 	}
 	if o.Name == "" {
 		o.Name = cloudflare.DefaultJobName(o.Intake, o.Dataset)
 	}
-	if o.Key, err = app.IntakeKey(getenv, *dataDir, o.Intake); err != nil {
+	if o.Key, err = app.IntakeKey(getenv, dataDir, o.Intake); err != nil {
 		return err
 	}
 	red.Add(o.Key)
-	if o.Needs, err = ruleNeeds(*rulesDir, stderr); err != nil {
+	if o.Needs, err = ruleNeeds(rulesDir, stderr); err != nil {
 		return err
 	}
 	c, err := cloudflare.NewClient(app.CloudflareCredentials(getenv), red)
@@ -193,6 +229,7 @@ func cfStatusCmd(ctx context.Context, args []string, red *cloudflare.Redactor, s
 	fset := flag.NewFlagSet("raywatch cloudflare status", flag.ContinueOnError)
 	zone := fset.String("zone", "", "zone ID; without it, every zone the credentials can read")
 	dataDir := fset.String("data-dir", getenv.Or("RAYWATCH_DATA_DIR", "./raywatch-data"), "raywatch's data folder, to name the intake of each job (RAYWATCH_DATA_DIR)")
+	blockList := fset.String("block-list", getenv.Or("RAYWATCH_BLOCK_LIST", ""), "also show the size of this block list and the WAF custom rule that applies it (RAYWATCH_BLOCK_LIST)")
 	if err := parseFlags(fset, args, stderr); err != nil {
 		return err
 	}
@@ -212,7 +249,39 @@ func cfStatusCmd(ctx context.Context, args []string, red *cloudflare.Redactor, s
 		return err
 	}
 	printJobs(stdout, all, red)
+	if *blockList == "" {
+		return nil
+	}
+	st, err := c.BlockListStatus(ctx, getenv("CLOUDFLARE_ACCOUNT_ID"), *zone, *blockList)
+	if err != nil {
+		return err
+	}
+	printBlockStatus(stdout, *blockList, *zone, st)
 	return nil
+}
+
+// printBlockStatus prints the size of the block list and its WAF rules.
+func printBlockStatus(stdout io.Writer, list, zone string, st cloudflare.BlockStatus) {
+	fmt.Fprintln(stdout)
+	if st.Exists {
+		fmt.Fprintf(stdout, "Block list %s (account %s): %d addresses.\n", list, st.Account, st.List.Items)
+	} else {
+		fmt.Fprintf(stdout, "Block list %s does not exist in account %s yet: raywatch serve --block-list %s creates it.\n", list, st.Account, list)
+	}
+	for _, r := range st.Rules {
+		state := "enabled"
+		if !r.Enabled {
+			state = "DISABLED"
+		}
+		fmt.Fprintf(stdout, "WAF custom rule %s on zone %s: %s when %s (%s).\n", r.ID, r.Zone, r.Action, r.Expression, state)
+	}
+	for _, z := range st.Without {
+		zoneArg := zone
+		if zoneArg == "" {
+			zoneArg = "ZONE_ID"
+		}
+		fmt.Fprintf(stdout, "No WAF custom rule on zone %s applies the list; the addresses it holds are not blocked there: raywatch cloudflare connect --zone %s --block-list %s --block-action block\n", z, zoneArg, list)
+	}
 }
 
 // printJobs prints the jobs that deliver to raywatch and what is wrong

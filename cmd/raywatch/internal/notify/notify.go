@@ -96,6 +96,10 @@ type Options struct {
 	// PollInterval is how often an idle output looks for due jobs that no
 	// [Dispatcher.Wake] announced; 0 means 1 second.
 	PollInterval time.Duration
+	// Extra are outputs implemented elsewhere (the edge block list), run
+	// after the ones above. [Options.Outputs] and [Options.Accepts] do not
+	// cover them: each names its queue and decides what it takes.
+	Extra []Output
 }
 
 var levelRank = map[string]int{"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -293,10 +297,38 @@ func New(opts Options, outbox Outbox, alerts Alerts) (*Dispatcher, error) {
 		}
 		d.runners = append(d.runners, newRunner(d, name, target, s))
 	}
+	if err := d.addExtra(); err != nil {
+		return nil, err
+	}
 	if d.metrics, err = newMetrics(opts.Registerer, d); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// addExtra makes the runners of the extra outputs.
+func (d *Dispatcher) addExtra() error {
+	seen := map[string]bool{}
+	for _, r := range d.runners {
+		seen[r.name] = true
+	}
+	for _, o := range d.opts.Extra {
+		if o == nil || o.Name() == "" || seen[o.Name()] {
+			return fmt.Errorf("notify: extra output %q: no name, or a name already used", outputName(o))
+		}
+		seen[o.Name()] = true
+		r := newRunner(d, o.Name(), o.Target(), extraSender{o})
+		r.typ, r.min, r.accepts = o.Type(), o.MinLevel(), o.Accepts
+		d.runners = append(d.runners, r)
+	}
+	return nil
+}
+
+func outputName(o Output) string {
+	if o == nil {
+		return ""
+	}
+	return o.Name()
 }
 
 // Run sends deliveries until ctx is done, one goroutine per output, then

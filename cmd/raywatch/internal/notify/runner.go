@@ -55,9 +55,11 @@ type sendError struct {
 	msg        string
 	permanent  bool
 	retryAfter time.Duration
+	err        error // the cause, when an Output gave one
 }
 
 func (e *sendError) Error() string { return e.msg }
+func (e *sendError) Unwrap() error { return e.err }
 
 func permanent(format string, args ...any) error {
 	return &sendError{msg: fmt.Sprintf(format, args...), permanent: true}
@@ -71,8 +73,11 @@ type runner struct {
 	target string
 	min    string
 	out    sender
-	wake   chan struct{}
-	log    *slog.Logger
+	// accepts reports whether the output takes an alert (by level, or as
+	// an extra Output decides).
+	accepts func(*alert.Alert) bool
+	wake    chan struct{}
+	log     *slog.Logger
 
 	// sent holds when each alert was last delivered, to space out its
 	// updates (Options.UpdateInterval); only the goroutine uses it.
@@ -92,10 +97,11 @@ func newRunner(d *Dispatcher, name, target string, s sender) *runner {
 	typ := outputType(name)
 	return &runner{
 		d: d, name: name, typ: typ, target: target, min: d.opts.minLevelOf(typ), out: s,
-		wake:  make(chan struct{}, 1),
-		sent:  map[string]time.Time{},
-		log:   d.log.With("component", "notify", "output", name),
-		state: "idle",
+		accepts: func(a *alert.Alert) bool { return d.opts.Accepts(name, a) },
+		wake:    make(chan struct{}, 1),
+		sent:    map[string]time.Time{},
+		log:     d.log.With("component", "notify", "output", name),
+		state:   "idle",
 	}
 }
 
@@ -309,7 +315,7 @@ func (r *runner) load(ctx context.Context, jobs []store.Job) (ds []delivery, ski
 		case err != nil:
 			return nil, nil, nil, err
 		}
-		if !r.d.opts.Accepts(r.name, &a) {
+		if !r.accepts(&a) {
 			skipped = append(skipped, j)
 			continue
 		}
