@@ -66,7 +66,10 @@ func TestExtraOutput(t *testing.T) {
 	d.Wake()
 	want := []string{stored[0].ID}
 	waitFor(t, "the high alert's delivery", func() bool { return len(rec.delivered()) == 1 })
-	waitFor(t, "an empty queue", func() bool { return outputStatus(t, d, "block").Queue == 0 })
+	waitFor(t, "an empty queue and the delivery counted", func() bool {
+		s := outputStatus(t, d, "block")
+		return s.Queue == 0 && s.Delivered == 1
+	})
 	if got := rec.delivered(); !cmp.Equal([]string{want[0] + " alert.new"}, got) {
 		t.Errorf("delivered %v; want the high alert once, new", got)
 	}
