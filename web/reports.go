@@ -85,10 +85,12 @@ type TopEntry struct {
 
 // IOCReport is GET /api/v1/iocs: the indicator files and the set in use.
 type IOCReport struct {
-	Enabled bool                        `json:"enabled"`
-	Files   []IOCFile                   `json:"files"`
-	Counts  map[alert.IndicatorType]int `json:"counts"`
-	Total   int                         `json:"total"`
+	Enabled bool `json:"enabled"`
+	// Dir is the IOC folder (--ioc-dir).
+	Dir    string                      `json:"dir,omitempty"`
+	Files  []IOCFile                   `json:"files"`
+	Counts map[alert.IndicatorType]int `json:"counts"`
+	Total  int                         `json:"total"`
 }
 
 // IOCFile is the state of one indicator file.
@@ -171,10 +173,12 @@ type Job struct {
 }
 
 // Reports are the typed reports of the API, each served as JSON at GET
-// /api/v1/{iocs,coverage,jobs} behind the dashboard token. Each may be
-// nil (no route), and must be safe for concurrent use.
+// /api/v1/{iocs,coverage,jobs,throttled} behind the dashboard token. Each
+// may be nil (no route), and must be safe for concurrent use.
 type Reports struct {
 	IOCs     func(ctx context.Context) (IOCReport, error)
 	Coverage func(ctx context.Context) ([]IntakeCoverage, error)
 	Jobs     func(ctx context.Context) (JobsReport, error)
+	// Throttled is served at GET /api/v1/throttled.
+	Throttled func(ctx context.Context) (ThrottleReport, error)
 }
