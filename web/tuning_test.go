@@ -236,7 +236,9 @@ func TestIOCSearchAPI(t *testing.T) {
 func TestRulesListSkippedAndHealth(t *testing.T) {
 	ts, _, _ := newTestServerOpts(t, func(o *Options) {
 		o.Rules = fixedRules{{ID: "a", Title: "A", Enabled: true, Kind: "detection", Health: RuleHealth{State: HealthUnable, File: "a.yml", Line: 7, Field: "TargetFilename", Reason: "no mapping"}}}
-		o.RuleSkipped = func() []RuleSkip { return []RuleSkip{{File: "old.yml", Line: 3, Title: "Old", Reason: "status deprecated"}} }
+		o.RuleSkipped = func() []RuleSkip {
+			return []RuleSkip{{File: "old.yml", Line: 3, Title: "Old", Reason: "status deprecated"}}
+		}
 	})
 	code, body := send(t, ts.URL, "GET", "/api/v1/rules", "")
 	for _, want := range []string{
