@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raywatch/raywatch/rules"
+	"github.com/raywatch/raywatch/rules/exception"
+	"github.com/raywatch/raywatch/store"
 )
 
 func TestRulesCheckSigmaHQ(t *testing.T) {
@@ -232,5 +236,51 @@ func TestRulesListTellsHealth(t *testing.T) {
 	}
 	if !strings.Contains(errOut, dir+`/deprecated.yml:3: "Old detection" (status deprecated)`) {
 		t.Errorf("rules list stderr = %q; want the deprecated rule as skipped", errOut)
+	}
+}
+
+// TestRulesExceptionsExport exports the exceptions of a data folder as
+// Sigma filters that a rules folder loads (rules check: 0 problems), and,
+// while serve holds the folder, reads them from its API with --url.
+func TestRulesExceptionsExport(t *testing.T) {
+	dataDir := t.TempDir()
+	st, err := store.Open(filepath.Join(dataDir, "alerts.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []exception.Exception{
+		{Rule: "7c5c2e06-91d3-4bed-a5e3-06e7c83af1db", Match: map[string]exception.Values{"source.ip": {"198.51.100.7"}}, Comment: "pentest laptop", CreatedBy: "ana"},
+		{Rule: "*", Match: map[string]exception.Values{"user_agent.original|contains": {"Nessus"}, "source.ip": {"192.0.2.0/24", "203.0.113.9"}}, Comment: "our scanner", Expires: time.Now().Add(24 * time.Hour)},
+	} {
+		if _, err := st.PutException(context.Background(), x, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runBin(t, nil, "rules", "exceptions", "--sigma", "--data-dir", dataDir)
+	if code != 0 || strings.Count(out, "\nfilter:\n") != 2 || !strings.Contains(out, "user_agent.original|contains: Nessus") || !strings.Contains(out, "# expires ") {
+		t.Fatalf("rules exceptions --sigma = exit %d\n%s%s; want two filters, the expiry as a comment", code, out, errOut)
+	}
+	rulesDir := writeRules(t, map[string]string{"exceptions.yml": out})
+	if code, out, _ := runBin(t, nil, "rules", "check", "--rules-dir", rulesDir); code != 0 || !strings.Contains(out, "8 rules loaded, 0 errors, 0 skipped, 0 unable to fire") {
+		t.Errorf("rules check of the exported filters = exit %d\n%s; want them loaded, able to fire", code, out)
+	}
+	if code, out, _ := runBin(t, nil, "rules", "exceptions", "--data-dir", dataDir); code != 0 || !strings.Contains(out, "pentest laptop") || !strings.Contains(out, "source.ip=192.0.2.0/24,203.0.113.9") {
+		t.Errorf("rules exceptions (table) = exit %d\n%s", code, out)
+	}
+
+	// While serve holds the folder: a clear error, and --url reads them.
+	in := startServe(t, dataDir, "RAYWATCH_INTAKE_KEY=export-test-key")
+	if code, _, errOut := runBin(t, nil, "rules", "exceptions", "--sigma", "--data-dir", dataDir); code != 1 || !strings.Contains(errOut, "--url http://HOST:PORT") {
+		t.Errorf("rules exceptions on a held folder = exit %d, %q; want 1 and the --url hint", code, errOut)
+	}
+	code, viaAPI, errOut := runBin(t, nil, "rules", "exceptions", "--sigma", "--url", in.base)
+	if code != 0 || viaAPI != out {
+		t.Errorf("rules exceptions --url = exit %d %s\n%s; want the same filters as from the folder:\n%s", code, errOut, viaAPI, out)
+	}
+	if code := in.stop(); code != 0 {
+		t.Errorf("exit = %d", code)
 	}
 }

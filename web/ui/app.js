@@ -343,7 +343,7 @@
     cell(tr, fmtNum(a.count), "count");
     const std = cell(tr, "", "status");
     std.appendChild(statusBadge(a.status));
-    // Below 1,280 px the country joins the IP and the host the path (the
+    // Below 1,500 px the country joins the IP and the host the path (the
     // CC and Host columns give way); path and user-agent show two lines
     // at most; every cell's title holds its full value.
     const ipTd = cell(tr, e.ip, "ip");
