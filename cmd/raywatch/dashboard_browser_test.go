@@ -440,6 +440,25 @@ func TestDashboardRendersHostileValuesAsText(t *testing.T) {
 		}
 		assertClean("detail of " + a.ID)
 	}
+	// The exception dialog of a hostile alert holds its values as text.
+	do(t, ctx, chromedp.Click(chromedp.CSS("#d-except")))
+	evalUntil(t, ctx, `document.getElementById("exc-dlg").open`, "the exception dialog")
+	assertClean("exception dialog")
+	evalString(t, ctx, `document.getElementById("exc-dlg").close(); "ok"`)
+	// An exception whose comment and values are hostile, on its page.
+	status, _ := postJSON(t, in.base+"/api/v1/exceptions", map[string]any{
+		"rule": "*", "match": map[string]any{"user_agent.original|contains": `<img src=x onerror="window.__xss=14">`},
+		"comment": `<script>window.__xss=15</script><b>bold</b>`, "by": `<img src=x onerror=window.__xss=16>`,
+	})
+	if status != 201 {
+		t.Fatalf("POST hostile exception = %d", status)
+	}
+	do(t, ctx, chromedp.Navigate(in.base+"/#/exceptions"))
+	evalUntil(t, ctx, `!!document.querySelector("#exc-table tbody tr")`, "the exceptions page")
+	assertClean("exceptions page")
+	if text := evalString(t, ctx, `document.getElementById("exc-table").textContent`); !strings.Contains(text, `<script>window.__xss=15</script><b>bold</b>`) || !strings.Contains(text, `onerror="window.__xss=14"`) {
+		t.Errorf("exceptions page = %q; want the hostile comment and value as text", text)
+	}
 	do(t, ctx, chromedp.Navigate(in.base+"/#/rules"))
 	evalUntil(t, ctx, `document.querySelectorAll("#rules-table tbody tr").length === 7 && !!document.querySelector("#rule-errors")`, "the rules with the hostile one and the load error")
 	assertClean("rules page")

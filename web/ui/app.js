@@ -815,7 +815,7 @@
       e.cc ? el("div", { id: "d-country", text: countryName(e.cc) + " (" + e.cc.toUpperCase() + ")" }) : "",
       asn ? el("div", { className: "muted", id: "d-asn", text: "AS" + asn + (asName ? " " + asName : "") }) : "");
     item("Host", "d-host", el("span", { className: "mono", text: e.host || "-" }));
-    item("Request", "d-req", method ? el("b", { text: method + " " }) : "", el("span", { className: "mono", text: e.path || "-" }));
+    item("Request", "d-req", method ? el("strong", { text: method + " " }) : "", el("span", { className: "mono", text: e.path || "-" }));
     item("User-agent", "d-ua", el("span", { className: "mono", text: e.ua || "(none)" }));
     item("Events", "d-events", el("span", { className: "big", id: "d-count", text: fmtNum(a.count) }), a.count === 1 ? " event" : " events",
       el("div", { className: "muted", id: "d-range", text: rangeText(a.first_seen, a.last_seen) }));
@@ -1340,7 +1340,7 @@
     const applies = (r.applies_to || []).map((id) => id === "*" ? "every rule" : ruleInfo.get(id) || id);
     return el("tr", { className: [r.enabled ? "" : "disabled", unable ? "unable" : "", r.kind === "filter" ? "filter" : ""].join(" ").trim(), data: { rule: r.id } },
       el("td", { className: "rtitle" },
-        r.kind === "filter" ? el("b", { text: r.title || r.id }) : el("a", { href: "?rule=" + encodeURIComponent(r.id) + "#/", text: r.title || r.id }),
+        r.kind === "filter" ? el("strong", { text: r.title || r.id }) : el("a", { href: "?rule=" + encodeURIComponent(r.id) + "#/", text: r.title || r.id }),
         el("div", { className: "muted small" }, el("span", { text: r.id }), meta.length ? " · " + meta.join(" · ") : ""),
         el("div", { className: "muted small src", text: src, title: src }),
         applies.length ? el("div", { className: "small", text: "applies to: " + applies.join("; ") }) : "",
@@ -1481,7 +1481,7 @@
     const keys = Object.keys(x.match || {}).sort();
     const rule = x.rule === "*" ? "every rule" : ruleInfo.get(x.rule) || x.rule;
     return el("tr", { className: x.expired ? "expired" : "", data: { id: x.id } },
-      el("td", { className: "wrap" }, el("b", { text: rule }), x.rule === "*" ? "" : el("div", { className: "muted small", text: x.rule })),
+      el("td", { className: "wrap" }, el("strong", { text: rule }), x.rule === "*" ? "" : el("div", { className: "muted small", text: x.rule })),
       el("td", { className: "wrap" }, keys.map((k) => excCondition(k, x.match[k]))),
       el("td", { className: "wrap exc-comment", text: x.comment || "" }),
       el("td", { className: "small" }, fmtTime(x.created_at) + " UTC", el("div", { className: "muted", text: "by " + (x.created_by || "?") })),
