@@ -1,6 +1,7 @@
 package ioc
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -47,5 +48,30 @@ func TestLookup(t *testing.T) {
 	}
 	if found, more := (*Set)(nil).Lookup("x", 0); found != nil || more {
 		t.Errorf("nil Set Lookup = %v, %v", found, more)
+	}
+}
+
+// BenchmarkLookup searches a set of a million indicators (the dashboard's
+// IOC search reads them all).
+func BenchmarkLookup(b *testing.B) {
+	inds := make([]Indicator, 0, 1_000_000)
+	for i := range 1_000_000 {
+		switch i % 4 {
+		case 0:
+			inds = append(inds, Indicator{Type: TypeIPv4, Value: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), File: "a.txt", Line: i})
+		case 1:
+			inds = append(inds, Indicator{Type: TypeDomain, Value: fmt.Sprintf("host%d.example.net", i), File: "b.txt", Line: i})
+		case 2:
+			inds = append(inds, Indicator{Type: TypeURL, Value: fmt.Sprintf("http://files%d.example.org/p/%d.exe", i, i), File: "c.txt", Line: i})
+		default:
+			inds = append(inds, Indicator{Type: TypeCIDR, Value: fmt.Sprintf("172.%d.%d.0/24", i>>8&15|16, i&255), File: "d.txt", Line: i})
+		}
+	}
+	set := NewSet(inds, time.Now())
+	b.ResetTimer()
+	for b.Loop() {
+		if found, _ := set.Lookup("www.host999997.example.net", 100); len(found) != 1 {
+			b.Fatalf("found %d", len(found))
+		}
 	}
 }
