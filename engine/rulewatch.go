@@ -19,18 +19,27 @@ import (
 // alone. Broken files of dir are returned as problems and left out; the
 // error is for a folder that cannot be read.
 func LoadRules(dir string) ([]rules.Rule, []*rules.LoadError, error) {
+	f, err := LoadRuleFolder(dir)
+	return f.Rules, f.Problems, err
+}
+
+// LoadRuleFolder is [LoadRules] with the rules of dir that were read but
+// not loaded (deprecated and unsupported ones) in Skipped: its Rules are
+// the built-ins with the rules of dir on top.
+func LoadRuleFolder(dir string) (rules.Folder, error) {
 	rs, err := rules.Builtin()
 	if err != nil {
-		return nil, nil, err
+		return rules.Folder{}, err
 	}
 	if dir == "" {
-		return rs, nil, nil
+		return rules.Folder{Rules: rs}, nil
 	}
-	extra, problems, err := rules.LoadDir(dir)
+	f, err := rules.LoadFolder(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("rules folder %s: %w", dir, err)
+		return rules.Folder{}, fmt.Errorf("rules folder %s: %w", dir, err)
 	}
-	return rules.Merge(rs, extra), problems, nil
+	f.Rules = rules.Merge(rs, f.Rules)
+	return f, nil
 }
 
 // DefaultRuleDebounce is how long a rules folder must be quiet before a
@@ -48,6 +57,10 @@ type RuleWatcherOptions struct {
 	// OnReload, if set, is called after each reload with the files (and
 	// rules) that failed, from Run's goroutine.
 	OnReload func(problems []*rules.LoadError)
+	// OnSkipped, if set, is called after each reload, before OnReload,
+	// with the rules of the folder that were read but not loaded
+	// (deprecated and unsupported ones), from Run's goroutine.
+	OnSkipped func(skipped []rules.Skip)
 }
 
 // RuleWatcher keeps an [Engine]'s rules in step with a rules folder, the
@@ -142,12 +155,12 @@ func (rw *RuleWatcher) Run(ctx context.Context) {
 // engine. When the folder cannot be read, the rules in use stay.
 func (rw *RuleWatcher) Reload() {
 	log := rw.opts.Logger
-	rs, bad, err := LoadRules(rw.dir)
+	f, err := LoadRuleFolder(rw.dir)
 	if err != nil {
 		log.Error("rules reload failed; keeping the rules in use", "dir", rw.dir, "err", err)
 		return
 	}
-	bad = append(bad, rw.eng.Reload(rs)...)
+	bad := append(f.Problems, rw.eng.Reload(f.Rules)...)
 	rw.mu.Lock()
 	rw.problems = bad
 	rw.mu.Unlock()
@@ -155,6 +168,9 @@ func (rw *RuleWatcher) Reload() {
 		log.Error("rule skipped", "file", p.File, "line", p.Line, "err", p.Err)
 	}
 	log.Info("rules reloaded", "dir", rw.dir, "rules", len(rw.eng.Rules()), "errors", len(bad))
+	if rw.opts.OnSkipped != nil {
+		rw.opts.OnSkipped(f.Skipped)
+	}
 	if rw.opts.OnReload != nil {
 		rw.opts.OnReload(bad)
 	}

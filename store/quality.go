@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -62,4 +63,25 @@ func lastCloseReason(a *alert.Alert) string {
 		}
 	}
 	return ""
+}
+
+// RuleStats returns the counters of every rule (Stats' Rules) without
+// counting the stored alerts: it reads one small bucket, and suits callers
+// that ask often (the rules page).
+func (s *Store) RuleStats(ctx context.Context) ([]RuleStats, error) {
+	out := []RuleStats{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRules).ForEach(func(k, v []byte) error {
+			var rc ruleCounters
+			if err := json.Unmarshal(v, &rc); err != nil {
+				return fmt.Errorf("decode counters of rule %s: %w", k, err)
+			}
+			out = append(out, RuleStats{Rule: string(k), Alerts: rc.Alerts, Events: rc.Events, LastSeen: rc.LastSeen, Closed: rc.Closed})
+			return ctx.Err()
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rule stats: %w", err)
+	}
+	return out, nil
 }

@@ -234,4 +234,8 @@ func TestCloseReason(t *testing.T) {
 	if len(st.Rules) != 1 || !cmp.Equal(st.Rules[0].Closed, map[string]int64{alert.ReasonFalsePositive: 1, alert.ReasonBenign: 1}) {
 		t.Errorf("Stats rules = %+v; want closed false_positive 1, benign 1", st.Rules)
 	}
+	rs, err := s.RuleStats(ctx)
+	if err != nil || !cmp.Equal(rs, st.Rules) {
+		t.Errorf("RuleStats = %+v, %v; want Stats' rules %+v", rs, err, st.Rules)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,6 +95,9 @@ type patchBody struct {
 	Status  string `json:"status"`
 	By      string `json:"by"`
 	Comment string `json:"comment"`
+	// Reason is the verdict of a change to closed: false_positive,
+	// true_positive or benign (optional).
+	Reason string `json:"reason"`
 }
 
 // readPatch decodes and checks the body of a PATCH: one JSON object with
@@ -106,7 +110,7 @@ func readPatch(w http.ResponseWriter, r *http.Request) (patchBody, error) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, smallBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		return body, errors.New(`body must be {"status": "new" | "acknowledged" | "closed", "by": "...", "comment": "..."}`)
+		return body, errors.New(`body must be {"status": "new" | "acknowledged" | "closed", "by": "...", "comment": "...", "reason": "false_positive" | "true_positive" | "benign"}`)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return body, errors.New("body must hold one JSON object and nothing after it")
@@ -122,6 +126,10 @@ func readPatch(w http.ResponseWriter, r *http.Request) (patchBody, error) {
 		return body, fmt.Errorf("comment must be at most %d bytes", maxComment)
 	case hasControl(body.Comment, "\n\t"):
 		return body, errors.New("comment must not hold control characters other than line breaks and tabs")
+	case body.Reason != "" && !slices.Contains(alert.Reasons, body.Reason):
+		return body, fmt.Errorf("reason %q: want %s", body.Reason, strings.Join(alert.Reasons, ", "))
+	case body.Reason != "" && body.Status != alert.StatusClosed:
+		return body, errors.New(`a reason goes only with "status": "closed"`)
 	}
 	return body, nil
 }
@@ -139,7 +147,8 @@ func hasControl(s, allowed string) bool {
 
 // handlePatchAlert serves PATCH /api/v1/alerts/{id} with {"status": "new" |
 // "acknowledged" | "closed", "by": "optional name", "comment": "optional
-// note"}.
+// note", "reason": "false_positive" | "true_positive" | "benign" (only with
+// closed)}.
 func (s *Server) handlePatchAlert(w http.ResponseWriter, r *http.Request) {
 	body, err := readPatch(w, r)
 	if err != nil {
@@ -151,7 +160,14 @@ func (s *Server) handlePatchAlert(w http.ResponseWriter, r *http.Request) {
 		by = s.principal(r)
 	}
 	var a alert.Alert
-	if sc, ok := s.opts.Alerts.(StatusCommenter); ok && body.Comment != "" {
+	if sc, ok := s.opts.Alerts.(StatusChanger); ok {
+		a, err = sc.ChangeStatus(r.Context(), r.PathValue("id"), alert.StatusChange{
+			Status: body.Status, By: by, At: time.Now(), Comment: body.Comment, Reason: body.Reason,
+		})
+	} else if body.Reason != "" {
+		writeError(w, http.StatusBadRequest, "this raywatch does not record close reasons")
+		return
+	} else if sc, ok := s.opts.Alerts.(StatusCommenter); ok && body.Comment != "" {
 		a, err = sc.SetStatusComment(r.Context(), r.PathValue("id"), body.Status, by, body.Comment)
 	} else {
 		a, err = s.opts.Alerts.SetStatus(r.Context(), r.PathValue("id"), body.Status, by)
@@ -182,7 +198,8 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// handleRules serves GET /api/v1/rules: {"rules": [...], "errors": [...]}.
+// handleRules serves GET /api/v1/rules: {"rules": [...], "errors": [...],
+// "skipped": [...]}.
 func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 	var rs []RuleStatus
 	if s.opts.Rules != nil {
@@ -195,8 +212,12 @@ func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 	if s.opts.RuleErrors != nil {
 		loadErrors = append(loadErrors, s.opts.RuleErrors()...)
 	}
+	skipped := []RuleSkip{}
+	if s.opts.RuleSkipped != nil {
+		skipped = append(skipped, s.opts.RuleSkipped()...)
+	}
 	if s.opts.RuleCoverage == nil {
-		writeJSON(w, http.StatusOK, map[string]any{"rules": rs, "errors": loadErrors})
+		writeJSON(w, http.StatusOK, map[string]any{"rules": rs, "errors": loadErrors, "skipped": skipped})
 		return
 	}
 	cov := s.opts.RuleCoverage(r.Context())
@@ -204,7 +225,7 @@ func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 	for i := range rs {
 		out[i] = ruleWithCoverage{RuleStatus: rs[i], Coverage: cov[rs[i].ID]}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": out, "errors": loadErrors})
+	writeJSON(w, http.StatusOK, map[string]any{"rules": out, "errors": loadErrors, "skipped": skipped})
 }
 
 // ruleWithCoverage is a rule of GET /api/v1/rules with its coverage on

@@ -49,7 +49,8 @@ type navigatorMeta struct {
 	Value string `json:"value"`
 }
 
-// attackLayer builds the Navigator layer of the enabled rules: one
+// attackLayer builds the Navigator layer of the enabled rules that can
+// fire (filters and rules unable to fire left out): one
 // technique per ATT&CK technique tag, scored by the number of enabled
 // rules that carry it, with its name, its own tactics (from the enterprise
 // ATT&CK table, so that T1041 is exfiltration only whatever else its rules
@@ -64,7 +65,9 @@ func (s *Server) attackLayer() navigatorLayer {
 	enabled := 0
 	if s.opts.Rules != nil {
 		for _, r := range s.opts.Rules.Rules() {
-			if !r.Enabled {
+			// Filters detect nothing, and a rule unable to fire covers
+			// nothing.
+			if !r.Enabled || r.Kind == "filter" || r.Health.State == HealthUnable {
 				continue
 			}
 			enabled++

@@ -85,10 +85,12 @@ type TopEntry struct {
 
 // IOCReport is GET /api/v1/iocs: the indicator files and the set in use.
 type IOCReport struct {
-	Enabled bool                        `json:"enabled"`
-	Files   []IOCFile                   `json:"files"`
-	Counts  map[alert.IndicatorType]int `json:"counts"`
-	Total   int                         `json:"total"`
+	Enabled bool `json:"enabled"`
+	// Dir is the IOC folder (--ioc-dir).
+	Dir    string                      `json:"dir,omitempty"`
+	Files  []IOCFile                   `json:"files"`
+	Counts map[alert.IndicatorType]int `json:"counts"`
+	Total  int                         `json:"total"`
 }
 
 // IOCFile is the state of one indicator file.
@@ -177,11 +179,13 @@ type Job struct {
 }
 
 // Reports are the typed reports of the API, each served as JSON at GET
-// /api/v1/{iocs,coverage,jobs,outputs} behind the dashboard token. Each
+// /api/v1/{iocs,coverage,jobs,outputs,throttled} behind the dashboard token. Each
 // may be nil (no route), and must be safe for concurrent use.
 type Reports struct {
 	IOCs     func(ctx context.Context) (IOCReport, error)
 	Coverage func(ctx context.Context) ([]IntakeCoverage, error)
 	Jobs     func(ctx context.Context) (JobsReport, error)
 	Outputs  func(ctx context.Context) (OutputsReport, error)
+	// Throttled is served at GET /api/v1/throttled.
+	Throttled func(ctx context.Context) (ThrottleReport, error)
 }

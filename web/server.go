@@ -110,6 +110,15 @@ type StatusCommenter interface {
 	SetStatusComment(ctx context.Context, id, status, by, comment string) (alert.Alert, error)
 }
 
+// StatusChanger is implemented by an AlertSource that records a whole
+// status change: who, when, the comment and, for a change to closed, the
+// analyst's verdict (PATCH /api/v1/alerts/{id} with "reason"). When
+// implemented it serves every PATCH. Errors wrap ErrNotFound or
+// ErrBadRequest as SetStatus's do.
+type StatusChanger interface {
+	ChangeStatus(ctx context.Context, id string, ch alert.StatusChange) (alert.Alert, error)
+}
+
 // RuleLoadError is a rule file that could not be loaded, as GET
 // /api/v1/rules lists it under "errors".
 type RuleLoadError struct {
@@ -140,9 +149,61 @@ type RuleStatus struct {
 	Name           string    `json:"name,omitempty"`
 	Logsource      Logsource `json:"logsource"`
 	Enabled        bool      `json:"enabled"`
-	Alerts         int64     `json:"alerts"`
-	EvalErrors     int64     `json:"eval_errors"`
-	LastError      string    `json:"last_error,omitempty"`
+	// Kind is "detection", "correlation" or "filter" (a Sigma filter,
+	// which keeps the rules of AppliesTo from alerting).
+	Kind string `json:"kind,omitempty"`
+	// Health says whether the rule can fire on raywatch's events.
+	Health RuleHealth `json:"health"`
+	// Alerts are the alerts the engine raised (before grouping).
+	Alerts     int64  `json:"alerts"`
+	EvalErrors int64  `json:"eval_errors"`
+	LastError  string `json:"last_error,omitempty"`
+	// Suppressed counts the events the rule matched that exceptions and
+	// filters kept from alerting (for a filter: the events it kept from
+	// alerting, and LastSuppressed when it last did).
+	Suppressed             int64     `json:"suppressed"`
+	SuppressedByExceptions int64     `json:"suppressed_by_exceptions"`
+	SuppressedByFilters    int64     `json:"suppressed_by_filters"`
+	LastSuppressed         time.Time `json:"last_suppressed,omitzero"`
+	// AppliesTo lists, for a filter, the ids of the rules it applies to
+	// ("*": every rule).
+	AppliesTo []string `json:"applies_to,omitempty"`
+	// EvalSecondsSampled is the rule's evaluation time measured on
+	// sampled events and EvalShare its share (0 to 1) of that of all
+	// rules.
+	EvalSecondsSampled float64 `json:"eval_seconds_sampled"`
+	EvalShare          float64 `json:"eval_share"`
+	// Closed counts the rule's alerts closed by analysts, by reason
+	// (false_positive, true_positive, benign).
+	Closed map[string]int64 `json:"closed,omitempty"`
+}
+
+// Health states of [RuleHealth].
+const (
+	HealthOK     = "ok"
+	HealthUnable = "unable_to_fire"
+)
+
+// RuleHealth says whether a rule can fire. State is HealthOK or
+// HealthUnable; for HealthUnable, File, Line and Field locate the cause
+// (the logsource, or a field that no Cloudflare record carries) and Reason
+// says it.
+type RuleHealth struct {
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	File   string `json:"file,omitempty"`
+	Line   int    `json:"line,omitempty"`
+	Field  string `json:"field,omitempty"`
+}
+
+// RuleSkip is a rule that was read but not loaded (deprecated or
+// unsupported), as GET /api/v1/rules lists it under "skipped".
+type RuleSkip struct {
+	File   string `json:"file"`
+	Line   int    `json:"line,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Title  string `json:"title,omitempty"`
+	Reason string `json:"reason"`
 }
 
 // Logsource is a rule's Sigma logsource.
@@ -183,10 +244,20 @@ type Options struct {
 	// RuleErrors, if set, returns the rule files that failed to load, for
 	// GET /api/v1/rules.
 	RuleErrors func() []RuleLoadError
+	// RuleSkipped, if set, returns the rules read but not loaded
+	// (deprecated, unsupported), for GET /api/v1/rules.
+	RuleSkipped func() []RuleSkip
 	// Overview, if set, serves GET /api/v1/overview?range=D&to=T: a
 	// summary of the alerts of the span rng ending at to (to is zero when
 	// the request leaves it to the implementation).
 	Overview func(ctx context.Context, to time.Time, rng time.Duration) (Overview, error)
+
+	// Exceptions, if set, serves GET and POST /api/v1/exceptions and
+	// DELETE /api/v1/exceptions/{id}.
+	Exceptions ExceptionStore
+	// SearchIOCs, if set, serves GET /api/v1/iocs/search?q=: at most
+	// limit indicators in use that answer q.
+	SearchIOCs func(ctx context.Context, q string, limit int) (IOCSearch, error)
 
 	// Sessions keeps the dashboard's login sessions (see [SessionStore]);
 	// nil keeps them in memory, so that a restart logs everyone out.
@@ -341,6 +412,17 @@ func New(opts Options) (*Server, error) {
 		s.mux.HandleFunc("GET /api/v1/blocks", s.requireAuth(s.handleBlocks))
 		s.mux.HandleFunc("POST /api/v1/blocks", s.requireAuth(s.handleBlock))
 		s.mux.HandleFunc("DELETE /api/v1/blocks/{ip...}", s.requireAuth(s.handleUnblock))
+	}
+	if rep := opts.Reports.Throttled; rep != nil {
+		s.mux.HandleFunc("GET /api/v1/throttled", s.requireAuth(handleReport(s, "throttled", rep)))
+	}
+	if opts.SearchIOCs != nil {
+		s.mux.HandleFunc("GET /api/v1/iocs/search", s.requireAuth(s.handleIOCSearch))
+	}
+	if opts.Exceptions != nil {
+		s.mux.HandleFunc("GET /api/v1/exceptions", s.requireAuth(s.handleListExceptions))
+		s.mux.HandleFunc("POST /api/v1/exceptions", s.requireAuth(s.handleAddException))
+		s.mux.HandleFunc("DELETE /api/v1/exceptions/{id}", s.requireAuth(s.handleDeleteException))
 	}
 	s.mux.HandleFunc("GET /api/", s.requireAuth(s.handleNoAPI))
 	s.mux.HandleFunc("GET /ws", s.requireAuth(s.handleWS))

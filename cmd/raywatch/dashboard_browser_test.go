@@ -440,6 +440,25 @@ func TestDashboardRendersHostileValuesAsText(t *testing.T) {
 		}
 		assertClean("detail of " + a.ID)
 	}
+	// The exception dialog of a hostile alert holds its values as text.
+	do(t, ctx, chromedp.Click(chromedp.CSS("#d-except")))
+	evalUntil(t, ctx, `document.getElementById("exc-dlg").open`, "the exception dialog")
+	assertClean("exception dialog")
+	evalString(t, ctx, `document.getElementById("exc-dlg").close(); "ok"`)
+	// An exception whose comment and values are hostile, on its page.
+	status, _ := postJSON(t, in.base+"/api/v1/exceptions", map[string]any{
+		"rule": "*", "match": map[string]any{"user_agent.original|contains": `<img src=x onerror="window.__xss=14">`},
+		"comment": `<script>window.__xss=15</script><b>bold</b>`, "by": `<img src=x onerror=window.__xss=16>`,
+	})
+	if status != 201 {
+		t.Fatalf("POST hostile exception = %d", status)
+	}
+	do(t, ctx, chromedp.Navigate(in.base+"/#/exceptions"))
+	evalUntil(t, ctx, `!!document.querySelector("#exc-table tbody tr")`, "the exceptions page")
+	assertClean("exceptions page")
+	if text := evalString(t, ctx, `document.getElementById("exc-table").textContent`); !strings.Contains(text, `<script>window.__xss=15</script><b>bold</b>`) || !strings.Contains(text, `onerror="window.__xss=14"`) {
+		t.Errorf("exceptions page = %q; want the hostile comment and value as text", text)
+	}
 	do(t, ctx, chromedp.Navigate(in.base+"/#/rules"))
 	evalUntil(t, ctx, `document.querySelectorAll("#rules-table tbody tr").length === 7 && !!document.querySelector("#rule-errors")`, "the rules with the hostile one and the load error")
 	assertClean("rules page")
@@ -457,8 +476,8 @@ func TestDashboardRendersHostileValuesAsText(t *testing.T) {
 
 // TestDashboardDemo runs serve with RAYWATCH_DEMO=1: every built-in rule
 // fires within seconds, through the real intake. It takes the screenshots
-// of the overview and of an alert (and, with -update-screenshots, writes
-// them to docs/).
+// of the overview, of an alert, of the exception dialog and of the list
+// (and, with -update-screenshots, writes them to docs/).
 func TestDashboardDemo(t *testing.T) {
 	ctx := newBrowser(t)
 	guardPage(t, ctx)
@@ -484,8 +503,20 @@ func TestDashboardDemo(t *testing.T) {
 		}
 	}
 	do(t, ctx, chromedp.Navigate(in.base+"/#/alert/"+id))
-	evalUntil(t, ctx, `!!document.querySelector("#d-tree li.hit") && !!document.querySelector("#detail .ioc")`, "the detail with the IOC")
+	evalUntil(t, ctx, `!!document.querySelector("#d-tree li.hit") && !!document.querySelector("#detail .ioc") && !!document.getElementById("d-who")`, "the detail with the IOC and the header")
 	shots = append(shots, screenshot(t, ctx, dir, "alert.png"))
+	do(t, ctx, chromedp.Click(chromedp.CSS("#d-except")))
+	evalUntil(t, ctx, `document.getElementById("exc-dlg").open`, "the exception dialog")
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#exc-comment"), "Partner's uptime monitor, agreed with the SOC"))
+	evalString(t, ctx, `(() => {
+		const tr = document.querySelector('#exc-conds tr[data-field="url.path"]');
+		if (tr) tr.querySelector("input[type=checkbox]").click();
+		document.getElementById("exc-expiry").value = "720h";
+		document.getElementById("exc-form").dispatchEvent(new Event("change"));
+		return "ok";
+	})()`)
+	shots = append(shots, screenshot(t, ctx, dir, "exception.png"))
+	evalString(t, ctx, `document.getElementById("exc-dlg").close(); "ok"`)
 	do(t, ctx, chromedp.Navigate(in.base+"/"))
 	evalUntil(t, ctx, `document.querySelectorAll("#alert-rows tr").length >= 6`, "the alert list")
 	shots = append(shots, screenshot(t, ctx, dir, "alerts.png"))

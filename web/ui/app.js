@@ -95,6 +95,41 @@
     return typeof n === "number" ? n.toLocaleString("en-US") : String(n ?? "");
   }
 
+  // countryName turns a Cloudflare country code (ISO 3166-1, "T1" for
+  // Tor, "XX" for unknown) into its English name.
+  const regions = (() => {
+    try { return new Intl.DisplayNames(["en"], { type: "region" }); } catch (_) { return null; }
+  })();
+  function countryName(code) {
+    const c = String(code || "").toUpperCase();
+    if (c === "T1") return "Tor";
+    if (c === "XX") return "unknown country";
+    if (regions && /^[A-Z]{2}$/.test(c)) {
+      try {
+        const n = regions.of(c);
+        if (n && n !== c) return n;
+      } catch (_) { /* not a region */ }
+    }
+    return c;
+  }
+
+  // rangeText says when an alert's events happened.
+  function rangeText(from, to) {
+    const a = Date.parse(from), b = Date.parse(to);
+    if (!a || !b || a === b) return fmtTime(from || to) + " UTC";
+    const s = Math.round((b - a) / 1000);
+    const d = s < 120 ? s + " s" : s < 7200 ? Math.round(s / 60) + " min" : s < 172800 ? Math.round(s / 3600) + " h" : Math.round(s / 86400) + " days";
+    return fmtTime(from) + " to " + fmtTime(to) + " UTC (" + d + ")";
+  }
+
+  // The verdicts an analyst gives when closing an alert.
+  const REASONS = [
+    ["false_positive", "False positive", "the rule matched something it should not have"],
+    ["benign", "Benign", "a real match, but expected: a scanner we pay for, a health check"],
+    ["true_positive", "True positive", "a real attack, handled"],
+  ];
+  const reasonLabel = (r) => (REASONS.find((x) => x[0] === r) || [r, r])[1];
+
   function clear(node) {
     while (node.firstChild) node.removeChild(node.firstChild);
     return node;
@@ -308,11 +343,21 @@
     cell(tr, fmtNum(a.count), "count");
     const std = cell(tr, "", "status");
     std.appendChild(statusBadge(a.status));
-    cell(tr, e.ip, "ip");
-    cell(tr, e.cc.toUpperCase(), "cc");
+    // Below 1,500 px the country joins the IP and the host the path (the
+    // CC and Host columns give way); path and user-agent show two lines
+    // at most; every cell's title holds its full value.
+    const ipTd = cell(tr, e.ip, "ip");
+    if (e.cc) {
+      ipTd.appendChild(el("span", { className: "cc-in", text: " " + e.cc.toUpperCase() }));
+      ipTd.title = e.ip + " (" + countryName(e.cc) + ")";
+    }
+    cell(tr, e.cc.toUpperCase(), "cc").title = countryName(e.cc);
     cell(tr, e.host, "host");
-    cell(tr, e.path, "path");
-    cell(tr, e.ua, "ua");
+    const pathTd = cell(tr, "", "path");
+    pathTd.title = e.host + e.path;
+    pathTd.appendChild(el("div", { className: "clamp" }, el("span", { className: "host-in", text: e.host }), e.path));
+    cell(tr, "", "ua").appendChild(el("div", { className: "clamp", text: e.ua }));
+    tr.lastChild.title = e.ua;
     cell(tr, a.intake || "", "intake");
     if (a.id === list.selected) tr.classList.add("sel");
     return tr;
@@ -524,9 +569,10 @@
     location.hash = "#/alert/" + encodeURIComponent(tr.dataset.id);
   });
 
-  async function setStatus(id, status, comment) {
+  async function setStatus(id, status, comment, reason) {
     const body = { status };
     if (comment) body.comment = comment;
+    if (reason) body.reason = reason;
     const a = await api("/api/v1/alerts/" + encodeURIComponent(id), {
       method: "PATCH",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
@@ -600,6 +646,7 @@
   };
 
   detail.open = async function (id) {
+    if (detail.id !== id) $("d-note").hidden = true;
     detail.id = id;
     select(id, false);
     clear(detail.root).appendChild(el("p", { className: "muted", text: "loading..." }));
@@ -636,11 +683,9 @@
     root.appendChild(el("div", { className: "d-head" },
       el("h2", { id: "d-title", text: rule.title || rule.id || "alert" }),
       levelBadge(rule.level), " ", el("span", { id: "d-status" }, statusBadge(a.status))));
+    root.appendChild(whoHeader(a));
 
     const facts = el("dl", { className: "facts" });
-    kv(facts, "Count", el("span", { id: "d-count", text: fmtNum(a.count) }), a.count === 1 ? " event" : " events");
-    kv(facts, "First seen", fmtTime(a.first_seen) + " UTC");
-    kv(facts, "Last seen", fmtTime(a.last_seen) + " UTC");
     kv(facts, "Intake", a.intake || "");
     kv(facts, "Dataset", a.dataset || "");
     kv(facts, "Alert id", el("code", { text: a.id }));
@@ -667,15 +712,19 @@
       });
       return b;
     };
+    const closeBtn = el("button", { type: "button", id: "d-close", text: "Close...", title: "Close with a verdict", disabled: a.status === "closed" });
+    closeBtn.addEventListener("click", () => openCloseDialog(a));
+    const excBtn = el("button", { type: "button", id: "d-except", text: "Add exception...", title: "Stop this rule (or every rule) alerting on these values" });
+    excBtn.addEventListener("click", () => openExceptionDialog(a));
     root.appendChild(el("div", { className: "actions" }, comment,
       el("div", { className: "buttons" },
-        act("acknowledged", "Acknowledge (a)", "d-ack"),
-        act("closed", "Close", "d-close"),
-        act("new", "Reopen", "d-reopen"), msg)));
+        act("acknowledged", "Acknowledge (a)", "d-ack"), closeBtn,
+        act("new", "Reopen", "d-reopen"), excBtn, msg)));
     if ((a.status_history || []).length) {
       const ol = el("ol", { className: "history", id: "d-history" });
       for (const h of a.status_history) {
-        ol.appendChild(el("li", null, fmtTime(h.at) + " UTC ", statusBadge(h.status), " by ", el("b", { text: h.by || "?" }),
+        ol.appendChild(el("li", null, fmtTime(h.at) + " UTC ", statusBadge(h.status),
+          h.reason ? el("span", { className: "chip reason", text: reasonLabel(h.reason) }) : "", " by ", el("b", { text: h.by || "?" }),
           h.comment ? el("q", { className: "comment", text: h.comment }) : ""));
       }
       root.appendChild(el("h3", { text: "History" }));
@@ -835,6 +884,220 @@
     }
   }
 
+  // whoHeader is the top of an alert's page: who (source IP, its country
+  // and network) did what where (method, host, path, user-agent), how
+  // often and when.
+  function whoHeader(a) {
+    const ev = a.event || {};
+    const e = entity(a);
+    const method = first(ev, "http.request.method", "cloudflare.ClientRequestMethod");
+    const asn = first(ev, "source.as.number", "cloudflare.ClientASN");
+    const asName = first(ev, "source.as.organization.name", "cloudflare.clientASNDescription", "cloudflare.ClientASNDescription");
+    const box = el("div", { className: "who", id: "d-who" });
+    const item = (label, id, ...value) => box.appendChild(el("div", { className: "who-item" },
+      el("div", { className: "who-k", text: label }), append(el("div", { className: "who-v", id }), value)));
+    item("Source IP", "d-ip", el("span", { className: "mono big", text: e.ip || "-" }),
+      e.cc ? el("div", { id: "d-country", text: countryName(e.cc) + " (" + e.cc.toUpperCase() + ")" }) : "",
+      asn ? el("div", { className: "muted", id: "d-asn", text: "AS" + asn + (asName ? " " + asName : "") }) : "");
+    item("Host", "d-host", el("span", { className: "mono", text: e.host || "-" }));
+    item("Request", "d-req", method ? el("strong", { text: method + " " }) : "", el("span", { className: "mono", text: e.path || "-" }));
+    item("User-agent", "d-ua", el("span", { className: "mono", text: e.ua || "(none)" }));
+    item("Events", "d-events", el("span", { className: "big", id: "d-count", text: fmtNum(a.count) }), a.count === 1 ? " event" : " events",
+      el("div", { className: "muted", id: "d-range", text: rangeText(a.first_seen, a.last_seen) }));
+    return box;
+  }
+
+  // note shows a message above the alert's page that survives its
+  // re-rendering (an alert closed by a new exception changes at once).
+  function note(...children) {
+    const n = $("d-note");
+    append(clear(n), children);
+    n.hidden = false;
+  }
+
+  // openCloseDialog asks for the verdict (and a comment) before closing
+  // alert a.
+  function openCloseDialog(a) {
+    const dlg = clear($("close-dlg"));
+    const form = el("form", { id: "close-form", method: "dialog" });
+    const reasons = el("fieldset", { className: "reasons" }, el("legend", { text: "Verdict" }),
+      REASONS.map(([v, label, help]) => el("label", null,
+        el("input", { type: "radio", name: "reason", value: v, id: "close-" + v }), " ", el("b", { text: label }), " ", el("span", { className: "muted small", text: help }))));
+    const c = $("d-comment");
+    const comment = el("textarea", { id: "close-comment", rows: 2, maxLength: 1000, placeholder: "Comment (optional), kept in the history", value: c ? c.value : "" });
+    const msg = el("p", { id: "close-msg", className: "error", role: "status" });
+    const ok = el("button", { type: "submit", id: "close-ok", text: "Close alert" });
+    const cancel = el("button", { type: "button", className: "ghost", text: "Cancel" });
+    cancel.addEventListener("click", () => dlg.close());
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const r = form.querySelector("input[name=reason]:checked");
+      if (!r) {
+        msg.textContent = "Pick a verdict.";
+        return;
+      }
+      ok.disabled = true;
+      try {
+        await setStatus(a.id, "closed", comment.value.trim(), r.value);
+        dlg.close();
+        note("Closed as " + reasonLabel(r.value).toLowerCase() + ".");
+      } catch (err) {
+        msg.textContent = "Cannot close: " + err.message;
+      } finally {
+        ok.disabled = false;
+      }
+    });
+    append(form, [el("h3", { id: "close-title", text: "Close this alert" }),
+      el("p", { className: "muted small", text: "The verdict is kept in the alert's history and counted per rule: the Rules page shows how often each rule's alerts are false positives." }),
+      reasons, comment, msg, el("div", { className: "buttons" }, ok, cancel)]);
+    dlg.appendChild(form);
+    dlg.showModal();
+  }
+
+  // The conditions an exception may put on a field: IP fields take
+  // addresses and CIDR ranges, text fields compare ignoring case.
+  const EXC_OPS = {
+    ip: [["", "is"], ["cidr", "is in the CIDR range"]],
+    text: [["", "is"], ["contains", "contains"], ["startswith", "starts with"], ["endswith", "ends with"]],
+  };
+  const OP_WORDS = { "": "is", cidr: "is in", contains: "contains", startswith: "starts with", endswith: "ends with" };
+
+  // exceptionFields are the entity fields of alert a that an exception
+  // may test, with their values.
+  // The fields the rule matched come after, not kept by default.
+  function exceptionFields(a) {
+    const ev = a.event || {};
+    const out = [];
+    const add = (field, label, ip, on) => {
+      const v = get(ev, field);
+      if (v !== "" && !out.some((f) => f.field === field)) out.push({ field, label, ip, value: v, on });
+    };
+    add("source.ip", "Source IP", true, true);
+    add(get(ev, "url.domain") !== "" ? "url.domain" : "destination.address", "Host", false, true);
+    add("url.path", "Path", false, true);
+    add("user_agent.original", "User-agent", false, true);
+    for (const m of a.matches || []) {
+      const f = String(m.field || "");
+      if (/^[A-Za-z0-9_@.]+$/.test(f)) add(f, "Matched field", /(^|\.)ip$|IP$/.test(f), false);
+    }
+    return out;
+  }
+
+  // expiryTime turns the expiry choice into an RFC 3339 time, or null.
+  function expiryTime(choice, at) {
+    if (!choice) return null;
+    if (choice === "custom") {
+      const d = at ? new Date(at + "Z") : null;
+      return d && !isNaN(d) ? d.toISOString() : null;
+    }
+    return new Date(Date.now() + parseDuration(choice)).toISOString();
+  }
+
+  // openExceptionDialog builds an exception from alert a's entity: each
+  // condition can be left out or changed, the scope is the rule or every
+  // rule, a comment is required, the expiry optional; the matching open
+  // alerts may be closed at once.
+  function openExceptionDialog(a) {
+    const rule = a.rule || {};
+    const dlg = clear($("exc-dlg"));
+    const form = el("form", { id: "exc-form", method: "dialog" });
+    const rows = [];
+    const tb = el("tbody");
+    for (const f of exceptionFields(a)) {
+      const id = "exc-on-" + f.field.replace(/[^a-z]/g, "-");
+      const on = el("input", { type: "checkbox", checked: f.on, id });
+      const op = el("select", { className: "exc-op", "aria-label": f.label + ": condition" }, (f.ip ? EXC_OPS.ip : EXC_OPS.text).map(([v, l]) => el("option", { value: v, text: l })));
+      const val = el("input", { type: "text", className: "exc-val mono", value: f.value, spellcheck: false, "aria-label": f.label + ": value" });
+      rows.push({ f, on, op, val });
+      tb.appendChild(el("tr", { data: { field: f.field } }, el("td", null, on),
+        el("td", null, el("label", { htmlFor: id, text: f.label }), el("div", { className: "muted small mono", text: f.field })),
+        el("td", null, op), el("td", { className: "grow" }, val)));
+    }
+    const conds = el("table", { className: "conds", id: "exc-conds" }, tb);
+    const scope = el("fieldset", { className: "scope" }, el("legend", { text: "Applies to" }),
+      el("label", null, el("input", { type: "radio", name: "scope", value: rule.id || "", checked: true, id: "exc-scope-rule" }), " this rule: ", el("b", { text: rule.title || rule.id || "" })),
+      el("label", null, el("input", { type: "radio", name: "scope", value: "*", id: "exc-scope-all" }), " every rule"));
+    const comment = el("textarea", { id: "exc-comment", rows: 2, maxLength: 1000, placeholder: "Why (required): the scanner we pay for, a health check, a partner's crawler..." });
+    const expiry = el("select", { id: "exc-expiry", "aria-label": "Expires" },
+      [["", "never"], ["1h", "in 1 hour"], ["24h", "in 24 hours"], ["168h", "in 7 days"], ["720h", "in 30 days"], ["custom", "at (UTC)..."]].map(([v, l]) => el("option", { value: v, text: l })));
+    const at = el("input", { type: "datetime-local", id: "exc-at", step: 1, hidden: true, "aria-label": "Expires at (UTC)" });
+    const closeBox = el("input", { type: "checkbox", id: "exc-close", checked: true });
+    const closeReason = el("select", { id: "exc-close-reason", "aria-label": "Verdict for the closed alerts" }, REASONS.map(([v, l]) => el("option", { value: v, text: l })));
+    const preview = el("pre", { id: "exc-preview", className: "raw small" });
+    const msg = el("p", { id: "exc-msg", className: "error", role: "status" });
+    const ok = el("button", { type: "submit", id: "exc-ok", text: "Add exception" });
+    const cancel = el("button", { type: "button", className: "ghost", text: "Cancel" });
+    const body = () => {
+      const match = {};
+      for (const r of rows) {
+        const raw = r.val.value.trim();
+        if (!r.on.checked || !raw) continue;
+        const vals = r.f.ip ? raw.split(/[\s,]+/).filter(Boolean) : [raw];
+        match[r.f.field + (r.op.value ? "|" + r.op.value : "")] = vals.length === 1 ? vals[0] : vals;
+      }
+      const b = { rule: form.querySelector("input[name=scope]:checked").value, match, comment: comment.value.trim() };
+      const exp = expiryTime(expiry.value, at.value);
+      if (exp) b.expires = exp;
+      if (closeBox.checked) {
+        b.close_matching = true;
+        b.close_reason = closeReason.value;
+      }
+      return b;
+    };
+    const update = () => {
+      at.hidden = expiry.value !== "custom";
+      closeReason.disabled = !closeBox.checked;
+      for (const r of rows) r.op.disabled = r.val.disabled = !r.on.checked;
+      preview.textContent = "POST /api/v1/exceptions\n" + JSON.stringify(body(), null, 2);
+    };
+    form.addEventListener("input", update);
+    form.addEventListener("change", update);
+    cancel.addEventListener("click", () => dlg.close());
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const b = body();
+      if (!Object.keys(b.match).length) {
+        msg.textContent = "Keep at least one condition.";
+        return;
+      }
+      if (!b.comment) {
+        msg.textContent = "Say why in the comment.";
+        comment.focus();
+        return;
+      }
+      ok.disabled = true;
+      msg.textContent = "";
+      try {
+        const x = await api("/api/v1/exceptions", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify(b),
+        });
+        dlg.close();
+        const n = x.closed_alerts || 0;
+        note("Exception added", b.close_matching ? " and " + n + (n === 1 ? " open alert" : " open alerts") + " closed" : "",
+          ". ", el("a", { href: "#/exceptions", id: "d-note-link", text: "See the exceptions" }));
+      } catch (err) {
+        msg.textContent = "Cannot add the exception: " + err.message;
+      } finally {
+        ok.disabled = false;
+      }
+    });
+    append(form, [
+      el("h3", { id: "exc-title", text: "Add exception" }),
+      el("p", { className: "muted small", text: "From the next event on, events that meet every kept condition raise no alert of the rules it applies to. Matching is case-insensitive." }),
+      conds, scope,
+      el("label", { className: "stack" }, "Comment ", comment),
+      el("div", { className: "row" }, el("label", null, "Expires ", expiry), at),
+      el("div", { className: "row" }, el("label", null, closeBox, " Close the matching open alerts as "), closeReason),
+      el("details", null, el("summary", { text: "API request" }), preview),
+      msg, el("div", { className: "buttons" }, ok, cancel)]);
+    dlg.appendChild(form);
+    update();
+    dlg.showModal();
+    comment.focus();
+  }
+
   // tree renders a JSON value as nested lists; leaves whose dotted path is
   // a matched field are highlighted.
   function tree(v, path, hits) {
@@ -945,8 +1208,10 @@
       for (const tc of techs) {
         const tech = techniqueOf("attack." + tc.techniqueID.toLowerCase());
         const meta = tc.metadata || [];
+        const name = (meta.find((m) => m.name === "technique") || {}).value;
         tb.appendChild(el("tr", null,
-          el("td", null, tech ? el("a", { href: tech.url, target: "_blank", rel: "noopener noreferrer", text: tc.techniqueID }) : tc.techniqueID),
+          el("td", null, tech ? el("a", { href: tech.url, target: "_blank", rel: "noopener noreferrer", text: tc.techniqueID }) : tc.techniqueID,
+            name ? el("span", { className: "tech-name", text: " " + name }) : ""),
           el("td", null, meta.filter((m) => m.name === "tactic").map((m) => el("span", { className: "chip", text: m.value }))),
           el("td", null, el("span", { className: "score", text: String(tc.score) }), " ", meta.filter((m) => m.name === "rule").map((m) => m.value).join("; "))));
       }
@@ -1109,6 +1374,45 @@
   $("ov-range").addEventListener("change", renderOverview);
 
   // ------------------------------------------------------------ rules
+  // ruleInfo maps rule ids to their titles, for the exceptions page.
+  const ruleInfo = new Map();
+
+  function keepRuleInfo(rs) {
+    for (const r of rs || []) ruleInfo.set(r.id, r.title || r.id);
+  }
+
+  function pct(x) {
+    return typeof x === "number" && x > 0 ? (x < 0.001 ? "<0.1%" : (x * 100).toFixed(1) + "%") : "-";
+  }
+
+  // healthCells say whether a rule can fire; a rule that cannot is never
+  // evaluated, so its cell says why and where across the quality columns.
+  function healthCells(r) {
+    const h = r.health || {};
+    if (h.state !== "unable_to_fire") return [el("td", { className: "health" }, el("span", { className: "chip ok", text: "ok" })), qualityCells(r)];
+    const where = (h.file || "") + (h.line ? ":" + h.line : "");
+    return el("td", { className: "health unable-why", colSpan: 5 }, el("span", { className: "chip bad", text: "unable to fire" }), " ",
+      el("span", { text: h.reason || "" }), where ? el("div", null, el("code", { className: "small src", text: where })) : "",
+      el("div", { className: "muted small", text: "not evaluated" }));
+  }
+
+  // qualityCells are a rule's alerts, suppressed events, alerts closed as
+  // false positive and share of the evaluation time.
+  function qualityCells(r) {
+    const sup = r.suppressed || 0;
+    const supTitle = "by exceptions: " + fmtNum(r.suppressed_by_exceptions || 0) + ", by Sigma filters: " + fmtNum(r.suppressed_by_filters || 0) +
+      (r.last_suppressed ? "; last " + fmtTime(r.last_suppressed) + " UTC" : "");
+    const closed = r.closed || {};
+    const fp = closed.false_positive || 0;
+    const closedTitle = REASONS.map(([k, l]) => l + ": " + fmtNum(closed[k] || 0)).join(", ");
+    return [
+      el("td", { className: "num q-alerts", text: fmtNum(r.alerts || 0), title: "alerts raised since start (before grouping)" }),
+      el("td", { className: "num q-suppressed", text: fmtNum(sup), title: supTitle }),
+      el("td", { className: "num q-fp", text: fmtNum(fp), title: "closed as " + closedTitle }),
+      el("td", { className: "num q-eval", text: pct(r.eval_share), title: "share of the sampled evaluation time: " + (r.eval_seconds_sampled || 0).toFixed(3) + " s" }),
+    ];
+  }
+
   async function renderRules() {
     const root = $("rules");
     let body;
@@ -1117,6 +1421,8 @@
       return;
     }
     clear(root);
+    const rs = body.rules || [];
+    keepRuleInfo(rs);
     const errs = body.errors || [];
     if (errs.length) {
       const sec = el("section", { className: "card error-card", id: "rule-errors" }, el("h3", { text: errs.length + (errs.length === 1 ? " rule file failed to load" : " rule files failed to load") }));
@@ -1125,33 +1431,53 @@
       sec.appendChild(ul);
       root.appendChild(sec);
     }
-    const rs = body.rules || [];
-    const enabled = rs.filter((r) => r.enabled).length;
-    root.appendChild(el("p", { className: "muted", text: rs.length + " rules loaded, " + enabled + " enabled." }));
-    const t = el("table", { className: "rules", id: "rules-table" }, el("thead", null, el("tr", null,
-      ["Rule", "Level", "Status", "Source", "Enabled", "Alerts", "ATT&CK and tags", "Field coverage"].map((h) => el("th", { text: h })))));
-    const tb = el("tbody");
-    for (const r of rs) {
-      const cov = el("td", { className: "cov" });
-      for (const c of r.coverage || []) {
-        const cls = c.state === "blind" ? "chip bad" : c.state === "ok" ? "chip ok" : "chip";
-        const text = c.intake + ": " + c.state + (c.missing && c.missing.length ? " (missing " + c.missing.join(", ") + ")" : "");
-        cov.appendChild(el("span", { className: cls, text, title: text }));
-      }
-      if (r.eval_errors) cov.appendChild(el("span", { className: "chip bad", text: r.eval_errors + " evaluation errors" + (r.last_error ? ": " + r.last_error : "") }));
-      const src = r.source === "builtin" ? "built-in" : (r.source || "") + "/" + (r.file || "");
-      tb.appendChild(el("tr", { className: r.enabled ? "" : "disabled", data: { rule: r.id } },
-        el("td", { className: "rtitle" },
-          el("a", { href: "?rule=" + encodeURIComponent(r.id) + "#/", text: r.title || r.id }),
-          el("div", { className: "muted small", text: r.id }),
-          r.description ? el("div", { className: "small desc", text: r.description }) : "",
-          (r.references || []).length ? el("div", { className: "small" }, r.references.map((u) => [extLink(u), " "])) : ""),
-        el("td", null, levelBadge(r.level)), el("td", { text: r.status || "" }),
-        el("td", { className: "small", text: src, title: src }), el("td", { text: r.enabled ? "yes" : "no" }),
-        el("td", { className: "num", text: fmtNum(r.alerts || 0) }), el("td", null, tagChips(r.tags)), cov));
+    const skipped = body.skipped || [];
+    if (skipped.length) {
+      root.appendChild(el("section", { className: "card", id: "rule-skipped" },
+        el("h3", { text: skipped.length + (skipped.length === 1 ? " rule skipped" : " rules skipped") }),
+        el("ul", null, skipped.map((k) => el("li", null, el("code", { className: "src", text: k.file + (k.line ? ":" + k.line : "") }), " ", k.title || k.id || "", el("span", { className: "muted", text: " (" + k.reason + ")" }))))));
     }
+    const enabled = rs.filter((r) => r.enabled).length;
+    const unable = rs.filter((r) => r.health && r.health.state === "unable_to_fire").length;
+    const filters = rs.filter((r) => r.kind === "filter").length;
+    root.appendChild(el("p", { className: unable ? "warning" : "muted", id: "rules-summary" },
+      rs.length + " rules loaded, " + enabled + " enabled" + (filters ? ", " + filters + " Sigma filters" : "") +
+      (unable ? "; " + unable + (unable === 1 ? " cannot fire and is" : " cannot fire and are") + " not evaluated (see Health)" : "") + "."));
+    const heads = [["Rule", "c-rtitle"], ["Level", ""], ["Health", "c-health"], ["Alerts", "num"], ["Suppressed", "num"], ["Closed as FP", "num"], ["Eval time", "num"], ["ATT&CK and tags", "c-tags"], ["Field coverage", "c-cov"]];
+    const t = el("table", { className: "rules", id: "rules-table" }, el("thead", null, el("tr", null,
+      heads.map(([h, c]) => el("th", { className: c, text: h })))));
+    const tb = el("tbody");
+    for (const r of rs) tb.appendChild(ruleRow(r));
     t.appendChild(tb);
-    root.appendChild(t);
+    root.appendChild(el("div", { className: "table-wrap" }, t));
+  }
+
+  // ruleRow is a rule's row on the Rules page. Where it comes from goes
+  // under its title (a drop-in rule's path is long), so that the columns
+  // keep their room.
+  function ruleRow(r) {
+    const cov = el("td", { className: "cov" });
+    for (const c of r.coverage || []) {
+      const cls = c.state === "blind" ? "chip bad" : c.state === "ok" ? "chip ok" : "chip";
+      const text = c.intake + ": " + c.state + (c.missing && c.missing.length ? " (missing " + c.missing.join(", ") + ")" : "");
+      cov.appendChild(el("span", { className: cls, text, title: text }));
+    }
+    if (r.eval_errors) cov.appendChild(el("span", { className: "chip bad", text: r.eval_errors + " evaluation errors" + (r.last_error ? ": " + r.last_error : "") }));
+    const src = r.source === "builtin" ? "built-in" : (r.source || "") + "/" + (r.file || "");
+    const meta = [r.kind && r.kind !== "detection" ? r.kind : "", r.status || "", r.enabled ? "" : "disabled"].filter(Boolean);
+    const unable = r.health && r.health.state === "unable_to_fire";
+    const applies = (r.applies_to || []).map((id) => id === "*" ? "every rule" : ruleInfo.get(id) || id);
+    return el("tr", { className: [r.enabled ? "" : "disabled", unable ? "unable" : "", r.kind === "filter" ? "filter" : ""].join(" ").trim(), data: { rule: r.id } },
+      el("td", { className: "rtitle" },
+        r.kind === "filter" ? el("strong", { text: r.title || r.id }) : el("a", { href: "?rule=" + encodeURIComponent(r.id) + "#/", text: r.title || r.id }),
+        el("div", { className: "muted small" }, el("span", { text: r.id }), meta.length ? " · " + meta.join(" · ") : ""),
+        el("div", { className: "muted small src", text: src, title: src }),
+        applies.length ? el("div", { className: "small", text: "applies to: " + applies.join("; ") }) : "",
+        r.description || (r.references || []).length ? el("details", { className: "small about" }, el("summary", { text: "description" }),
+          r.description ? el("div", { className: "desc", text: r.description }) : "",
+          (r.references || []).length ? el("div", { className: "refs-inline" }, r.references.map((u) => [extLink(u), " "])) : "") : ""),
+      el("td", null, r.kind === "filter" ? "" : levelBadge(r.level)), healthCells(r),
+      el("td", null, tagChips(r.tags)), cov);
   }
 
   // ------------------------------------------------------------ IOCs
@@ -1169,9 +1495,11 @@
       return;
     }
     const counts = Object.entries(body.counts || {}).filter((e) => e[1] > 0).sort((a, b) => b[1] - a[1]);
+    root.appendChild(el("p", { id: "ioc-dir" }, "Folder ", el("code", { text: body.dir || "" }), el("span", { className: "muted", text: " (reloaded when its files change)" })));
     root.appendChild(el("p", null, el("b", { text: fmtNum(body.total) }), " indicators: ",
       counts.map(([k, v]) => el("span", { className: "chip", text: k + " " + fmtNum(v) }))));
     root.appendChild(iocWarnings(body.files || []));
+    root.appendChild(iocSearch());
     const t = el("table", { id: "ioc-files" }, el("thead", null, el("tr", null,
       ["File", "Format", "Indicators", "By type", "Left out", "Last reload (UTC)", "Last error"].map((h) => el("th", { text: h })))));
     const tb = el("tbody");
@@ -1205,6 +1533,105 @@
     return box;
   }
 
+  // iocSearch is the search of the indicators in use: which file and line
+  // holds a value (or a range or domain that covers it).
+  function iocSearch() {
+    const q = el("input", { type: "search", id: "ioc-q", placeholder: "Which file holds a value? IP, domain, URL, user-agent, JA3", "aria-label": "Search the indicators", value: iocSearch.last || "" });
+    const out = el("div", { id: "ioc-results" });
+    const form = el("form", { className: "filters", id: "ioc-search", autocomplete: "off" }, q, el("button", { type: "submit", text: "Search" }));
+    const HOW = { equal: "is the value", covers: "covers it", contains: "holds it" };
+    const run = async () => {
+      const v = q.value.trim();
+      iocSearch.last = v;
+      clear(out);
+      if (!v) return;
+      out.appendChild(el("p", { className: "muted", text: "searching..." }));
+      let res;
+      try { res = await api("/api/v1/iocs/search?q=" + encodeURIComponent(v)); } catch (err) {
+        clear(out).appendChild(el("p", { className: "error", text: "Cannot search: " + err.message }));
+        return;
+      }
+      clear(out);
+      const ms = res.matches || [];
+      if (!ms.length) {
+        out.appendChild(el("p", { className: "muted", text: "No indicator in use holds or covers " + v + "." }));
+        return;
+      }
+      const tb = el("tbody");
+      for (const m of ms) {
+        tb.appendChild(el("tr", null, el("td", { className: "mono wrap", text: m.value }), el("td", { text: m.type }),
+          el("td", null, el("code", { className: "src", text: m.file + ":" + m.line })), el("td", { text: HOW[m.how] || m.how })));
+      }
+      out.appendChild(el("table", { id: "ioc-found" }, el("thead", null, el("tr", null, ["Indicator", "Type", "File and line", "Match"].map((h) => el("th", { text: h })))), tb));
+      if (res.more) out.appendChild(el("p", { className: "muted", text: "More indicators match; the first " + ms.length + " are shown." }));
+    };
+    form.addEventListener("submit", (e) => { e.preventDefault(); run(); });
+    if (iocSearch.last) run();
+    return el("section", { className: "card" }, el("h3", { text: "Search the indicators" }), form, out);
+  }
+
+  // ------------------------------------------------------------ exceptions
+  let excTimer = 0;
+
+  // excCondition describes one match key of an exception.
+  function excCondition(key, vals) {
+    const [field, op] = key.split("|");
+    const list = Array.isArray(vals) ? vals : [vals];
+    const text = field + " " + (OP_WORDS[op || ""] || op) + " " + list.join(" or ");
+    return el("span", { className: "chip cond", text, title: text });
+  }
+
+  async function renderExceptions() {
+    clearTimeout(excTimer);
+    const root = $("exceptions");
+    let body;
+    try {
+      body = await api("/api/v1/exceptions");
+      if (!ruleInfo.size) keepRuleInfo((await api("/api/v1/rules")).rules);
+    } catch (err) {
+      clear(root).appendChild(el("p", { className: "error", text: "Cannot load the exceptions: " + err.message }));
+      return;
+    }
+    if (currentView !== "exceptions") return;
+    clear(root);
+    const xs = body.exceptions || [];
+    if (!xs.length) root.appendChild(el("p", { className: "muted", id: "exc-empty", text: "No exception yet." }));
+    else {
+      const tb = el("tbody");
+      for (const x of xs) tb.appendChild(exceptionRow(x));
+      root.appendChild(el("div", { className: "table-wrap" }, el("table", { id: "exc-table", className: "exceptions" },
+        el("thead", null, el("tr", null, ["Applies to", "Conditions", "Comment", "Created", "Expires", "Suppressed", "Last suppressed", ""].map((h) => el("th", { text: h })))), tb)));
+    }
+    excTimer = setTimeout(() => { if (currentView === "exceptions") renderExceptions(); }, 5000);
+  }
+
+  function exceptionRow(x) {
+    const del = el("button", { type: "button", className: "ghost del", text: "Delete", title: "Delete this exception: it stops applying at once" });
+    del.addEventListener("click", async () => {
+      if (!confirm("Delete this exception? Matching events will raise alerts again.")) return;
+      del.disabled = true;
+      try {
+        await api("/api/v1/exceptions/" + encodeURIComponent(x.id), { method: "DELETE" });
+      } catch (err) {
+        del.disabled = false;
+        alert("Cannot delete: " + err.message);
+        return;
+      }
+      renderExceptions();
+    });
+    const keys = Object.keys(x.match || {}).sort();
+    const rule = x.rule === "*" ? "every rule" : ruleInfo.get(x.rule) || x.rule;
+    return el("tr", { className: x.expired ? "expired" : "", data: { id: x.id } },
+      el("td", { className: "wrap" }, el("strong", { text: rule }), x.rule === "*" ? "" : el("div", { className: "muted small", text: x.rule })),
+      el("td", { className: "wrap" }, keys.map((k) => excCondition(k, x.match[k]))),
+      el("td", { className: "wrap exc-comment", text: x.comment || "" }),
+      el("td", { className: "small" }, fmtTime(x.created_at) + " UTC", el("div", { className: "muted", text: "by " + (x.created_by || "?") })),
+      el("td", { className: "small exc-expires" }, isZero(x.expires) ? "never" : fmtTime(x.expires) + " UTC", x.expired ? el("div", null, el("span", { className: "badge expired", text: "expired" })) : ""),
+      el("td", { className: "num exc-suppressed", text: fmtNum(x.suppressed || 0) }),
+      el("td", { className: "small exc-last", text: isZero(x.last_suppressed) ? "never" : fmtTime(x.last_suppressed) + " UTC" }),
+      el("td", null, del));
+  }
+
   // ------------------------------------------------------------ warnings
   // Field coverage (rules blind on an intake) and Logpush job health, on
   // every page.
@@ -1236,6 +1663,18 @@
       }
       if (b && b.last_error) out.push(el("div", { className: "warning block-warning" }, el("b", { text: "Edge block list: " }), "the Cloudflare list cannot be changed: " + b.last_error));
     } catch (_) { /* no block list */ }
+    try {
+      const th = await api("/api/v1/throttled");
+      const seen = new Set();
+      for (const x of (th && th.throttled) || []) {
+        if (seen.has(x.rule)) continue; // the latest minute of each rule
+        seen.add(x.rule);
+        out.push(el("div", { className: "warning throttle-warning" }, el("b", { text: "Runaway rule: " }),
+          (x.title || x.rule) + " created " + fmtNum(x.created) + " new alerts in the minute of " + fmtTime(x.minute) +
+          " UTC, its budget (--rule-alert-budget " + th.budget + "); " + fmtNum(x.dropped) +
+          (x.dropped === 1 ? " more match" : " more matches") + " raised no new alert until the minute ended, so that the other rules stay visible."));
+      }
+    } catch (_) { /* not fatal */ }
     clear(box);
     append(box, out);
   }
@@ -1243,6 +1682,7 @@
   async function loadChoices() {
     try {
       const body = await api("/api/v1/rules");
+      keepRuleInfo(body.rules);
       const sel = $("f-rule");
       const keep = filters.rule;
       clear(sel).appendChild(el("option", { value: "", text: "All rules" }));
@@ -1272,7 +1712,7 @@
     if (h.startsWith("alert/")) {
       view = "detail";
       id = decodeURIComponent(h.slice(6));
-    } else if (["overview", "rules", "iocs"].includes(h)) view = h;
+    } else if (["overview", "rules", "iocs", "exceptions"].includes(h)) view = h;
     // Filters may have changed through a link (?rule=...#/).
     const f = readFilters();
     if (FILTERS.some((k) => f[k] !== filters[k])) {
@@ -1281,13 +1721,14 @@
       list.reload();
     }
     currentView = view;
-    for (const v of ["alerts", "detail", "overview", "rules", "iocs"]) $("view-" + v).hidden = v !== view;
+    for (const v of ["alerts", "detail", "overview", "rules", "iocs", "exceptions"]) $("view-" + v).hidden = v !== view;
     for (const a of document.querySelectorAll("nav a")) a.classList.toggle("on", a.dataset.view === (view === "detail" ? "alerts" : view));
     if (view !== "detail") detail.id = "";
     if (view === "detail") detail.open(id);
     else if (view === "overview") renderOverview();
     else if (view === "rules") renderRules();
     else if (view === "iocs") renderIOCs();
+    else if (view === "exceptions") renderExceptions();
     else {
       const cur = list.byID.get(list.selected);
       if (cur) cur.tr.scrollIntoView({ block: "nearest" });
@@ -1311,7 +1752,7 @@
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
     if (gPending) {
       gPending = false;
-      const to = { o: "#/overview", a: "#/", r: "#/rules", i: "#/iocs" }[e.key];
+      const to = { o: "#/overview", a: "#/", r: "#/rules", i: "#/iocs", e: "#/exceptions" }[e.key];
       if (to) { location.hash = to; e.preventDefault(); }
       return;
     }

@@ -124,19 +124,38 @@ func webOverview(ov store.Overview) web.Overview {
 	}
 }
 
-// ruleLister lists the engine's rules in the web server's terms.
-type ruleLister struct{ eng *engine.Engine }
+// ruleLister lists the engine's rules in the web server's terms, with the
+// close reasons the store counted (st may be nil).
+type ruleLister struct {
+	eng *engine.Engine
+	st  *store.Store
+}
 
 func (l ruleLister) Rules() []web.RuleStatus {
 	rs := l.eng.Rules()
+	closed := map[string]map[string]int64{}
+	if l.st != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		stats, _ := l.st.RuleStats(ctx) // without them, no close counts
+		cancel()
+		for _, s := range stats {
+			closed[s.Rule] = s.Closed
+		}
+	}
 	out := make([]web.RuleStatus, len(rs))
 	for i, r := range rs {
+		h := r.Health
 		out[i] = web.RuleStatus{
 			ID: r.ID, Title: r.Title, Description: r.Description, Level: r.Level, Status: r.Status,
 			Author: r.Author, References: r.References, Tags: r.Tags, FalsePositives: r.FalsePositives,
 			Source: r.Source, File: r.File, Name: r.Name,
 			Logsource: web.Logsource{Category: r.Logsource.Category, Product: r.Logsource.Product, Service: r.Logsource.Service},
 			Enabled:   r.Enabled, Alerts: r.Alerts, EvalErrors: r.EvalErrors, LastError: r.LastError,
+			Kind:       r.Kind(),
+			Health:     web.RuleHealth{State: h.State, Reason: h.Reason, File: h.File, Line: h.Line, Field: h.Field},
+			Suppressed: r.Suppressed, SuppressedByExceptions: r.SuppressedByExceptions, SuppressedByFilters: r.SuppressedByFilters,
+			LastSuppressed: r.LastSuppressed, AppliesTo: r.AppliesTo,
+			EvalSecondsSampled: r.EvalSeconds, EvalShare: r.EvalShare, Closed: closed[r.ID],
 		}
 	}
 	return out
@@ -250,6 +269,7 @@ type storeCollector struct {
 	alerts *prometheus.Desc
 	events *prometheus.Desc
 	stored *prometheus.Desc
+	closed *prometheus.Desc
 	size   *prometheus.Desc
 	depth  *prometheus.Desc
 	bytes  *prometheus.Desc
@@ -261,6 +281,7 @@ func newStoreCollector(s *store.Store, sp *store.Spool) *storeCollector {
 		alerts: prometheus.NewDesc("raywatch_rule_alerts_total", "Alerts created, by rule (grouped alerts count once).", []string{"rule"}, nil),
 		events: prometheus.NewDesc("raywatch_rule_events_total", "Records counted into alerts, by rule.", []string{"rule"}, nil),
 		stored: prometheus.NewDesc("raywatch_store_alerts", "Alerts in the store.", nil, nil),
+		closed: prometheus.NewDesc("raywatch_rule_closed_total", "Alerts of a rule closed by an analyst, by reason (false_positive, true_positive, benign).", []string{"rule", "reason"}, nil),
 		size:   prometheus.NewDesc("raywatch_store_bytes", "Size of the alert database file.", nil, nil),
 		depth:  prometheus.NewDesc("raywatch_spool_batches", "Batches acknowledged and not yet processed.", nil, nil),
 		bytes:  prometheus.NewDesc("raywatch_spool_bytes", "Bytes in the spool, batches being received included.", nil, nil),
@@ -268,7 +289,7 @@ func newStoreCollector(s *store.Store, sp *store.Spool) *storeCollector {
 }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.alerts, c.events, c.stored, c.size, c.depth, c.bytes} {
+	for _, d := range []*prometheus.Desc{c.alerts, c.events, c.stored, c.size, c.depth, c.bytes, c.closed} {
 		ch <- d
 	}
 }
@@ -289,5 +310,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range st.Rules {
 		ch <- prometheus.MustNewConstMetric(c.alerts, prometheus.CounterValue, float64(r.Alerts), r.Rule)
 		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(r.Events), r.Rule)
+		for reason, n := range r.Closed {
+			ch <- prometheus.MustNewConstMetric(c.closed, prometheus.CounterValue, float64(n), r.Rule, reason)
+		}
 	}
 }

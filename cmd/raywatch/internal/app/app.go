@@ -57,6 +57,7 @@ type App struct {
 	edge   *edge // nil without --block-list
 	seen   *intakeActivity
 	probs  *ruleProblems
+	tune   *tuning
 
 	closeOnce sync.Once
 	closeErr  error
@@ -83,7 +84,7 @@ func New(cfg Config, log *slog.Logger, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	a := &App{cfg: cfg, log: log, ln: ln, seen: &intakeActivity{}, probs: &ruleProblems{}}
+	a := &App{cfg: cfg, log: log, ln: ln, seen: &intakeActivity{}, probs: &ruleProblems{}, tune: &tuning{}}
 	if err := a.open(opts); err != nil {
 		a.Close()
 		return nil, err
@@ -106,6 +107,7 @@ func (a *App) open(opts Options) error {
 	st, err := store.Open(filepath.Join(cfg.DataDir, "alerts.db"), store.Options{
 		Timeout: storeLockTimeout, GroupWindow: cfg.GroupWindow, MaxAge: cfg.RetentionAge, MaxAlerts: cfg.RetentionCount,
 		Outputs: outputs, OutboxFilter: filter, OutboxMax: cfg.Outputs.OutboxMax,
+		RuleAlertBudget: cfg.Tuning.RuleAlertBudget, OnThrottle: a.onThrottle,
 	})
 	if err != nil {
 		return err
@@ -138,6 +140,9 @@ func (a *App) open(opts Options) error {
 	if err := a.openBlock(); err != nil {
 		return err
 	}
+	if err := a.openTuning(); err != nil {
+		return err
+	}
 	a.wire()
 	if err := a.openOutputs(); err != nil {
 		return err
@@ -158,18 +163,20 @@ func (a *App) openRules() error {
 		a.iocs, iocSet = w, w.Current
 		a.log.Info("indicators loaded", "dir", cfg.IOCDir, "indicators", w.Current().Len())
 	}
-	eng, problems, err := NewEngine(*cfg, iocSet)
+	eng, rep, err := LoadEngine(*cfg, iocSet)
 	if err != nil {
 		return err
 	}
 	a.eng = eng
-	a.probs.set(problems)
-	for _, p := range problems {
+	a.probs.set(rep.Problems)
+	for _, p := range rep.Problems {
 		a.log.Error("rule skipped", "file", p.File, "line", p.Line, "err", p.Err)
 	}
+	a.rulesSkipped(rep.Skipped)
+	logUnable(a.log, eng)
 	if cfg.RulesDir != "" {
 		rw, err := engine.NewRuleWatcher(cfg.RulesDir, eng, engine.RuleWatcherOptions{
-			Logger: a.log.With("component", "rules"), OnReload: a.probs.set,
+			Logger: a.log.With("component", "rules"), OnReload: a.rulesReloaded, OnSkipped: a.rulesSkipped,
 		})
 		if err != nil {
 			a.log.Error("rules folder not watched; restart to load changes", "err", err)
@@ -186,7 +193,7 @@ func (a *App) wire() {
 	cfg := &a.cfg
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStoreCollector(a.st, a.spool))
+		newStoreCollector(a.st, a.spool), a.eng.Collector())
 	if a.iocs != nil {
 		a.reg.MustRegister(a.iocs.Collectors()...)
 	}
@@ -215,8 +222,8 @@ func (a *App) newServer() error {
 		IntakeKeys:           cfg.IntakeKeys,
 		DashboardToken:       cfg.DashboardToken,
 		Spool:                spoolAdapter{a.spool},
-		Alerts:               a.webAlerts(alertSource{s: a.st, spool: a.spool, rules: ruleLister{a.eng}}),
-		Rules:                ruleLister{a.eng},
+		Alerts:               a.webAlerts(alertSource{s: a.st, spool: a.spool, rules: ruleLister{a.eng, a.st}}),
+		Rules:                ruleLister{a.eng, a.st},
 		Hub:                  a.hub,
 		Logger:               a.log,
 		Registry:             a.reg,
@@ -224,11 +231,15 @@ func (a *App) newServer() error {
 		MaxDecompressedBytes: cfg.MaxDecompressedBytes,
 		MaxLines:             cfg.MaxRecords,
 		Reports: web.Reports{
-			IOCs:     func(context.Context) (web.IOCReport, error) { return iocReport(a.iocs), nil },
-			Coverage: func(context.Context) ([]web.IntakeCoverage, error) { return coverageReports(a.eng, a.cov) },
-			Jobs:     func(context.Context) (web.JobsReport, error) { return jobsReport(a.jobs), nil },
-			Outputs:  a.outputsReport,
+			IOCs:      func(context.Context) (web.IOCReport, error) { return iocReport(a.iocs, cfg.IOCDir), nil },
+			Coverage:  func(context.Context) ([]web.IntakeCoverage, error) { return coverageReports(a.eng, a.cov) },
+			Jobs:      func(context.Context) (web.JobsReport, error) { return jobsReport(a.jobs), nil },
+			Outputs:   a.outputsReport,
+			Throttled: a.throttleReport,
 		},
+		Exceptions:   a.tune.exc,
+		SearchIOCs:   a.searchIOCs,
+		RuleSkipped:  a.tune.skips.get,
 		RuleCoverage: func(context.Context) map[string][]web.RuleCoverage { return ruleCoverage(a.eng, a.cov) },
 		RuleErrors:   a.probs.get,
 		Overview:     newOverviewCache(a.st).get,
@@ -299,6 +310,7 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { a.worker.Run(workCtx); close(workDone) }()
 	var side sync.WaitGroup
 	a.startSide(workCtx, &side)
+	stopUsage := a.startExceptionUsage()
 
 	// The server's timeouts and the connection limit: Shutdown closes
 	// the limited listener, which closes a.ln.
@@ -334,6 +346,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.shutdown(hs, kafkaRun, workDone)
 	stopWork()
 	<-workDone
+	stopUsage() // after matching, before the store closes
 	side.Wait()
 	stopHub()
 	<-hubDone

@@ -85,6 +85,8 @@ type Config struct {
 	// Block is the edge response (--block-*): alerts' source addresses
 	// listed in a Cloudflare IP list.
 	Block BlockConfig
+	// Tuning configures the runaway-rule guard.
+	Tuning TuningConfig
 
 	// kafkaLists are the list flags of Kafka as given, split into Kafka
 	// by LoadSecrets.
@@ -130,6 +132,7 @@ func (c *Config) ServeFlags(fs *flag.FlagSet, env Env) {
 	c.Web.flags(fs, env)
 	c.Outputs.flags(fs, env)
 	c.Block.flags(fs, env)
+	c.Tuning.flags(fs, env)
 	fs.StringVar(&c.LogLevel, "log-level", env.Or("RAYWATCH_LOG_LEVEL", "info"), "debug, info, warn or error (RAYWATCH_LOG_LEVEL)")
 }
 
@@ -238,6 +241,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Web.validate()...)
 	errs = append(errs, c.Outputs.validate()...)
 	errs = append(errs, c.Block.validate(c)...)
+	errs = append(errs, c.Tuning.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -31,18 +31,45 @@ func (c *Config) EngineOptions(iocs func() *ioc.Set) (engine.Options, error) {
 // the IOC set iocs gives (nil: none). Broken drop-in rules are returned as
 // problems and left out.
 func NewEngine(cfg Config, iocs func() *ioc.Set) (*engine.Engine, []*rules.LoadError, error) {
+	e, rep, err := LoadEngine(cfg, iocs)
+	return e, rep.Problems, err
+}
+
+// RuleReport is what loading the rules found besides the rules: the files
+// and rules that failed to load and the rules that were read but not
+// loaded.
+type RuleReport struct {
+	Problems []*rules.LoadError
+	Skipped  []rules.Skip
+}
+
+// LoadEngine is [NewEngine] with the skipped rules (deprecated and
+// unsupported ones of cfg.RulesDir) reported too.
+func LoadEngine(cfg Config, iocs func() *ioc.Set) (*engine.Engine, RuleReport, error) {
 	opts, err := cfg.EngineOptions(iocs)
 	if err != nil {
-		return nil, nil, err
+		return nil, RuleReport{}, err
 	}
-	rs, problems, err := engine.LoadRules(cfg.RulesDir)
+	f, err := engine.LoadRuleFolder(cfg.RulesDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, RuleReport{}, err
 	}
 	e, err := engine.NewWithOptions(nil, opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, RuleReport{}, err
 	}
-	problems = append(problems, e.Reload(rs)...)
-	return e, problems, nil
+	rep := RuleReport{Problems: append(f.Problems, e.Reload(f.Rules)...), Skipped: f.Skipped}
+	return e, rep, nil
+}
+
+// Unable returns the enabled rules (and filters) of eng that can never
+// fire on raywatch's events, each with its Health saying why.
+func Unable(eng *engine.Engine) []engine.RuleStatus {
+	var out []engine.RuleStatus
+	for _, r := range eng.Rules() {
+		if r.Enabled && r.Health.State == engine.HealthUnable {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -35,11 +35,13 @@ func (a *intakeActivity) lastBatch(intake string) time.Time {
 	return a.last[intake]
 }
 
-// enabledRules returns the enabled rules of eng.
+// enabledRules returns the enabled detection and correlation rules of eng
+// that can fire: those whose fields the coverage follows (a filter
+// detects nothing, and a rule unable to fire is reported as such).
 func enabledRules(eng *engine.Engine) []rules.Rule {
 	var rs []rules.Rule
 	for _, st := range eng.Rules() {
-		if st.Enabled {
+		if st.Enabled && st.Kind() != rules.KindFilter && st.Health.State != engine.HealthUnable {
 			rs = append(rs, st.Rule)
 		}
 	}
@@ -90,13 +92,14 @@ func ruleCoverage(eng *engine.Engine, cov *coverage.Tracker) map[string][]web.Ru
 	return out
 }
 
-// iocReport is GET /api/v1/iocs; w is nil without --ioc-dir.
-func iocReport(w *ioc.Watcher) web.IOCReport {
+// iocReport is GET /api/v1/iocs; w is nil without --ioc-dir, dir is the
+// folder.
+func iocReport(w *ioc.Watcher, dir string) web.IOCReport {
 	if w == nil {
 		return web.IOCReport{Files: []web.IOCFile{}, Counts: map[ioc.Type]int{}}
 	}
 	set := w.Current()
-	rep := web.IOCReport{Enabled: true, Files: []web.IOCFile{}, Counts: set.Counts(), Total: set.Len()}
+	rep := web.IOCReport{Enabled: true, Dir: dir, Files: []web.IOCFile{}, Counts: set.Counts(), Total: set.Len()}
 	for _, f := range w.Status() {
 		lines := make([]web.IOCLineError, len(f.LineErrors))
 		for i, le := range f.LineErrors {
@@ -127,5 +130,6 @@ func jobsReport(p *cloudflare.Poller) web.JobsReport {
 	return out
 }
 
-// EnabledRules returns the enabled rules of eng.
+// EnabledRules returns the enabled rules of eng that can fire, filters
+// left out.
 func EnabledRules(eng *engine.Engine) []rules.Rule { return enabledRules(eng) }

@@ -63,12 +63,18 @@ func scanCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		iocSet = func() *ioc.Set { return set }
 	}
-	eng, problems, err := app.NewEngine(cfg, iocSet)
+	eng, loaded, err := app.LoadEngine(cfg, iocSet)
 	if err != nil {
 		return err
 	}
-	for _, p := range problems {
+	for _, p := range loaded.Problems {
 		fmt.Fprintf(stderr, "raywatch scan: rule skipped: %v\n", p)
+	}
+	for _, s := range loaded.Skipped {
+		fmt.Fprintf(stderr, "raywatch scan: rule skipped: %s: %q (%s)\n", fileLine(s.File, s.Line), s.Title, s.Reason)
+	}
+	for _, r := range app.Unable(eng) {
+		fmt.Fprintf(stderr, "raywatch scan: rule unable to fire, not evaluated: %s: %q: %s\n", fileLine(r.Health.File, r.Health.Line), r.Title, r.Health.Reason)
 	}
 	p := pipeline.New(pipeline.Options{
 		Detector: &pipeline.Detector{Normalizer: normalize.New(normalize.Options{}), Engine: eng, Dataset: cfg.Dataset},

@@ -206,10 +206,14 @@ type RuleNeeds struct {
 	Unknown []string `json:"unknown,omitempty"`
 }
 
-// Needs returns the needs of each rule, in order.
+// Needs returns the needs of each rule, in order. Sigma filters are left
+// out: they keep alerts from being raised and need no field to be sent.
 func Needs(rs []rules.Rule) ([]RuleNeeds, error) {
 	out := make([]RuleNeeds, 0, len(rs))
 	for _, r := range rs {
+		if r.Kind() == rules.KindFilter {
+			continue
+		}
 		if r.ID == rules.IntelligenceFeedID {
 			// The IOC matcher evaluates it: any one indicator field will do.
 			out = append(out, RuleNeeds{ID: r.ID, Title: r.Title, Needs: []FieldNeed{{Field: "indicator fields", AnyOf: iocFields}}})
