@@ -17,7 +17,7 @@ import (
 // rulesCmd is raywatch rules list|check.
 func rulesCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "check") {
-		fmt.Fprintln(stderr, "Usage: raywatch rules list [--json] [--rules-dir DIR] | raywatch rules check [--rules-dir DIR]")
+		fmt.Fprintln(stderr, "Usage: raywatch rules list [--json] [--rules-dir DIR] | raywatch rules check [--rules-dir DIR] | raywatch rules test [--rules-dir DIR] [--junit FILE] CASES_DIR")
 		return errUsage
 	}
 	sub := args[0]
