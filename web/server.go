@@ -188,6 +188,11 @@ type Options struct {
 	// the request leaves it to the implementation).
 	Overview func(ctx context.Context, to time.Time, rng time.Duration) (Overview, error)
 
+	// Retro, if set, serves the batch archive's state and its retro-hunts
+	// (GET /api/v1/retro) and queues a rule's (POST
+	// /api/v1/rules/{id}/retro).
+	Retro RetroHunter
+
 	// Sessions keeps the dashboard's login sessions (see [SessionStore]);
 	// nil keeps them in memory, so that a restart logs everyone out.
 	Sessions SessionStore
@@ -331,6 +336,7 @@ func New(opts Options) (*Server, error) {
 	if rep := opts.Reports.Jobs; rep != nil {
 		s.mux.HandleFunc("GET /api/v1/jobs", s.requireAuth(handleReport(s, "jobs", rep)))
 	}
+	s.routeRetro()
 	s.mux.HandleFunc("GET /api/", s.requireAuth(s.handleNoAPI))
 	s.mux.HandleFunc("GET /ws", s.requireAuth(s.handleWS))
 	if opts.Registry != nil {

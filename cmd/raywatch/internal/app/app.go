@@ -22,10 +22,12 @@ import (
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/coverage"
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/kafka"
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/pipeline"
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/retro"
 	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/engine/ioc"
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/store"
+	"github.com/raywatch/raywatch/store/archive"
 	"github.com/raywatch/raywatch/web"
 )
 
@@ -54,6 +56,8 @@ type App struct {
 	cov    *coverage.Tracker
 	seen   *intakeActivity
 	probs  *ruleProblems
+	arc    *archive.Archive // nil without --archive-dir
+	hunter *retro.Hunter    // nil without --archive-dir
 
 	closeOnce sync.Once
 	closeErr  error
@@ -128,6 +132,9 @@ func (a *App) open(opts Options) error {
 		return err
 	}
 	a.wire()
+	if err := a.openHunting(); err != nil {
+		return err
+	}
 	return a.newServer()
 }
 
@@ -217,6 +224,7 @@ func (a *App) newServer() error {
 		RuleCoverage: func(context.Context) map[string][]web.RuleCoverage { return ruleCoverage(a.eng, a.cov) },
 		RuleErrors:   a.probs.get,
 		Overview:     newOverviewCache(a.st).get,
+		Retro:        retroReports{a},
 	})
 	if err != nil {
 		return err
@@ -339,6 +347,7 @@ func (a *App) startSide(ctx context.Context, side *sync.WaitGroup) {
 	if a.jobs != nil {
 		side.Go(func() { a.jobs.Run(ctx) })
 	}
+	a.startHunting(ctx, side)
 }
 
 // logListening says where raywatch listens, once it is ready.

@@ -76,6 +76,8 @@ type Config struct {
 	// RAYWATCH_CLOUDFLARE_ZONE and RAYWATCH_CLOUDFLARE_POLL; without
 	// credentials the poller is off.
 	Cloudflare cloudflare.PollerOptions
+	// Archive is the batch archive of retro-hunts (--archive-dir).
+	Archive ArchiveConfig
 
 	// kafkaLists are the list flags of Kafka as given, split into Kafka
 	// by LoadSecrets.
@@ -118,6 +120,7 @@ func (c *Config) ServeFlags(fs *flag.FlagSet, env Env) {
 	fs.BoolVar(&c.Insecure, "insecure", env.Bool("RAYWATCH_INSECURE"), "allow listening beyond loopback without RAYWATCH_DASHBOARD_TOKEN (RAYWATCH_INSECURE)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", env.Duration("RAYWATCH_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGTERM waits for acknowledged batches to be processed (RAYWATCH_SHUTDOWN_TIMEOUT)")
 	c.kafkaFlags(fs, env)
+	c.Archive.flags(fs, env)
 	fs.StringVar(&c.LogLevel, "log-level", env.Or("RAYWATCH_LOG_LEVEL", "info"), "debug, info, warn or error (RAYWATCH_LOG_LEVEL)")
 }
 
@@ -223,6 +226,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--max-groups must be positive"))
 	}
 	errs = append(errs, c.Kafka.Validate()...)
+	errs = append(errs, c.Archive.validate()...)
 	return errors.Join(errs...)
 }
 
