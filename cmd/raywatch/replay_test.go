@@ -377,7 +377,7 @@ func TestReplayDataDirAndStats(t *testing.T) {
 		}
 	}
 
-	code, out, errOut = runBin(t, nil, "replay", "--state", filepath.Join(t.TempDir(), "state"), "--rule", lemonDuckID, "--stats", "--json", root)
+	code, out, errOut = runBin(t, nil, "replay", "--rule", lemonDuckID, "--stats", "--json", root)
 	var rep struct {
 		Alerts int `json:"alerts"`
 		PerDay []struct {
@@ -391,9 +391,11 @@ func TestReplayDataDirAndStats(t *testing.T) {
 	if rep.Alerts != 24 || len(rep.PerDay) != 3 || rep.PerDay[1].Value != "2026-01-05" || rep.PerDay[1].Alerts != 8 {
 		t.Errorf("stats = %+v; want 24 alerts, 8 a day over 3 days", rep)
 	}
-	code, _, errOut = runBin(t, nil, "replay", "--stats", root)
-	if code != 2 || !strings.Contains(errOut, "--stats needs --rule") {
-		t.Errorf("replay --stats without --rule = %d\n%s; want 2 and the reason", code, errOut)
+	for _, args := range [][]string{{"--stats"}, {"--rule", lemonDuckID, "--stats", "--resume"}} {
+		code, _, errOut = runBin(t, nil, append(append([]string{"replay"}, args...), root)...)
+		if code != 2 || !strings.Contains(errOut, "--stats") {
+			t.Errorf("replay %v = %d\n%s; want 2 and the reason", args, code, errOut)
+		}
 	}
 }
 

@@ -1042,6 +1042,7 @@
     if (!body.enabled) {
       root.appendChild(el("p", null, "No IOC folder is configured. Start raywatch with ", el("code", { text: "--ioc-dir DIR" }),
         " (plain-text, CSV or STIX 2.1 files) to match every event against your indicators."));
+      await renderRetroHunts(root);
       return;
     }
     const counts = Object.entries(body.counts || {}).filter((e) => e[1] > 0).sort((a, b) => b[1] - a[1]);
@@ -1110,7 +1111,10 @@
     return el("div", { className: "small" }, b, msg);
   }
 
+  let retroTimer = 0;
+
   async function renderRetroHunts(root) {
+    clearTimeout(retroTimer);
     let retro;
     try { retro = await api("/api/v1/retro"); } catch (_) { return; }
     const sec = el("section", { className: "card", id: "retro-hunts" }, el("h3", { text: "Retro-hunts" }));
@@ -1142,6 +1146,10 @@
     }
     t.appendChild(tb);
     sec.appendChild(t);
+    // While a hunt runs, its progress is refreshed.
+    if (retro.hunts.some((h) => h.state === "running" || h.state === "queued")) {
+      retroTimer = setTimeout(() => { if (currentView === "iocs") renderIOCs(); }, 3000);
+    }
   }
 
   // ------------------------------------------------------------ warnings

@@ -118,6 +118,9 @@ func (f *replayFlags) check() error {
 	if f.stats && f.dataDir != "" {
 		errs = append(errs, errors.New("--stats stores nothing: leave out --data-dir"))
 	}
+	if f.stats && (f.resume || f.stateFile != "") {
+		errs = append(errs, errors.New("--stats counts in memory: a resumed run would count only the objects left; leave out --resume and --state"))
+	}
 	if f.asJSON && !f.stats {
 		errs = append(errs, errors.New("--json goes with --stats"))
 	}
@@ -258,6 +261,7 @@ func replayEngine(f *replayFlags, stderr io.Writer) (*engine.Engine, error) {
 
 // replayState returns the resume state's key and file for the sources and
 // flags: a replay run again with other arguments does not resume from it.
+// With --stats there is no file.
 func replayState(f *replayFlags, sources []string, rng replay.Range) (key, file string, err error) {
 	abs := make([]string, len(sources))
 	for i, s := range sources {
@@ -271,6 +275,9 @@ func replayState(f *replayFlags, sources []string, rng replay.Range) (key, file 
 	c := f.cfg
 	key = replay.StateKey(abs, rng, "rules="+c.RulesDir, "ioc="+c.IOCDir, "dataset="+c.Dataset, "rule="+f.rule,
 		"mode="+f.mode(), "data-dir="+f.dataDir, "disable="+c.DisableRules, "mapping="+c.FieldMapping, "intake="+f.intake)
+	if f.stats {
+		return key, "", nil // nothing to resume: the figures are in memory
+	}
 	if f.stateFile != "" {
 		return key, f.stateFile, nil
 	}
