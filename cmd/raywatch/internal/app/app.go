@@ -333,8 +333,8 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // startSide starts the goroutines that run beside the workers until ctx
-// ends: retention, the IOC and rules watchers, the coverage keeper and
-// the job poller.
+// ends: retention, the IOC and rules watchers, the coverage keeper, the
+// job poller, and the archive's pruning and the retro hunter.
 func (a *App) startSide(ctx context.Context, side *sync.WaitGroup) {
 	side.Go(func() { retain(ctx, a.st, a.log) })
 	if a.iocs != nil {
