@@ -127,6 +127,17 @@ func TestRetroHuntEndToEnd(t *testing.T) {
 		t.Errorf("matches = %+v; want source.ip and the indicator of new.txt:2", a.Matches)
 	}
 
+	var ov struct {
+		TopRules []struct {
+			Key    string `json:"key"`
+			Alerts int    `json:"alerts"`
+		} `json:"top_rules"`
+	}
+	apiGet(t, in.base, "/api/v1/overview?range=24h", &ov)
+	if len(ov.TopRules) != 1 || ov.TopRules[0].Key != rules.IntelligenceFeedID {
+		t.Errorf("overview top rules = %+v; want the retro alert's rule", ov.TopRules)
+	}
+
 	// The same address again, in another file, with a new one: only the
 	// new one is hunted, and the alert is not repeated.
 	if err := os.WriteFile(filepath.Join(iocDir, "again.txt"), []byte(evil+"\n203.0.113.99\n"), 0o644); err != nil {

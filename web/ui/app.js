@@ -1089,7 +1089,7 @@
     if (ar.retention_seconds) bounds.push("kept " + Math.round(ar.retention_seconds / 3600) + " h");
     if (ar.max_bytes) bounds.push("at most " + fmtBytes(ar.max_bytes));
     return el("section", { className: "card", id: "archive" }, el("h3", { text: "Batch archive (retro-hunts)" }),
-      el("p", null, el("b", { id: "archive-size", text: fmtBytes(ar.bytes) }), " in " + fmtNum(ar.objects) + " batches, ",
+      el("p", null, el("b", { id: "archive-size", text: fmtBytes(ar.bytes) }), " in " + fmtNum(ar.objects) + (ar.objects === 1 ? " batch, " : " batches, "),
         el("span", { id: "archive-span", text: span }), bounds.length ? " (" + bounds.join(", ") + ")" : ""));
   }
 
@@ -1137,7 +1137,8 @@
         : el("span", null, fmtNum(h.indicators) + " new indicator" + (h.indicators === 1 ? "" : "s") + ": ",
           (h.shown || []).slice(0, 5).map((x) => el("code", { className: "chip", text: x })));
       const pct = h.bytes_total ? Math.round(100 * h.bytes / h.bytes_total) + "% of " : "";
-      const progress = pct + fmtNum(h.objects) + "/" + fmtNum(h.objects_total) + " batches, " + fmtNum(h.records) + " records";
+      let progress = pct + fmtNum(h.objects) + "/" + fmtNum(h.objects_total) + " batches, " + fmtNum(h.records) + " records";
+      if (!isZero(h.finished) && !isZero(h.started)) progress += ", " + ((new Date(h.finished) - new Date(h.started)) / 1000).toFixed(1) + " s";
       tb.appendChild(el("tr", { className: h.state === "failed" ? "warn-row" : "" },
         el("td", { className: "mono small", text: h.id }), el("td", null, what),
         el("td", null, el("span", { className: "chip", text: h.state }), h.error ? el("div", { className: "error small", text: h.error }) : ""),
