@@ -211,6 +211,15 @@ func (g *grouper) add(a *alert.Alert) error {
 	if seen.Get(seenKey) != nil {
 		return nil // this record is counted already
 	}
+	if a.Retro && g.s.opts.GroupWindow > 0 {
+		// A rule retro-run over batches the rule already saw live: the
+		// record is counted in the live alert's group.
+		live := *a
+		live.Retro = false
+		if seen.Get([]byte(GroupID(&live, g.s.opts.GroupWindow)+"\x00"+rk)) != nil {
+			return nil
+		}
+	}
 	cur := g.touched[id]
 	if cur == nil {
 		if v := g.tx.Bucket(bucketAlerts).Get([]byte(id)); v != nil {

@@ -339,3 +339,39 @@ func TestGroupingKeepsRetroAlertsApart(t *testing.T) {
 		t.Errorf("retro alert committed again: %d changed, %v; want none", len(changed), err)
 	}
 }
+
+// TestRetroRunOfALiveRecord checks that a rule retro-run over a record the
+// rule already alerted on live (same record key) counts nothing: the
+// record is in the live alert's group; a record the rule never saw live
+// makes a retro alert.
+func TestRetroRunOfALiveRecord(t *testing.T) {
+	s := openWith(t, Options{GroupWindow: time.Hour})
+	ctx := context.Background()
+	base := int64(1795500000)
+	live := hit(base+10, "wp", "k1", "203.0.113.9", "a.example", "ua")
+	if _, err := s.Commit(ctx, Batch{Alerts: []alert.Alert{live}}); err != nil {
+		t.Fatal(err)
+	}
+	again := live
+	again.Retro = true
+	older := hit(base-600, "wp", "k0", "203.0.113.9", "a.example", "ua")
+	older.Retro = true
+	changed, err := s.Commit(ctx, Batch{Alerts: []alert.Alert{again, older}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 1 || !changed[0].Retro || changed[0].RecordKey != "k0" {
+		t.Errorf("retro-run changed %+v; want only a retro alert of k0", changed)
+	}
+	all, _, err := s.List(ctx, Query{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[bool]int{}
+	for _, a := range all {
+		counts[a.Retro] += a.Count
+	}
+	if len(all) != 2 || counts[false] != 1 || counts[true] != 1 {
+		t.Errorf("alerts %+v; want the live one (count 1) and a retro one for k0 (count 1)", all)
+	}
+}

@@ -258,6 +258,10 @@ type Options struct {
 	// SearchIOCs, if set, serves GET /api/v1/iocs/search?q=: at most
 	// limit indicators in use that answer q.
 	SearchIOCs func(ctx context.Context, q string, limit int) (IOCSearch, error)
+	// Retro, if set, serves the batch archive's state and its retro-hunts
+	// (GET /api/v1/retro) and queues a rule's (POST
+	// /api/v1/rules/{id}/retro).
+	Retro RetroHunter
 
 	// Sessions keeps the dashboard's login sessions (see [SessionStore]);
 	// nil keeps them in memory, so that a restart logs everyone out.
@@ -424,6 +428,7 @@ func New(opts Options) (*Server, error) {
 		s.mux.HandleFunc("POST /api/v1/exceptions", s.requireAuth(s.handleAddException))
 		s.mux.HandleFunc("DELETE /api/v1/exceptions/{id}", s.requireAuth(s.handleDeleteException))
 	}
+	s.routeRetro()
 	s.mux.HandleFunc("GET /api/", s.requireAuth(s.handleNoAPI))
 	s.mux.HandleFunc("GET /ws", s.requireAuth(s.handleWS))
 	if opts.Registry != nil {

@@ -61,6 +61,8 @@ func TestUnknownFlag(t *testing.T) {
 		{[]string{"scan", "--nope", "x"}, "raywatch scan"},
 		{[]string{"normalize", "--nope", "x"}, "raywatch normalize"},
 		{[]string{"rules", "list", "--nope"}, "raywatch rules list"},
+		{[]string{"rules", "test", "--nope", "x"}, "raywatch rules test"},
+		{[]string{"replay", "--nope", "x"}, "raywatch replay"},
 		{[]string{"cloudflare", "status", "--nope"}, "raywatch cloudflare status"},
 		{[]string{"bench", "--nope"}, "raywatch bench"},
 	} {

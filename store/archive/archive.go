@@ -293,9 +293,16 @@ func (c *countWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// insert adds obj to the index in order. a.mu must be held.
+// insert adds obj to the index in order, replacing an object of the same
+// name (a batch archived again after a crash overwrote its file). a.mu
+// must be held.
 func (a *Archive) insert(obj Object) {
 	i := sort.Search(len(a.objects), func(i int) bool { return less(obj, a.objects[i]) })
+	if i > 0 && a.objects[i-1].Name == obj.Name {
+		a.bytes += obj.Size - a.objects[i-1].Size
+		a.objects[i-1] = obj
+		return
+	}
 	a.objects = append(a.objects, Object{})
 	copy(a.objects[i+1:], a.objects[i:])
 	a.objects[i] = obj

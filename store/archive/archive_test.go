@@ -203,3 +203,27 @@ func TestScanTruncatedObject(t *testing.T) {
 		t.Errorf("failed %v, read %d bytes; want %s failed and 8000 bytes read", failed, read, bad.Name)
 	}
 }
+
+// TestPutAgain checks that a batch archived twice (after a crash between
+// its archiving and its removal from the spool) is one object, counted
+// once.
+func TestPutAgain(t *testing.T) {
+	a := open(t, archive.Options{Dir: t.TempDir()})
+	o1, err := a.Put(t0, "i", "b", strings.NewReader("{}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2, err := a.Put(t0, "i", "b", strings.NewReader("{}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o1.Name != o2.Name {
+		t.Fatalf("names differ: %s, %s", o1.Name, o2.Name)
+	}
+	if st := a.Stats(); st.Objects != 1 || st.Bytes != o2.Size {
+		t.Errorf("Stats() after the same batch twice = %+v; want 1 object of %d bytes", st, o2.Size)
+	}
+	if names, _ := scanAll(t, a, time.Time{}); len(names) != 1 {
+		t.Errorf("Scan read %d objects; want 1", len(names))
+	}
+}

@@ -690,6 +690,8 @@
     kv(facts, "Dataset", a.dataset || "");
     kv(facts, "Alert id", el("code", { text: a.id }));
     kv(facts, "Rule id", el("code", { text: rule.id || "" }));
+    if (a.retro) kv(facts, "Found by", el("span", { className: "chip", id: "d-retro", text: "retro-hunt" }), " of the batch archive, after the event");
+    if (a.replayed) kv(facts, "Found by", el("span", { className: "chip", text: "raywatch replay" }), " of archived logs");
     if (a.group && Object.keys(a.group).length) {
       kv(facts, "Grouped by", Object.entries(a.group).map(([k, v]) => el("span", { className: "chip", text: k + " = " + v })));
     }
@@ -1155,14 +1157,15 @@
     clearTimeout(ovTimer);
     const rng = $("ov-range").value;
     const root = $("overview");
-    let ov, stats, layer, jobs, outs;
+    let ov, stats, layer, jobs, outs, retro;
     try {
-      [ov, stats, layer, jobs, outs] = await Promise.all([
+      [ov, stats, layer, jobs, outs, retro] = await Promise.all([
         api("/api/v1/overview?range=" + encodeURIComponent(rng)),
         api("/api/v1/stats"),
         api("/api/v1/attack/layer"),
         api("/api/v1/jobs").catch(() => null),
         api("/api/v1/outputs").catch(() => null),
+        api("/api/v1/retro").catch(() => null),
       ]);
     } catch (err) {
       clear(root).appendChild(el("p", { className: "error", text: "Cannot load the overview: " + err.message }));
@@ -1222,6 +1225,7 @@
 
     if (outPanel && !outPanel.parentNode) root.appendChild(outPanel);
     if (jobs && jobs.enabled) root.appendChild(jobsPanel(jobs));
+    if (retro && retro.archive && retro.archive.enabled) root.appendChild(archivePanel(retro.archive));
     ovTimer = setTimeout(() => { if (currentView === "overview") renderOverview(); }, 15000);
   }
 
@@ -1415,8 +1419,8 @@
 
   async function renderRules() {
     const root = $("rules");
-    let body;
-    try { body = await api("/api/v1/rules"); } catch (err) {
+    let body, retro;
+    try { [body, retro] = await Promise.all([api("/api/v1/rules"), api("/api/v1/retro").catch(() => null)]); } catch (err) {
       clear(root).appendChild(el("p", { className: "error", text: "Cannot load the rules: " + err.message }));
       return;
     }
@@ -1475,7 +1479,8 @@
         applies.length ? el("div", { className: "small", text: "applies to: " + applies.join("; ") }) : "",
         r.description || (r.references || []).length ? el("details", { className: "small about" }, el("summary", { text: "description" }),
           r.description ? el("div", { className: "desc", text: r.description }) : "",
-          (r.references || []).length ? el("div", { className: "refs-inline" }, r.references.map((u) => [extLink(u), " "])) : "") : ""),
+          (r.references || []).length ? el("div", { className: "refs-inline" }, r.references.map((u) => [extLink(u), " "])) : "") : "",
+        r.kind !== "filter" && retro && retro.archive && retro.archive.enabled ? retroButton(r) : ""),
       el("td", null, r.kind === "filter" ? "" : levelBadge(r.level)), healthCells(r),
       el("td", null, tagChips(r.tags)), cov);
   }
@@ -1492,6 +1497,7 @@
     if (!body.enabled) {
       root.appendChild(el("p", null, "No IOC folder is configured. Start raywatch with ", el("code", { text: "--ioc-dir DIR" }),
         " (plain-text, CSV or STIX 2.1 files) to match every event against your indicators."));
+      await renderRetroHunts(root);
       return;
     }
     const counts = Object.entries(body.counts || {}).filter((e) => e[1] > 0).sort((a, b) => b[1] - a[1]);
@@ -1520,6 +1526,89 @@
     }
     t.appendChild(tb);
     root.appendChild(t);
+    await renderRetroHunts(root);
+  }
+
+  // ------------------------------------------------------------ retro-hunts
+  // The batch archive (serve --archive-dir) and the retro-hunts run over
+  // it: on the Overview, the IOCs page and each rule's row.
+  const INTEL_RULE = "294002c4-19e9-49b6-b4e2-92f3756e8c0e";
+
+  function fmtBytes(n) {
+    const u = ["B", "kB", "MB", "GB", "TB"];
+    let i = 0;
+    for (n = Number(n) || 0; n >= 1000 && i < u.length - 1; i++) n /= 1000;
+    return (i ? n.toFixed(1) : String(n)) + " " + u[i];
+  }
+
+  function archivePanel(ar) {
+    const span = ar.objects ? fmtTime(ar.oldest) + " to " + fmtTime(ar.newest) + " UTC" : "empty";
+    const bounds = [];
+    if (ar.retention_seconds) bounds.push("kept " + Math.round(ar.retention_seconds / 3600) + " h");
+    if (ar.max_bytes) bounds.push("at most " + fmtBytes(ar.max_bytes));
+    return el("section", { className: "card", id: "archive" }, el("h3", { text: "Batch archive (retro-hunts)" }),
+      el("p", null, el("b", { id: "archive-size", text: fmtBytes(ar.bytes) }), " in " + fmtNum(ar.objects) + (ar.objects === 1 ? " batch, " : " batches, "),
+        el("span", { id: "archive-span", text: span }), bounds.length ? " (" + bounds.join(", ") + ")" : ""));
+  }
+
+  function retroButton(r) {
+    if (r.id === INTEL_RULE) return "";
+    const msg = el("span", { className: "muted small", role: "status" });
+    const b = el("button", { type: "button", className: "ghost small retro-run", text: "Retro-run", title: "Run this rule over the batch archive; its matches become alerts marked retro" });
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      msg.textContent = " queuing...";
+      try {
+        const res = await api("/api/v1/rules/" + encodeURIComponent(r.id) + "/retro", { method: "POST" });
+        msg.textContent = " hunt " + res.hunt + " queued (progress on the IOCs page)";
+      } catch (err) {
+        msg.textContent = " " + err.message;
+        b.disabled = false;
+      }
+    });
+    return el("div", { className: "small" }, b, msg);
+  }
+
+  let retroTimer = 0;
+
+  async function renderRetroHunts(root) {
+    clearTimeout(retroTimer);
+    let retro;
+    try { retro = await api("/api/v1/retro"); } catch (_) { return; }
+    const sec = el("section", { className: "card", id: "retro-hunts" }, el("h3", { text: "Retro-hunts" }));
+    root.appendChild(sec);
+    if (!retro.archive || !retro.archive.enabled) {
+      sec.appendChild(el("p", { className: "muted" }, "Off. Start raywatch with ", el("code", { text: "--archive-dir DIR" }),
+        " to keep the batches it processes: indicators added later are then hunted over past traffic."));
+      return;
+    }
+    sec.appendChild(archivePanel(retro.archive).lastChild);
+    if (!(retro.hunts || []).length) {
+      sec.appendChild(el("p", { className: "muted", text: "No hunt yet: adding indicators to the IOC folder starts one." }));
+      return;
+    }
+    const t = el("table", { id: "retro-table" }, el("thead", null, el("tr", null,
+      ["Hunt", "What", "State", "Started (UTC)", "Progress", "Matches"].map((h) => el("th", { text: h })))));
+    const tb = el("tbody");
+    for (const h of retro.hunts) {
+      const what = h.kind === "rule" ? el("a", { href: "?rule=" + encodeURIComponent(h.rule) + "#/", text: "rule " + h.rule })
+        : el("span", null, fmtNum(h.indicators) + " new indicator" + (h.indicators === 1 ? "" : "s") + ": ",
+          (h.shown || []).slice(0, 5).map((x) => el("code", { className: "chip", text: x })));
+      const pct = h.bytes_total ? Math.round(100 * h.bytes / h.bytes_total) + "% of " : "";
+      let progress = pct + fmtNum(h.objects) + "/" + fmtNum(h.objects_total) + " batches, " + fmtNum(h.records) + " records";
+      if (!isZero(h.finished) && !isZero(h.started)) progress += ", " + ((new Date(h.finished) - new Date(h.started)) / 1000).toFixed(1) + " s";
+      tb.appendChild(el("tr", { className: h.state === "failed" ? "warn-row" : "" },
+        el("td", { className: "mono small", text: h.id }), el("td", null, what),
+        el("td", null, el("span", { className: "chip", text: h.state }), h.error ? el("div", { className: "error small", text: h.error }) : ""),
+        el("td", { text: fmtTime(isZero(h.started) ? "" : h.started) }), el("td", { className: "small", text: progress }),
+        el("td", { className: "num" }, h.matches ? el("a", { href: "?rule=" + encodeURIComponent(h.rule) + "#/", text: fmtNum(h.matches) }) : "0")));
+    }
+    t.appendChild(tb);
+    sec.appendChild(t);
+    // While a hunt runs, its progress is refreshed.
+    if (retro.hunts.some((h) => h.state === "running" || h.state === "queued")) {
+      retroTimer = setTimeout(() => { if (currentView === "iocs") renderIOCs(); }, 3000);
+    }
   }
 
   // iocWarnings lists the files whose content looks wrong (emptied, or an

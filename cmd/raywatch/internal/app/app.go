@@ -23,10 +23,12 @@ import (
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/kafka"
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/notify"
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/pipeline"
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/retro"
 	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/engine/ioc"
 	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/store"
+	"github.com/raywatch/raywatch/store/archive"
 	"github.com/raywatch/raywatch/web"
 )
 
@@ -58,6 +60,8 @@ type App struct {
 	seen   *intakeActivity
 	probs  *ruleProblems
 	tune   *tuning
+	arc    *archive.Archive // nil without --archive-dir
+	hunter *retro.Hunter    // nil without --archive-dir
 
 	closeOnce sync.Once
 	closeErr  error
@@ -145,6 +149,9 @@ func (a *App) open(opts Options) error {
 	}
 	a.wire()
 	if err := a.openOutputs(); err != nil {
+		return err
+	}
+	if err := a.openHunting(); err != nil {
 		return err
 	}
 	return a.newServer()
@@ -251,6 +258,7 @@ func (a *App) newServer() error {
 		MaxWebsocketClients: cfg.Web.MaxWebsocketClients,
 		MaxConnections:      cfg.Web.webMaxConnections(),
 		Blocks:              a.blocksAPI(),
+		Retro:               retroReports{a},
 	})
 	if err != nil {
 		return err
@@ -362,8 +370,9 @@ func (a *App) Run(ctx context.Context) error {
 
 // startSide starts the goroutines that run beside the workers until ctx
 // ends: retention, the IOC and rules watchers, the coverage keeper, the
-// job poller and the outputs (which stop after the workers: what the
-// shutdown commits is queued for the next start).
+// job poller, the outputs (which stop after the workers: what the
+// shutdown commits is queued for the next start), and the archive's
+// pruning and the retro hunter.
 func (a *App) startSide(ctx context.Context, side *sync.WaitGroup) {
 	side.Go(func() { retain(ctx, a.st, a.log) })
 	if a.iocs != nil {
@@ -378,6 +387,7 @@ func (a *App) startSide(ctx context.Context, side *sync.WaitGroup) {
 	}
 	side.Go(func() { a.runOutputs(ctx) })
 	a.startBlock(ctx, side)
+	a.startHunting(ctx, side)
 }
 
 // logListening says where raywatch listens, once it is ready.

@@ -87,6 +87,8 @@ type Config struct {
 	Block BlockConfig
 	// Tuning configures the runaway-rule guard.
 	Tuning TuningConfig
+	// Archive is the batch archive of retro-hunts (--archive-dir).
+	Archive ArchiveConfig
 
 	// kafkaLists are the list flags of Kafka as given, split into Kafka
 	// by LoadSecrets.
@@ -133,6 +135,7 @@ func (c *Config) ServeFlags(fs *flag.FlagSet, env Env) {
 	c.Outputs.flags(fs, env)
 	c.Block.flags(fs, env)
 	c.Tuning.flags(fs, env)
+	c.Archive.flags(fs, env)
 	fs.StringVar(&c.LogLevel, "log-level", env.Or("RAYWATCH_LOG_LEVEL", "info"), "debug, info, warn or error (RAYWATCH_LOG_LEVEL)")
 }
 
@@ -242,6 +245,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Outputs.validate()...)
 	errs = append(errs, c.Block.validate(c)...)
 	errs = append(errs, c.Tuning.validate()...)
+	errs = append(errs, c.Archive.validate()...)
 	return errors.Join(errs...)
 }
 

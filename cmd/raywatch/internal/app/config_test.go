@@ -2,8 +2,10 @@ package app
 
 import (
 	"flag"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -92,6 +94,50 @@ func TestWebLimitsConfig(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, c.Web); diff != "" {
 				t.Errorf("Web (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestArchiveConfig checks the archive flags, their variables and
+// validation.
+func TestArchiveConfig(t *testing.T) {
+	file := t.TempDir() + "/file"
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    ArchiveConfig
+		wantErr string
+	}{
+		{"off", nil, nil, ArchiveConfig{Retention: 168 * time.Hour, MaxBytes: DefaultArchiveMaxBytes}, ""},
+		{"flags", []string{"--archive-dir", "/a", "--archive-retention", "24h", "--archive-max-bytes", "1000"}, nil, ArchiveConfig{Dir: "/a", Retention: 24 * time.Hour, MaxBytes: 1000}, ""},
+		{"variables", nil, map[string]string{"RAYWATCH_ARCHIVE_DIR": "/b", "RAYWATCH_ARCHIVE_RETENTION": "1h", "RAYWATCH_ARCHIVE_MAX_BYTES": "0"}, ArchiveConfig{Dir: "/b", Retention: time.Hour}, ""},
+		{"unbounded", []string{"--archive-dir", "/a", "--archive-retention", "0", "--archive-max-bytes", "0"}, nil, ArchiveConfig{Dir: "/a"}, "grow without bound"},
+		{"negative", []string{"--archive-retention", "-1h"}, nil, ArchiveConfig{Retention: -time.Hour, MaxBytes: DefaultArchiveMaxBytes}, "cannot be negative"},
+		{"a file", []string{"--archive-dir", file}, nil, ArchiveConfig{Dir: file, Retention: 168 * time.Hour, MaxBytes: DefaultArchiveMaxBytes}, "is not a folder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := Env(func(k string) string { return tt.env[k] })
+			var c Config
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			c.ServeFlags(fs, env)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if c.Archive != tt.want {
+				t.Errorf("Archive = %+v; want %+v", c.Archive, tt.want)
+			}
+			err := c.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate() = %v; want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate() = %v; want an error with %q", err, tt.wantErr)
 			}
 		})
 	}

@@ -53,10 +53,16 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = serveCmd(ctx, args, stderr)
 	case "scan":
 		err = scanCmd(ctx, args, stdin, stdout, stderr)
+	case "replay":
+		err = replayCmd(ctx, args, stdout, stderr)
 	case "normalize":
 		err = normalizeCmd(ctx, args, stdin, stdout, stderr)
 	case "rules":
-		err = rulesCmd(args, stdout, stderr)
+		if len(args) > 0 && args[0] == "test" {
+			err = rulesTestCmd(ctx, args[1:], stdout, stderr)
+		} else {
+			err = rulesCmd(args, stdout, stderr)
+		}
 	case "cloudflare":
 		err = cloudflareCmd(ctx, args, stdout, stderr)
 	case "bench":

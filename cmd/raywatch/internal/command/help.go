@@ -12,11 +12,16 @@ Usage:
                                        (what raywatch with no command does)
   raywatch scan [flags] FILE...        scan NDJSON log files (.gz or - for stdin); alerts as JSON lines on stdout
   raywatch normalize [flags] FILE...   print one ECS JSON document per record
+  raywatch replay [--from T] [--to T] [--rules-dir DIR] [--ioc-dir DIR] [--data-dir DIR] [--resume] SOURCE...
+                                       run archived Logpush objects (a folder, a file or
+                                       s3://BUCKET/PREFIX) through the rules, as scan does
   raywatch rules list [--json] [--rules-dir DIR]
   raywatch rules check [--rules-dir DIR] [--allow-skipped] [--allow-unable]
                                        every problem of the rules with file and line; exit 0 when
                                        every rule loads and can fire
   raywatch rules exceptions [--sigma]  the alert exceptions (--sigma: as Sigma filters for a rules folder)
+  raywatch rules test [--rules-dir DIR] [--junit FILE] CASES_DIR
+                                       check each rule against its match/ and nomatch/ records
   raywatch cloudflare fields --zone ZONE_ID
   raywatch cloudflare connect --zone ZONE_ID --url https://HOST[:PORT]
   raywatch cloudflare status [--zone ZONE_ID]

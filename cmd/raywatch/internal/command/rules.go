@@ -18,7 +18,8 @@ import (
 // rulesUsage is the usage line of raywatch rules.
 const rulesUsage = `Usage: raywatch rules list [--json] [--rules-dir DIR]
        raywatch rules check [--rules-dir DIR] [--allow-skipped] [--allow-unable]
-       raywatch rules exceptions [--sigma | --json] [--data-dir DIR | --url URL]`
+       raywatch rules exceptions [--sigma | --json] [--data-dir DIR | --url URL]
+       raywatch rules test [--rules-dir DIR] [--ioc-dir DIR] [--junit FILE] CASES_DIR`
 
 // rulesCmd is raywatch rules list|check|exceptions.
 func rulesCmd(args []string, stdout, stderr io.Writer) error {

@@ -33,6 +33,11 @@ const MaxRejectLine = 1024
 // ErrCommentLine is the reason given for a record that starts with '#'.
 var ErrCommentLine = errors.New("comment line (a record starting with #); raywatch reads Logpush NDJSON, one JSON object a line")
 
+// ErrSkip, returned (or wrapped) by [Options.OnEvent], drops the record:
+// it is neither matched nor malformed, only counted in [Chunk.Skipped]
+// (replay's --from/--to drop the records outside the range this way).
+var ErrSkip = errors.New("record skipped")
+
 // Batch is a unit of records for [Pipeline.Run]: one Logpush body and
 // where it came from. Its fields are set by the [Source] and read-only
 // after.
@@ -97,6 +102,8 @@ type Chunk struct {
 	// Records counts the chunk's records, malformed ones included.
 	// Logpush's validation uploads are skipped and not counted.
 	Records int
+	// Skipped counts the records that OnEvent dropped with [ErrSkip].
+	Skipped int
 	// Alerts are the alerts of the records, in record order.
 	Alerts []alert.Alert
 	// Bad are the malformed records, in record order.
@@ -148,11 +155,12 @@ type Options struct {
 	// detection (field coverage). It is called from several goroutines.
 	Observe func(intake string, raw []byte)
 	// Encode, if set, runs on each chunk once detected, in a worker, to
-	// fill Chunk.Out (scan's JSON lines).
+	// fill Chunk.Out (scan's JSON lines: [EncodeAlerts]).
 	Encode func(c *Chunk) error
 	// OnEvent, if set, sees each record's event once normalized, in a
 	// worker, before matching; it may write to Chunk.Out (the normalize
-	// command's ECS documents). An error makes the record malformed.
+	// command's ECS documents). An error makes the record malformed;
+	// [ErrSkip] drops it instead.
 	OnEvent func(c *Chunk, ev *normalize.Event) error
 }
 
@@ -246,7 +254,7 @@ func rejectLine(raw []byte) string {
 
 // reset empties c for reuse. The alerts and bad records go with the sink.
 func (c *Chunk) reset() {
-	c.Batch, c.Records, c.Alerts, c.Bad, c.Fields, c.Err, c.Last = nil, 0, nil, nil, nil, nil, false
+	c.Batch, c.Records, c.Skipped, c.Alerts, c.Bad, c.Fields, c.Err, c.Last = nil, 0, 0, nil, nil, nil, nil, false
 	c.Out.Reset()
 	c.buf, c.items = c.buf[:0], c.items[:0]
 }
@@ -270,6 +278,10 @@ func (p *Pipeline) detect(ev *normalize.Event, c *Chunk) {
 			}
 			return p.opts.OnEvent(c, ev)
 		})
+		if errors.Is(err, ErrSkip) {
+			c.Skipped++
+			continue
+		}
 		if err != nil {
 			c.Bad = append(c.Bad, BadRecord{N: it.n, Err: err, Line: rejectLine(raw)})
 			continue

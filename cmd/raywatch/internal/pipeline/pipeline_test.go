@@ -218,3 +218,34 @@ func TestDedupeKeyFirewall(t *testing.T) {
 		t.Errorf("DedupeKey gave %d distinct keys for two matches of one request; want 2", len(keys))
 	}
 }
+
+// TestSkipRecords checks that a record OnEvent drops with ErrSkip is
+// neither matched nor malformed, only counted as skipped.
+func TestSkipRecords(t *testing.T) {
+	p := testPipeline(Options{Workers: 2, OnEvent: func(c *Chunk, ev *normalize.Event) error {
+		if strings.HasSuffix(ev.Key, "1") {
+			return fmt.Errorf("out of range: %w", ErrSkip)
+		}
+		return nil
+	}})
+	var records, skipped, alerts, bad int
+	src := &Files{Names: []string{writeFile(t, t.TempDir(), "b.ndjson", traffic.SequenceBatch(0, 40, 0))}, Intake: "test", Received: time.Now()}
+	err := p.Run(context.Background(), src, func(_ context.Context, c *Chunk) error {
+		records += c.Records
+		skipped += c.Skipped
+		alerts += len(c.Alerts)
+		bad += len(c.Bad)
+		for _, a := range c.Alerts {
+			if strings.HasSuffix(a.RecordKey, "1") {
+				t.Errorf("alert of a skipped record %s", a.RecordKey)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if records != 40 || skipped == 0 || bad != 0 || alerts+skipped != 40 {
+		t.Errorf("records %d, skipped %d, alerts %d, malformed %d; want 40 records, some skipped, the others alerting, none malformed", records, skipped, alerts, bad)
+	}
+}

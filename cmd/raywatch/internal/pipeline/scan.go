@@ -81,8 +81,9 @@ type ScanReport struct {
 	ProgressEvery time.Duration
 }
 
-// encodeAlerts writes the chunk's alerts as JSON lines.
-func encodeAlerts(c *Chunk) error {
+// EncodeAlerts writes the chunk's alerts to its Out as JSON lines, the
+// output of scan and replay; it is an [Options.Encode].
+func EncodeAlerts(c *Chunk) error {
 	enc := json.NewEncoder(&c.Out)
 	enc.SetEscapeHTML(false)
 	for i := range c.Alerts {
@@ -102,7 +103,7 @@ func (p *Pipeline) Scan(ctx context.Context, src *Files, out io.Writer, rep Scan
 	start := time.Now()
 	sp := *p
 	if sp.opts.Encode == nil && sp.opts.OnEvent == nil {
-		sp.opts.Encode = encodeAlerts
+		sp.opts.Encode = EncodeAlerts
 	}
 	res := ScanResult{Files: len(src.Names)}
 	bw := bufio.NewWriterSize(out, 64<<10)

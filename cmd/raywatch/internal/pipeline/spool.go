@@ -198,7 +198,20 @@ type SpoolWorker struct {
 	// Kafka's alerts topic) before they are committed to the store; an
 	// error keeps the batch for a retry.
 	AlertsOut func(ctx context.Context, alerts []alert.Alert) error
+	// Archive, if set, keeps each batch once its alerts are committed (the
+	// batch archive of retro-hunts), with its body as received. It is
+	// called from one goroutine of Run's own, so that the committer never
+	// waits for the archive's disk, and before the batch leaves the spool:
+	// a batch committed but not archived when raywatch stops is archived at
+	// the next start. An error is logged; it never fails the batch.
+	Archive func(b *store.SpooledBatch, body io.Reader) error
+
+	archiveQ chan *store.SpooledBatch
 }
+
+// archiveQueue bounds the committed batches waiting for the archive;
+// beyond it the committer waits, and the spool fills up.
+const archiveQueue = 2 * maxCommitGroup
 
 // batchResult is a processed batch waiting for its commit.
 type batchResult struct {
@@ -213,7 +226,11 @@ type batchResult struct {
 // disk. Run returns once both have stopped.
 func (w *SpoolWorker) Run(ctx context.Context) {
 	results := make(chan *batchResult, w.Pipeline.opts.Workers)
-	var committer sync.WaitGroup
+	var committer, archiver sync.WaitGroup
+	if w.Archive != nil {
+		w.archiveQ = make(chan *store.SpooledBatch, archiveQueue)
+		archiver.Go(func() { w.archiveLoop(ctx) })
+	}
 	committer.Go(func() { w.commitLoop(ctx, results) })
 	var cur *batchResult
 	_ = w.Pipeline.Run(ctx, spoolSource{w}, func(ctx context.Context, c *Chunk) error {
@@ -236,6 +253,10 @@ func (w *SpoolWorker) Run(ctx context.Context) {
 	})
 	close(results)
 	committer.Wait()
+	if w.archiveQ != nil {
+		close(w.archiveQ)
+		archiver.Wait()
+	}
 }
 
 // complete publishes a detected batch's alerts to Kafka when asked, and
@@ -272,6 +293,7 @@ func (s spoolSource) Next(ctx context.Context) (*Batch, error) {
 		done, err := w.Store.BatchDone(sb.ID)
 		if err == nil && done { // committed before a crash, not yet removed
 			w.Metrics.Batches.WithLabelValues("replayed_done").Inc()
+			w.archive(sb)
 			if err = w.Spool.Remove(sb); err == nil {
 				continue
 			}
@@ -377,8 +399,45 @@ func (w *SpoolWorker) finish(r *batchResult, changed []alert.Alert) {
 			"records", r.FieldRecords, "first_errors", r.FieldMessages)
 	}
 	w.Log.Debug("batch processed", "batch", b.ID, "intake", b.Intake, "records", r.Records, "alerts", len(r.Alerts), "changed", len(changed))
+	if w.archiveQ != nil {
+		w.archiveQ <- b // the archiver removes it
+		return
+	}
+	w.remove(b)
+}
+
+// remove takes a committed batch out of the spool.
+func (w *SpoolWorker) remove(b *store.SpooledBatch) {
 	if err := w.Spool.Remove(b); err != nil {
 		// Committed: a replay of the file finds the batch done.
 		w.Log.Error("spool", "batch", b.ID, "err", err)
+	}
+}
+
+// archiveLoop archives the committed batches, then removes them from the
+// spool, until the queue is closed. Once ctx ends it leaves the rest in
+// the spool: the next start archives them (see spoolSource).
+func (w *SpoolWorker) archiveLoop(ctx context.Context) {
+	for b := range w.archiveQ {
+		if ctx.Err() != nil {
+			continue
+		}
+		w.archive(b)
+		w.remove(b)
+	}
+}
+
+// archive hands a committed batch's body to Archive, logging a failure.
+func (w *SpoolWorker) archive(b *store.SpooledBatch) {
+	if w.Archive == nil {
+		return
+	}
+	body, err := w.Spool.Open(b)
+	if err == nil {
+		err = w.Archive(b, body)
+		body.Close()
+	}
+	if err != nil {
+		w.Log.Error("batch not archived", "batch", b.ID, "intake", b.Intake, "err", err)
 	}
 }

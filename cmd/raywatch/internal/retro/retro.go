@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/pipeline"
 	"github.com/raywatch/raywatch/engine"
 	"github.com/raywatch/raywatch/engine/ioc"
 	"github.com/raywatch/raywatch/normalize"
@@ -521,22 +522,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// recordKey identifies a record across Logpush retries, as the live
-// pipeline does (cmd/raywatch's dedupeKey): the RayID, and for
-// firewall_events the RayID, rule, source and match index.
-func recordKey(ev *normalize.Event) string {
-	if ev.Dataset != "firewall_events" {
-		return ev.Key
-	}
-	ray, ok := ev.String("cloudflare.RayID")
-	if !ok || ray == "" {
-		return ev.Key
-	}
-	rule, _ := ev.String("cloudflare.RuleID")
-	src, _ := ev.String("cloudflare.Source")
-	idx, _ := ev.String("cloudflare.MatchIndex")
-	return ray + "/" + rule + "/" + src + "/" + idx
-}
+// recordKey identifies a record across Logpush retries exactly as the
+// live pipeline does ([pipeline.DedupeKey]), so that the store counts a
+// record the live pipeline alerted on once.
+func recordKey(ev *normalize.Event) string { return pipeline.DedupeKey(ev) }
 
 // eventTime is the time an alert of ev carries: its own, else when its
 // batch was received.
