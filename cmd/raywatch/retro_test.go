@@ -177,13 +177,13 @@ level: medium
 	ruleID := "3c1d6f0e-8a52-4b7e-9f3d-5e2a7c9b1d40"
 	var code int
 	waitFor(t, 30*time.Second, func() bool {
-		code, _ = postJSON(t, in.base+"/api/v1/rules/"+ruleID+"/retro")
+		code, _ = postEmpty(t, in.base+"/api/v1/rules/"+ruleID+"/retro")
 		return code != http.StatusNotFound // until the rules folder is reloaded
 	}, "the drop-in rule loaded")
 	if code != http.StatusAccepted {
 		t.Fatalf("POST /api/v1/rules/%s/retro = %d; want 202", ruleID, code)
 	}
-	if code, body := postJSON(t, in.base+"/api/v1/rules/"+rules.IntelligenceFeedID+"/retro"); code != http.StatusBadRequest || !strings.Contains(body, "indicator") {
+	if code, body := postEmpty(t, in.base+"/api/v1/rules/"+rules.IntelligenceFeedID+"/retro"); code != http.StatusBadRequest || !strings.Contains(body, "indicator") {
 		t.Errorf("retro-run of the intelligence-feed rule = %d %s; want 400 pointing to indicators", code, body)
 	}
 	waitFor(t, 30*time.Second, func() bool {
@@ -200,7 +200,7 @@ level: medium
 }
 
 // postJSON posts an empty body and returns the status and the body.
-func postJSON(t *testing.T, url string) (int, string) {
+func postEmpty(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", nil)
 	if err != nil {
