@@ -199,7 +199,7 @@ level: medium
 	}
 }
 
-// postJSON posts an empty body and returns the status and the body.
+// postEmpty posts an empty body and returns the status and the body.
 func postEmpty(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", nil)
