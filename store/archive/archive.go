@@ -32,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/raywatch/raywatch/normalize"
 )
 
 // nameTime is the layout of the received time in object names.
@@ -270,7 +272,7 @@ func (a *Archive) Put(received time.Time, intake, batchID string, body io.Reader
 func writeGzip(w io.Writer, body io.Reader) (int64, error) {
 	br := bufio.NewReaderSize(body, 64<<10)
 	cw := &countWriter{w: w}
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+	if magic, _ := br.Peek(2); normalize.IsGzip(magic) {
 		_, err := io.Copy(cw, br)
 		return cw.n, err
 	}
@@ -410,9 +412,9 @@ func (a *Archive) scanOne(obj Object, fn func(Object, io.Reader) error) error {
 		return fn(obj, errReader{fmt.Errorf("open: %w", err)})
 	}
 	defer f.Close()
-	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 64<<10))
+	zr, err := normalize.OpenBody(f, true)
 	if err != nil {
-		return fn(obj, errReader{fmt.Errorf("gzip: %w", err)})
+		return fn(obj, errReader{err})
 	}
 	defer zr.Close()
 	return fn(obj, zr)

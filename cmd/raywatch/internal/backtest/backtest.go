@@ -18,8 +18,6 @@
 package backtest
 
 import (
-	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -318,22 +316,20 @@ func (r *runner) runCase(e *engine.Engine, ruleID string, f caseFile, res *Resul
 	}
 }
 
-// openCase opens a case file, gunzipping a .gz one.
+// openCase opens a case file, gunzipping a .gz one (or one that starts
+// with gzip's magic bytes).
 func openCase(path string) (io.ReadCloser, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasSuffix(path, ".gz") {
-		return f, nil
-	}
-	zr, err := gzip.NewReader(bufio.NewReader(f))
+	body, err := normalize.OpenBody(f, strings.HasSuffix(path, ".gz"))
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: gzip: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{zr, f}, nil
+	}{body, f}, nil
 }

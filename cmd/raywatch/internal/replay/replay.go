@@ -14,8 +14,6 @@
 package replay
 
 import (
-	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/raywatch/raywatch/normalize"
 )
 
 // DefaultWorkers is the number of objects fetched at once when
@@ -432,17 +432,12 @@ func (p *Plan) consume(ctx context.Context, obj Object, f fetched, fn func(Objec
 		return nil
 	}
 	defer file.Close()
-	br := bufio.NewReaderSize(&countingReader{r: file, n: &p.bytes}, 256<<10)
-	var r io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return p.fail(obj, fmt.Errorf("gzip: %w", err), true)
-		}
-		defer zr.Close()
-		r = zr
+	body, err := normalize.OpenBody(&countingReader{r: file, n: &p.bytes}, false)
+	if err != nil {
+		return p.fail(obj, err, true)
 	}
-	er := &errReader{r: r}
+	defer body.Close()
+	er := &errReader{r: body}
 	err = fn(obj, er)
 	if er.err != nil && (err == nil || errors.Is(err, er.err)) {
 		if ctx.Err() != nil {
