@@ -579,7 +579,7 @@ func (q *Query) matches(a *alert.Alert, text string) bool {
 		return true
 	}
 	ip, host, ua := entity(a.Event)
-	path := first(a.Event, "url.original", "url.path", "cloudflare.ClientRequestURI")
+	path := alert.Field(a.Event, "url.original", "url.path", "cloudflare.ClientRequestURI")
 	for _, f := range []string{ip, host, ua, path} {
 		if strings.Contains(strings.ToLower(f), text) {
 			return true
@@ -590,34 +590,10 @@ func (q *Query) matches(a *alert.Alert, text string) bool {
 
 // entity returns the source IP, host and user-agent of an ECS document.
 func entity(doc map[string]any) (ip, host, ua string) {
-	ip = first(doc, "source.ip", "client.ip", "cloudflare.ClientIP")
-	host = first(doc, "destination.address", "url.domain", "cloudflare.ClientRequestHost")
-	ua = first(doc, "user_agent.original", "cloudflare.ClientRequestUserAgent")
+	ip = alert.Field(doc, "source.ip", "client.ip", "cloudflare.ClientIP")
+	host = alert.Field(doc, "destination.address", "url.domain", "cloudflare.ClientRequestHost")
+	ua = alert.Field(doc, "user_agent.original", "cloudflare.ClientRequestUserAgent")
 	return ip, host, ua
-}
-
-// first returns the first of the dotted fields present in doc as text.
-func first(doc map[string]any, fields ...string) string {
-	for _, f := range fields {
-		var v any = doc
-		for _, part := range strings.Split(f, ".") {
-			m, ok := v.(map[string]any)
-			if !ok {
-				v = nil
-				break
-			}
-			v = m[part]
-		}
-		switch x := v.(type) {
-		case string:
-			if x != "" {
-				return x
-			}
-		case json.Number:
-			return string(x)
-		}
-	}
-	return ""
 }
 
 // Get returns one alert by id, or an error wrapping ErrNotFound.

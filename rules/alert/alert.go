@@ -7,7 +7,10 @@ package alert
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -185,4 +188,33 @@ type IndicatorMeta struct {
 	// Modified is the STIX modified time: a newer version of the same ID
 	// supersedes older ones, in any file of the folder.
 	Modified time.Time `json:"modified,omitzero"`
+}
+
+// Field returns, as text, the first of the dotted fields (such as
+// "source.ip") present with a non-empty value in doc, an alert's nested
+// ECS document; "" when none is. Strings, JSON numbers and float64 numbers
+// count; other values do not.
+func Field(doc map[string]any, names ...string) string {
+	for _, name := range names {
+		var v any = doc
+		for part := range strings.SplitSeq(name, ".") {
+			m, ok := v.(map[string]any)
+			if !ok {
+				v = nil
+				break
+			}
+			v = m[part]
+		}
+		switch x := v.(type) {
+		case string:
+			if x != "" {
+				return x
+			}
+		case json.Number:
+			return string(x)
+		case float64:
+			return strconv.FormatFloat(x, 'f', -1, 64)
+		}
+	}
+	return ""
 }

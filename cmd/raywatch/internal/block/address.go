@@ -1,11 +1,12 @@
 package block
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/raywatch/raywatch/rules/alert"
 )
 
 // Address returns the list entry of an address: the address itself for
@@ -50,26 +51,7 @@ var sourceFields = []string{"source.ip", "client.ip", "cloudflare.ClientIP"}
 // SourceAddress returns the client address of an alert's event, "" when
 // it has none.
 func SourceAddress(ev map[string]any) string {
-	for _, f := range sourceFields {
-		var v any = ev
-		for part := range strings.SplitSeq(f, ".") {
-			m, ok := v.(map[string]any)
-			if !ok {
-				v = nil
-				break
-			}
-			v = m[part]
-		}
-		switch x := v.(type) {
-		case string:
-			if x != "" {
-				return x
-			}
-		case json.Number:
-			return string(x)
-		}
-	}
-	return ""
+	return alert.Field(ev, sourceFields...)
 }
 
 // exclusion is a range never listed, and why.

@@ -58,38 +58,12 @@ func templateData(d *delivery, link string) TemplateData {
 	ev := d.alert.Event
 	return TemplateData{
 		Kind: d.job.Kind, Alert: d.alert, Link: link, DeliveryID: d.job.DeliveryID,
-		SourceIP:  field(ev, "source.ip", "client.ip", "cloudflare.ClientIP"),
-		Host:      field(ev, "destination.address", "url.domain", "cloudflare.ClientRequestHost"),
-		UserAgent: field(ev, "user_agent.original", "cloudflare.ClientRequestUserAgent"),
-		URL:       field(ev, "url.original", "url.full", "url.path", "cloudflare.ClientRequestURI"),
-		Method:    field(ev, "http.request.method", "cloudflare.ClientRequestMethod"),
+		SourceIP:  alert.Field(ev, "source.ip", "client.ip", "cloudflare.ClientIP"),
+		Host:      alert.Field(ev, "destination.address", "url.domain", "cloudflare.ClientRequestHost"),
+		UserAgent: alert.Field(ev, "user_agent.original", "cloudflare.ClientRequestUserAgent"),
+		URL:       alert.Field(ev, "url.original", "url.full", "url.path", "cloudflare.ClientRequestURI"),
+		Method:    alert.Field(ev, "http.request.method", "cloudflare.ClientRequestMethod"),
 	}
-}
-
-// field returns the first of the dotted fields present in doc, as text.
-func field(doc map[string]any, fields ...string) string {
-	for _, f := range fields {
-		var v any = doc
-		for part := range strings.SplitSeq(f, ".") {
-			m, ok := v.(map[string]any)
-			if !ok {
-				v = nil
-				break
-			}
-			v = m[part]
-		}
-		switch x := v.(type) {
-		case string:
-			if x != "" {
-				return x
-			}
-		case json.Number:
-			return string(x)
-		case float64:
-			return strconv.FormatFloat(x, 'f', -1, 64)
-		}
-	}
-	return ""
 }
 
 // linker returns the function that makes the link to an alert's page on

@@ -2,7 +2,6 @@ package replay
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -48,8 +47,8 @@ func NewStats(top int) *Stats {
 // Add counts one alert.
 func (s *Stats) Add(a alert.Alert) {
 	t := a.FirstSeen.UTC()
-	ip := field(a.Event, "source.ip")
-	domain := field(a.Event, "url.domain", "destination.domain", "destination.address", "dns.question.name")
+	ip := alert.Field(a.Event, "source.ip")
+	domain := alert.Field(a.Event, "url.domain", "destination.domain", "destination.address", "dns.question.name")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := max(a.Count, 1)
@@ -67,30 +66,6 @@ func (s *Stats) Add(a alert.Alert) {
 	if t.After(s.last) {
 		s.last = t
 	}
-}
-
-// field returns the first of the dotted fields present in an ECS document.
-func field(doc map[string]any, names ...string) string {
-	for _, name := range names {
-		var v any = doc
-		for part := range strings.SplitSeq(name, ".") {
-			m, ok := v.(map[string]any)
-			if !ok {
-				v = nil
-				break
-			}
-			v = m[part]
-		}
-		switch x := v.(type) {
-		case string:
-			if x != "" {
-				return x
-			}
-		case json.Number:
-			return x.String()
-		}
-	}
-	return ""
 }
 
 // Count is a value and how many alerts it had.
