@@ -1451,15 +1451,17 @@
     const t = el("table", { className: "rules", id: "rules-table" }, el("thead", null, el("tr", null,
       heads.map(([h, c]) => el("th", { className: c, text: h })))));
     const tb = el("tbody");
-    for (const r of rs) tb.appendChild(ruleRow(r));
+    const retroOn = !!(retro && retro.archive && retro.archive.enabled);
+    for (const r of rs) tb.appendChild(ruleRow(r, retroOn));
     t.appendChild(tb);
     root.appendChild(el("div", { className: "table-wrap" }, t));
   }
 
   // ruleRow is a rule's row on the Rules page. Where it comes from goes
   // under its title (a drop-in rule's path is long), so that the columns
-  // keep their room.
-  function ruleRow(r) {
+  // keep their room. retroOn adds the Retro-run button (serve has an
+  // archive).
+  function ruleRow(r, retroOn) {
     const cov = el("td", { className: "cov" });
     for (const c of r.coverage || []) {
       const cls = c.state === "blind" ? "chip bad" : c.state === "ok" ? "chip ok" : "chip";
@@ -1480,7 +1482,7 @@
         r.description || (r.references || []).length ? el("details", { className: "small about" }, el("summary", { text: "description" }),
           r.description ? el("div", { className: "desc", text: r.description }) : "",
           (r.references || []).length ? el("div", { className: "refs-inline" }, r.references.map((u) => [extLink(u), " "])) : "") : "",
-        r.kind !== "filter" && retro && retro.archive && retro.archive.enabled ? retroButton(r) : ""),
+        r.kind !== "filter" && retroOn ? retroButton(r) : ""),
       el("td", null, r.kind === "filter" ? "" : levelBadge(r.level)), healthCells(r),
       el("td", null, tagChips(r.tags)), cov);
   }
