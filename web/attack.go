@@ -57,42 +57,7 @@ type navigatorMeta struct {
 // are tagged with) and the rule titles as metadata. A technique the table
 // does not know keeps the tactic tags of its rules.
 func (s *Server) attackLayer() navigatorLayer {
-	type tech struct {
-		rules   []string
-		tactics map[string]bool // the rules' tactic tags, for unknown techniques
-	}
-	techs := map[string]*tech{}
-	enabled := 0
-	if s.opts.Rules != nil {
-		for _, r := range s.opts.Rules.Rules() {
-			// Filters detect nothing, and a rule unable to fire covers
-			// nothing.
-			if !r.Enabled || r.Kind == "filter" || r.Health.State == HealthUnable {
-				continue
-			}
-			enabled++
-			var ids, tactics []string
-			for _, tag := range r.Tags {
-				tag = strings.ToLower(strings.TrimSpace(tag))
-				if m := techniqueTag.FindStringSubmatch(tag); m != nil && !slices.Contains(ids, strings.ToUpper(m[1])) {
-					ids = append(ids, strings.ToUpper(m[1]))
-				} else if m := tacticTag.FindStringSubmatch(tag); m != nil {
-					tactics = append(tactics, strings.ReplaceAll(m[1], "_", "-"))
-				}
-			}
-			for _, id := range ids {
-				t := techs[id]
-				if t == nil {
-					t = &tech{tactics: map[string]bool{}}
-					techs[id] = t
-				}
-				t.rules = append(t.rules, r.Title)
-				for _, tc := range tactics {
-					t.tactics[tc] = true
-				}
-			}
-		}
-	}
+	techs, enabled := s.coveredTechniques()
 	ids := make([]string, 0, len(techs))
 	for id := range techs {
 		ids = append(ids, id)
@@ -157,6 +122,51 @@ func (s *Server) attackLayer() navigatorLayer {
 	sort.SliceStable(layer.Techniques, func(i, j int) bool { return layer.Techniques[i].TechniqueID < layer.Techniques[j].TechniqueID })
 	layer.Gradient = map[string]any{"colors": []string{"#ffe766", "#ff6666"}, "minValue": 0, "maxValue": maxScore}
 	return layer
+}
+
+// layerTech is a technique the enabled rules cover: their titles, and
+// their tactic tags (used for techniques the ATT&CK table does not know).
+type layerTech struct {
+	rules   []string
+	tactics map[string]bool
+}
+
+// coveredTechniques returns the techniques of the enabled rules that can
+// fire, by id, and the number of those rules.
+func (s *Server) coveredTechniques() (techs map[string]*layerTech, enabled int) {
+	techs = map[string]*layerTech{}
+	if s.opts.Rules == nil {
+		return techs, 0
+	}
+	for _, r := range s.opts.Rules.Rules() {
+		// Filters detect nothing, and a rule unable to fire covers
+		// nothing.
+		if !r.Enabled || r.Kind == "filter" || r.Health.State == HealthUnable {
+			continue
+		}
+		enabled++
+		var ids, tactics []string
+		for _, tag := range r.Tags {
+			tag = strings.ToLower(strings.TrimSpace(tag))
+			if m := techniqueTag.FindStringSubmatch(tag); m != nil && !slices.Contains(ids, strings.ToUpper(m[1])) {
+				ids = append(ids, strings.ToUpper(m[1]))
+			} else if m := tacticTag.FindStringSubmatch(tag); m != nil {
+				tactics = append(tactics, strings.ReplaceAll(m[1], "_", "-"))
+			}
+		}
+		for _, id := range ids {
+			t := techs[id]
+			if t == nil {
+				t = &layerTech{tactics: map[string]bool{}}
+				techs[id] = t
+			}
+			t.rules = append(t.rules, r.Title)
+			for _, tc := range tactics {
+				t.tactics[tc] = true
+			}
+		}
+	}
+	return techs, enabled
 }
 
 // handleAttackLayer serves GET /api/v1/attack/layer: the ATT&CK Navigator

@@ -341,26 +341,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Spool == nil || opts.Alerts == nil || opts.Hub == nil {
 		return nil, errors.New("web: Spool, Alerts and Hub are required")
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.MaxBodyBytes == 0 {
-		opts.MaxBodyBytes = 64 << 20
-	}
-	if opts.MaxDecompressedBytes == 0 {
-		opts.MaxDecompressedBytes = 256 << 20
-	}
-	if opts.MaxLines == 0 {
-		opts.MaxLines = 1_000_000
-	}
-	setDefault(&opts.MaxWebsocketClients, 100)
-	setDefault(&opts.MaxConnections, 1024)
-	setDefault(&opts.BodyTimeout, 10*time.Second)
-	setDefault(&opts.WriteTimeout, 60*time.Second)
-	setDefault(&opts.WebsocketWriteTimeout, 10*time.Second)
-	if opts.Sessions == nil {
-		opts.Sessions = newMemSessions()
-	}
+	opts.setDefaults()
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger.With("component", "web"),
@@ -384,7 +365,32 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	static := http.FileServerFS(ui)
+	s.routes(http.FileServerFS(ui))
+	return s, nil
+}
+
+// setDefaults fills in the zero fields of o that have a default.
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	setDefault(&o.MaxBodyBytes, 64<<20)
+	setDefault(&o.MaxDecompressedBytes, 256<<20)
+	setDefault(&o.MaxLines, 1_000_000)
+	setDefault(&o.MaxWebsocketClients, 100)
+	setDefault(&o.MaxConnections, 1024)
+	setDefault(&o.BodyTimeout, 10*time.Second)
+	setDefault(&o.WriteTimeout, 60*time.Second)
+	setDefault(&o.WebsocketWriteTimeout, 10*time.Second)
+	if o.Sessions == nil {
+		o.Sessions = newMemSessions()
+	}
+}
+
+// routes registers every endpoint on s.mux; the optional ones only when
+// their Options field is set. static serves the dashboard's files.
+func (s *Server) routes(static http.Handler) {
+	opts := s.opts
 	s.mux.HandleFunc("POST /plain/batch", s.handleBatch)
 	s.mux.HandleFunc("PUT /plain/batch", s.handleBatch)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
@@ -438,7 +444,6 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /{$}", s.handleIndex(static))
 	s.mux.HandleFunc("GET /index.html", s.handleIndex(static))
 	s.mux.Handle("GET /", files(static))
-	return s, nil
 }
 
 // setDefault sets *v to def when it is zero.
