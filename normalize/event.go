@@ -43,8 +43,10 @@ type Event struct {
 	// index maps a static field id (see fieldIDs) to 1 + its entry.
 	index []int32
 	// arena is the tail of the current arena chunk: bytes past its length
-	// are free, bytes before it are never written again.
-	arena []byte
+	// are free, bytes before it are never written again (unless Reuse
+	// gives back those of the last record, from recStart on).
+	arena    []byte
+	recStart int
 	// doc caches the nested document built by Doc.
 	doc atomic.Pointer[map[string]any]
 	// fieldErrs are the record's fields left out; nil when none.

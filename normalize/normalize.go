@@ -137,7 +137,7 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 	if cap(ev.arena)-len(ev.arena) < len(raw)+256 {
 		ev.arena = make([]byte, 0, max(arenaChunk, len(raw)+256))
 	}
-	b.arena = ev.arena
+	b.arena, b.start = ev.arena, len(ev.arena)
 	b.vals = slices.Grow(b.vals[:0], len(ds.names))[:len(ds.names)]
 	clear(b.vals)
 	for c := b.jp.child(v); c != nil; c = b.jp.next(v, c) {
@@ -153,16 +153,26 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 	if b.err == nil && ev.Key == "" {
 		ev.Key = b.recordKey(raw)
 	}
-	ev.arena = b.arena
+	ev.arena, ev.recStart = b.arena, b.start
 	err = b.err
 	clear(b.vals)
 	b.ev, b.ds, b.err, b.arena = nil, nil, nil, nil
 	if err != nil {
 		ev.reset()
+		ev.Reuse() // nothing of the record was handed out
 		return err
 	}
 	return nil
 }
+
+// Reuse tells the next [Normalizer.NormalizeInto] on e that nothing handed
+// out for the record e holds (strings from String, Each or Range, Key,
+// Doc, FlatMap) is in use any more, so that it may write the next record's
+// strings over this record's: a loop that calls Reuse after each record it
+// keeps nothing of does not allocate. What was handed out for earlier
+// records is not affected. e may still be read until the next
+// NormalizeInto. Reuse is not safe for concurrent use with readers of e.
+func (e *Event) Reuse() { e.arena = e.arena[:e.recStart] }
 
 // jsonError returns fastjson's error for the text raw that jparser
 // rejected with err: the two accept the same language, and fastjson's

@@ -30,6 +30,9 @@ type builder struct {
 	vals  []*jvalue   // the record's values by slot of its dataset
 	rel   [3][]string // related.ip, related.hosts, related.hash
 	ua    *uaCache
+	// start is the offset in arena where the record's strings start, 0
+	// in a chunk started during the record (see Event.Reuse).
+	start int
 }
 
 // str returns s as a string that points into the arena.
@@ -41,7 +44,7 @@ func (b *builder) str(s string) string {
 		if len(s) > arenaChunk/4 {
 			return strings.Clone(s)
 		}
-		b.arena = make([]byte, 0, arenaChunk)
+		b.arena, b.start = make([]byte, 0, arenaChunk), 0
 	}
 	off := len(b.arena)
 	b.arena = append(b.arena, s...)
@@ -70,7 +73,7 @@ func (b *builder) join(a, c string) string {
 		if n > arenaChunk/4 {
 			return a + "." + c
 		}
-		b.arena = make([]byte, 0, arenaChunk)
+		b.arena, b.start = make([]byte, 0, arenaChunk), 0
 	}
 	off := len(b.arena)
 	b.arena = append(b.arena, a...)

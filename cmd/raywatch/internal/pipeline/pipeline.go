@@ -254,6 +254,11 @@ func (p *Pipeline) detect(ev *normalize.Event, c *Chunk) {
 			continue
 		}
 		c.Alerts = append(c.Alerts, as...)
+		if len(as) == 0 && p.opts.OnEvent == nil {
+			// Nothing of the record is kept: the next one may be
+			// written over its strings, and detection does not allocate.
+			ev.Reuse()
+		}
 	}
 	if p.opts.Encode != nil && c.Err == nil {
 		if err := p.opts.Encode(c); err != nil && len(c.items) > 0 {
