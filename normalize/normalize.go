@@ -88,7 +88,7 @@ func New(opts Options) *Normalizer {
 func (n *Normalizer) Normalize(dataset string, raw []byte) (*Event, error) {
 	ev := &Event{
 		ents:  make([]entry, 0, min(len(raw)/12+24, 512)),
-		arena: make([]byte, 0, len(raw)+256),
+		arena: make([]byte, 0, len(raw)+arenaSlack),
 	}
 	if err := n.NormalizeInto(ev, dataset, raw); err != nil {
 		return nil, err
@@ -134,10 +134,10 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 	}
 
 	b.ev, b.ds, b.err, b.ua = ev, ds, nil, n.ua
-	if cap(ev.arena)-len(ev.arena) < len(raw)+256 {
-		ev.arena = make([]byte, 0, max(arenaChunk, len(raw)+256))
+	if cap(ev.arena)-len(ev.arena) < len(raw)+arenaSlack {
+		ev.arena = make([]byte, 0, max(arenaChunk, len(raw)+arenaSlack))
 	}
-	b.arena, b.start = ev.arena, len(ev.arena)
+	b.arena, b.textsAt, b.start = ev.arena, len(ev.arena), len(ev.arena)
 	b.vals = slices.Grow(b.vals[:0], len(ds.names))[:len(ds.names)]
 	clear(b.vals)
 	for c := b.jp.child(v); c != nil; c = b.jp.next(v, c) {
@@ -153,6 +153,9 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 	if b.err == nil && ev.Key == "" {
 		ev.Key = b.recordKey(raw)
 	}
+	if b.err == nil {
+		b.coverTexts()
+	}
 	ev.arena, ev.recStart = b.arena, b.start
 	err = b.err
 	clear(b.vals)
@@ -166,11 +169,11 @@ func (n *Normalizer) NormalizeInto(ev *Event, name string, raw []byte) error {
 }
 
 // Reuse tells the next [Normalizer.NormalizeInto] on e that nothing handed
-// out for the record e holds (strings from String, Each or Range, Key,
-// Doc, FlatMap) is in use any more, so that it may write the next record's
-// strings over this record's: a loop that calls Reuse after each record it
-// keeps nothing of does not allocate. What was handed out for earlier
-// records is not affected. e may still be read until the next
+// out for the record e holds (strings from String, Each, Range or Texts,
+// Key, Doc, FlatMap) is in use any more, so that it may write the next
+// record's strings over this record's: a loop that calls Reuse after each
+// record it keeps nothing of does not allocate. What was handed out for
+// earlier records is not affected. e may still be read until the next
 // NormalizeInto. Reuse is not safe for concurrent use with readers of e.
 func (e *Event) Reuse() { e.arena = e.arena[:e.recStart] }
 
@@ -191,6 +194,12 @@ func jsonError(raw []byte, err error) error {
 // kept keeps its chunk alive.
 const arenaChunk = 8 << 10
 
+// arenaSlack is the room NormalizeInto makes in the arena beyond the
+// record's length, so that the record's strings (its values, at most as
+// long as the record, and the few the decoders add) stay in one piece:
+// see [Event.Texts].
+const arenaSlack = 512
+
 // reset empties ev for reuse.
 func (ev *Event) reset() {
 	if len(ev.index) != len(fieldNames) {
@@ -204,6 +213,7 @@ func (ev *Event) reset() {
 	ev.doc.Store(nil)
 	ev.Dataset, ev.Time, ev.Key = "", time.Time{}, ""
 	ev.fieldErrs = nil // handed out: never reused
+	ev.texts = nil
 }
 
 func lookupDataset(name string) (*dataset, error) {
