@@ -94,6 +94,7 @@ func benignRecord(rng *rand.Rand, i int) map[string]any {
 type benchEvent struct {
 	ev   *normalize.Event
 	flat map[string]any
+	raw  []byte
 }
 
 // benchEvents returns n events, one in a thousand an attack built to fire
@@ -122,7 +123,7 @@ func benchEvents(b *testing.B, n int) ([]benchEvent, int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		out = append(out, benchEvent{ev: ev, flat: ev.FlatMap()})
+		out = append(out, benchEvent{ev: ev, flat: ev.FlatMap(), raw: raw})
 	}
 	b.Logf("%d events, %d attacks, %d bytes a record on average", n, attacks, size/n)
 	return out, attacks
@@ -200,6 +201,44 @@ func benchEngine(b *testing.B, rs []rules.Rule, evs []benchEvent, now time.Time)
 		}
 		reportRates(b, i, start, cpu0)
 	}
+}
+
+// BenchmarkNormalizeMatch is a pipeline worker's work on a record:
+// NormalizeInto a reused Event, then Match (then Event.Reuse when it
+// raised no alert), which finds the event in the
+// cache as it does in the pipeline (BenchmarkEvaluate matches events
+// normalized long before). The records are those of BenchmarkEvaluate
+// that raise no alert (a benign user-agent there matches "Exploit
+// Framework User Agent"), plus its attacks: one in a thousand alerts.
+func BenchmarkNormalizeMatch(b *testing.B) {
+	rs := benchRules(b)
+	evs, _ := benchEvents(b, 8192)
+	e, err := engine.New(rs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	var raws [][]byte
+	for i, ev := range evs {
+		if i%1000 == 999 || len(e.Match(ev.ev, "bench", now)) == 0 {
+			raws = append(raws, ev.raw)
+		}
+	}
+	norm := normalize.New(normalize.Options{})
+	var ev normalize.Event
+	b.ReportAllocs()
+	start, cpu0 := time.Now(), cpuTime()
+	i := 0
+	for b.Loop() {
+		if err := norm.NormalizeInto(&ev, "http_requests", raws[i%len(raws)]); err != nil {
+			b.Fatal(err)
+		}
+		if len(e.Match(&ev, "bench", now)) == 0 {
+			ev.Reuse() // as the pipeline does
+		}
+		i++
+	}
+	reportRates(b, i, start, cpu0)
 }
 
 // BenchmarkMatchHot matches one event over and over (caches warm).

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf16"
 
+	"github.com/raywatch/raywatch/normalize"
 	"github.com/raywatch/raywatch/rules"
 )
 
@@ -89,6 +90,7 @@ type cCond struct {
 // slotDef is one event field the rule set reads.
 type slotDef struct {
 	name    string
+	field   normalize.Field // name, resolved
 	derived bool
 	from    int // source slot of a derived field
 }
@@ -114,7 +116,7 @@ func (c *compiler) slot(name string) int {
 	if i, ok := c.slotIdx[name]; ok {
 		return i
 	}
-	d := slotDef{name: name, from: -1}
+	d := slotDef{name: name, field: normalize.FieldOf(name), from: -1}
 	if dv, ok := c.mapping.Derived(name); ok {
 		d.derived = true
 		d.from = c.slot(dv.From)

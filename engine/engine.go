@@ -5,9 +5,10 @@
 // into its own matcher (lowered needles, compiled regular expressions and
 // wildcard patterns, fields resolved through the field mapping), extracts
 // the literals a rule needs to match, and prefilters every event with one
-// literal scan per value it reads (each literal indexed by its rarest
-// three-byte gram), so that most rules are never evaluated on most
-// events. A field matcher with a long list of plain values (equals,
+// literal scan per value of the fields it reads, plus one scan of all the
+// event's values at once (normalize's Event.Texts) for keyword literals
+// (each literal indexed by its rarest three-byte gram), so that most rules
+// are never evaluated on most events. A field matcher with a long list of plain values (equals,
 // contains, startswith, endswith) tests them as one literal set: a hash
 // set, tries and an Aho-Corasick automaton, whose cost depends on the
 // event's value and not on the length of the list. Aggregations (count() by ... within a timeframe) and
@@ -100,7 +101,7 @@ type ruleSet struct {
 	corrs   []*compiledCorr
 	slots   []slotDef
 	pf      prefilter
-	rangePF bool // the prefilter can work from one Event.Range pass
+	rangeKW bool // the keyword prefilter walks Event.Range instead of Event.Texts (tests)
 	nwords  int
 	intel   *compiledRule // the intelligence-feed rule, when enabled
 }
@@ -305,8 +306,7 @@ func (e *Engine) compile(rs []rules.Rule) (*ruleSet, []*rules.LoadError) {
 	e.windows = windows
 	set.slots = c.slots
 	set.nwords = (len(set.rules) + 63) / 64
-	set.pf = buildPrefilter(set.rules, set.slots)
-	set.rangePF = set.pf.rangeable(set.slots)
+	set.pf = buildPrefilter(set.rules)
 	return set, problems
 }
 

@@ -23,11 +23,11 @@ func WithoutPrefilter(e *Engine) {
 	e.set.Store(&set)
 }
 
-// FieldPrefilter makes e prefilter by reading each field with literals
-// (Event.Each), as it does without keyword rules, instead of from one
-// Event.Range pass.
-func FieldPrefilter(e *Engine) {
+// RangePrefilter makes e search for keyword literals value by value
+// (Event.Range), as it did before Event.Texts, instead of in one pass over
+// the event's texts.
+func RangePrefilter(e *Engine) {
 	set := *e.set.Load()
-	set.rangePF = false
+	set.rangeKW = true
 	e.set.Store(&set)
 }

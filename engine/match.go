@@ -99,7 +99,7 @@ func (c *matchCtx) values(slot int) ([]string, bool) {
 			}
 		}
 	} else {
-		present = c.ev.Each(d.name, func(v string) bool {
+		present = c.ev.EachField(d.field, func(v string) bool {
 			vs = append(vs, v)
 			return true
 		})

@@ -1,8 +1,8 @@
 package engine
 
 import (
+	"maps"
 	"slices"
-	"sort"
 	"unsafe"
 )
 
@@ -10,37 +10,25 @@ import (
 // literals, and those one of whose literals occurs in its field. A rule
 // that is not a candidate cannot match, so it is not evaluated.
 //
-// Without keyword rules the prefilter reads each field it has literals for
-// (Event.Each) and scans its values. With keyword rules it must read every
-// value of the event anyway (Event.Range), so it makes that the only pass:
-// each value is scanned once, with the keyword literals plus those of its
-// field when the field has any.
+// The prefilter reads each field it has literals for (Event.Each) and
+// scans its values. The keyword literals, which may occur in any value,
+// are searched for in one pass over the event's texts (Event.Texts: every
+// value in one piece), so that the event's flat view is never walked.
 type prefilter struct {
 	always  []uint64 // rules evaluated on every event
 	filters []slotFilter
-	kw      *litFilter // keyword literals, scanned over every field; nil when none
-	// byLen lists, by length of the field name, the filters of the fields
-	// that Range yields (derived fields come from their source's values).
-	byLen [maxRangeName + 1][]int32
+	kw      *litFilter // keyword literals, scanned over every value; nil when none
 }
-
-// maxRangeName bounds the names of the fields matched during Range.
-const maxRangeName = 63
 
 // slotFilter is the prefilter of one field.
 type slotFilter struct {
 	slot int
-	name string
 	ac   *litFilter // the field's literals; nil when none
-	// kwac is ac plus the keyword literals, for Range.
-	kwac *litFilter
 	// exact maps lowered whole values to the rules that need them; nil
 	// when none.
 	exact map[string][]int32
 	// sigs has bit exactSig(v) set for each exact value v.
 	sigs [1 << exactSigBits / 64]uint64
-	// derived are the filters of the fields derived from this one.
-	derived []int32
 }
 
 // mayEqual reports whether the ASCII text v may, lowered, be one of the
@@ -119,30 +107,29 @@ func collectLiterals(rs []*compiledRule, always []uint64) (map[int]*slotPats, ma
 	return byslot, exact
 }
 
-// buildPrefilter builds the prefilter of rs, whose fields are slots.
-func buildPrefilter(rs []*compiledRule, slots []slotDef) prefilter {
+// buildPrefilter builds the prefilter of rs.
+func buildPrefilter(rs []*compiledRule) prefilter {
 	nwords := (len(rs) + 63) / 64
 	pf := prefilter{always: make([]uint64, nwords)}
 	byslot, exact := collectLiterals(rs, pf.always)
-	var kw *slotPats
 	if p := byslot[-1]; p != nil {
-		kw = p
 		pf.kw = newLitFilter(p.pats, p.rules)
 	}
-	// One filter per field with literals, and for the sources of derived
-	// fields with literals.
-	index := map[int]int{}
-	var add func(s int) int
-	add = func(s int) int {
-		if i, ok := index[s]; ok {
-			return i
+	// One filter per field with literals (a derived field reads its
+	// source's values through matchCtx.values).
+	need := map[int]bool{}
+	for s := range byslot {
+		if s >= 0 {
+			need[s] = true
 		}
-		f := slotFilter{slot: s, name: slots[s].name}
+	}
+	for s := range exact {
+		need[s] = true
+	}
+	for _, s := range slices.Sorted(maps.Keys(need)) {
+		f := slotFilter{slot: s}
 		if p := byslot[s]; p != nil {
 			f.ac = newLitFilter(p.pats, p.rules)
-			if kw != nil {
-				f.kwac = newLitFilter(append(slices.Clip(p.pats), kw.pats...), append(slices.Clip(p.rules), kw.rules...))
-			}
 		}
 		if m := exact[s]; m != nil {
 			f.exact = m
@@ -151,62 +138,28 @@ func buildPrefilter(rs []*compiledRule, slots []slotDef) prefilter {
 				f.sigs[h>>6] |= 1 << (h & 63)
 			}
 		}
-		i := len(pf.filters)
 		pf.filters = append(pf.filters, f)
-		index[s] = i
-		if d := slots[s]; d.derived {
-			src := add(d.from)
-			pf.filters[src].derived = append(pf.filters[src].derived, int32(i))
-		}
-		return i
-	}
-	var need []int
-	for s := range byslot {
-		if s >= 0 {
-			need = append(need, s)
-		}
-	}
-	for s := range exact {
-		need = append(need, s)
-	}
-	sort.Ints(need)
-	for _, s := range need {
-		add(s)
-	}
-	for i := range pf.filters {
-		f := &pf.filters[i]
-		if !slots[f.slot].derived && len(f.name) <= maxRangeName {
-			pf.byLen[len(f.name)] = append(pf.byLen[len(f.name)], int32(i))
-		}
 	}
 	return pf
-}
-
-// rangeable reports whether the Range pass can feed every filter: each
-// field that is not derived has a name Range can be matched on.
-func (pf *prefilter) rangeable(slots []slotDef) bool {
-	for i := range pf.filters {
-		if f := &pf.filters[i]; !slots[f.slot].derived && len(f.name) > maxRangeName {
-			return false
-		}
-	}
-	return true
 }
 
 // prefilter marks the candidate rules of the event in c.
 func (c *matchCtx) prefilter() {
 	pf := &c.set.pf
 	copy(c.bits, pf.always)
-	switch {
-	case !c.set.rangePF:
-		c.prefilterFields()
-		if pf.kw != nil {
-			c.ev.Range(c.scanKeywords)
-		}
-	case pf.kw != nil:
-		c.ev.Range(c.scanAll)
-	default:
-		c.ev.Range(c.scanFields)
+	c.prefilterFields()
+	if pf.kw == nil {
+		return
+	}
+	if c.set.rangeKW {
+		c.ev.Range(c.scanKeywords)
+		return
+	}
+	// One scan over every value: the texts are zero-separated, and a
+	// match across two of them (which no value holds) only costs the
+	// evaluation of a rule that then does not match.
+	if t := c.ev.Texts(); len(t) >= pf.kw.minLen {
+		pf.kw.scan(unsafe.String(unsafe.SliceData(t), len(t)), c.bits)
 	}
 }
 
@@ -215,21 +168,18 @@ func (c *matchCtx) prefilterFields() {
 	pf := &c.set.pf
 	for i := range pf.filters {
 		f := &pf.filters[i]
-		if f.ac == nil && f.exact == nil {
-			continue
-		}
 		vs, _ := c.values(f.slot)
 		for _, v := range vs {
-			c.filterValue(f, f.ac, v)
+			c.filterValue(f, v)
 		}
 	}
 }
 
-// filterValue applies the field filter f, scanning with ac, to one value.
-func (c *matchCtx) filterValue(f *slotFilter, ac *litFilter, v string) {
+// filterValue applies the field filter f to one value.
+func (c *matchCtx) filterValue(f *slotFilter, v string) {
 	var nonASCII bool
-	if ac != nil {
-		nonASCII = ac.scan(v, c.bits)
+	if f.ac != nil {
+		nonASCII = f.ac.scan(v, c.bits)
 	} else if f.exact != nil {
 		nonASCII = hasNonASCII(v)
 	}
@@ -242,78 +192,15 @@ func (c *matchCtx) filterValue(f *slotFilter, ac *litFilter, v string) {
 	}
 }
 
-// scanKeywords scans one value of the event for keyword literals.
+// scanKeywords scans one value of the event for keyword literals: the
+// prefilter from Event.Range, which tests compare with the one from
+// Event.Texts.
 func (c *matchCtx) scanKeywords(_, v string) bool {
 	kw := c.set.pf.kw
 	if len(v) >= kw.minLen && !c.seenText(v) {
 		kw.scan(v, c.bits)
 	}
 	return true
-}
-
-// scanAll scans one value of the event for the keyword literals and, when
-// its field has literals, for the field's.
-func (c *matchCtx) scanAll(field, v string) bool {
-	pf := &c.set.pf
-	if len(field) <= maxRangeName {
-		for _, fi := range pf.byLen[len(field)] {
-			f := &pf.filters[fi]
-			if f.name != field {
-				continue
-			}
-			switch {
-			case c.seenText(v): // already scanned for keywords
-				c.filterValue(f, f.ac, v)
-			case f.kwac != nil:
-				c.filterValue(f, f.kwac, v)
-			default:
-				pf.kw.scan(v, c.bits)
-				c.filterValue(f, nil, v)
-			}
-			for _, di := range f.derived {
-				c.filterDerived(di, v)
-			}
-			return true
-		}
-	}
-	if len(v) >= pf.kw.minLen && !c.seenText(v) {
-		pf.kw.scan(v, c.bits)
-	}
-	return true
-}
-
-// scanFields scans one value of the event for the literals of its field,
-// when it has any.
-func (c *matchCtx) scanFields(field, v string) bool {
-	pf := &c.set.pf
-	if len(field) <= maxRangeName {
-		for _, fi := range pf.byLen[len(field)] {
-			f := &pf.filters[fi]
-			if f.name != field {
-				continue
-			}
-			c.filterValue(f, f.ac, v)
-			for _, di := range f.derived {
-				c.filterDerived(di, v)
-			}
-			return true
-		}
-	}
-	return true
-}
-
-// filterDerived applies the filter of a derived field to the value it
-// derives from the source value v.
-func (c *matchCtx) filterDerived(fi int32, v string) {
-	x, ok := extension(v)
-	if !ok {
-		return
-	}
-	f := &c.set.pf.filters[fi]
-	c.filterValue(f, f.ac, x)
-	for _, di := range f.derived {
-		c.filterDerived(di, x)
-	}
 }
 
 // seenText reports whether the keyword prefilter has already scanned the

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -122,6 +123,11 @@ func (w *window) observe(key string, t int64, h uint64, value string, ri int) (f
 			return firing{}, false
 		}
 	case winValueCount:
+		// The value points into the event, whose memory the caller may
+		// reuse (normalize's Event.Reuse): the map keeps a copy. (Storing
+		// to an existing string key replaces the key too, so the copy is
+		// made whether or not the value is new.)
+		value = strings.Clone(value)
 		vs, ok := g.distinct[value]
 		if !ok && len(g.distinct) >= w.spec.capacity() {
 			// Forget the value seen longest ago.

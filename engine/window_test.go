@@ -140,6 +140,40 @@ detection:
 	}
 }
 
+// TestAggregationCountDistinctReusedEvent matches events normalized into
+// one Event whose memory is handed back after each record (Event.Reuse), as
+// the pipeline does: the distinct values the window keeps must not change
+// when the next record is written over them.
+func TestAggregationCountDistinctReusedEvent(t *testing.T) {
+	e, err := engine.New(parseRules(t, `title: Scanner
+id: agg-2
+logsource: {category: webserver}
+detection:
+  selection:
+    sc-status: 404
+  timeframe: 1m
+  condition: selection | count(c-uri) by c-ip >= 3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	norm := normalize.New(normalize.Options{})
+	var ev normalize.Event
+	// The same URI each time, at a different place in the Event's memory
+	// (hosts of different lengths come first): one distinct value.
+	for i, host := range []string{"a.example", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.example", "cc.example", "d.example", "eeeeeeeee.example"} {
+		raw := fmt.Sprintf(`{"ClientIP":"198.51.100.1","ClientRequestHost":%q,"EdgeResponseStatus":404,"ClientRequestURI":"/x1","EdgeStartTimestamp":%d,"RayID":"r%d"}`,
+			host, 1764115200000000000+int64(i)*int64(time.Second), i)
+		if err := norm.NormalizeInto(&ev, "http_requests", []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		if as := e.Match(&ev, "t", time.Now()); len(as) != 0 {
+			t.Fatalf("event %d raised %q with one distinct URI", i, as[0].Rule.Title)
+		}
+		ev.Reuse()
+	}
+}
+
 func TestAggregationGroupsAreBounded(t *testing.T) {
 	e, err := engine.NewWithOptions(parseRules(t, countByRule), engine.Options{MaxGroups: 8})
 	if err != nil {

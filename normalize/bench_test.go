@@ -181,6 +181,13 @@ func FuzzNormalize(f *testing.F) {
 		if _, err := json.Marshal(ev.Doc()); err != nil {
 			t.Fatalf("json.Marshal(Doc): %v", err)
 		}
+		texts := ev.Texts()
+		ev.Range(func(field, value string) bool {
+			if !bytes.Contains(texts, []byte(value)) {
+				t.Fatalf("value %q of %s is not in Texts", value, field)
+			}
+			return true
+		})
 		for name, v := range ev.FlatMap() {
 			switch v.(type) {
 			case string, json.Number, bool, []any:

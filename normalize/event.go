@@ -43,12 +43,20 @@ type Event struct {
 	// index maps a static field id (see fieldIDs) to 1 + its entry.
 	index []int32
 	// arena is the tail of the current arena chunk: bytes past its length
-	// are free, bytes before it are never written again.
-	arena []byte
+	// are free, bytes before it are never written again (unless Reuse
+	// gives back those of the last record, from recStart on).
+	arena    []byte
+	recStart int
 	// doc caches the nested document built by Doc.
 	doc atomic.Pointer[map[string]any]
 	// fieldErrs are the record's fields left out; nil when none.
 	fieldErrs []FieldError
+	// texts holds every scalar text of the entries, each followed by a
+	// zero byte (see Texts): a piece of the arena, or spill.
+	texts []byte
+	// spill holds the texts when they are not in one piece of the arena;
+	// it is rewritten by the next NormalizeInto.
+	spill []byte
 }
 
 // FieldError is a field of a record that could not be normalized (a value
@@ -113,18 +121,62 @@ func (e *entry) scalar() (string, bool) {
 	return "", false
 }
 
-// lookup returns the entry index of the flat field name, or -1.
-func (e *Event) lookup(field string) int {
-	if id, ok := fieldIDs[field]; ok {
-		if int(id) < len(e.index) {
-			return int(e.index[id]) - 1
+// Field is a dotted field name resolved by [FieldOf], so that reading it
+// from many events ([Event.EachField], [Event.StringField]) does not look
+// the name up each time. The zero Field is absent from every event.
+type Field struct {
+	name string
+	id   uint16 // static id of name; 0 for a name built at run time
+	// top is, for a name built at run time (a member of a copied object,
+	// "cloudflare.RequestHeaders.cookie"), the static id of the object's
+	// field: the member can only be below it. 0 when no prefix of the
+	// name is a field, and then no event has the field.
+	top uint16
+}
+
+// FieldOf resolves the dotted field name. It is safe for concurrent use.
+func FieldOf(name string) Field {
+	f := Field{name: name}
+	if id, ok := fieldIDs[name]; ok {
+		f.id = id
+		return f
+	}
+	// No static name is a dotted prefix of another (TestFieldNames), so
+	// the longest static prefix is the copied object the member is in.
+	for i := len(name) - 1; i > 0; i-- {
+		if name[i] != '.' {
+			continue
+		}
+		if id, ok := fieldIDs[name[:i]]; ok {
+			f.top = id
+			break
+		}
+	}
+	return f
+}
+
+// Name returns the dotted field name f was resolved from.
+func (f Field) Name() string { return f.name }
+
+// lookupField returns the entry index of field f, or -1.
+func (e *Event) lookupField(f Field) int {
+	if f.id != 0 {
+		if int(f.id) < len(e.index) {
+			return int(e.index[f.id]) - 1
 		}
 		return -1
 	}
-	// A name built at run time (a member of a copied object): the last
-	// live one wins.
-	for i := len(e.ents) - 1; i >= 0; i-- {
-		if x := &e.ents[i]; x.id == 0 && !x.dead && x.name == field {
+	if int(f.top) >= len(e.index) || f.top == 0 {
+		return -1
+	}
+	// A name built at run time: a member of the object of field top (the
+	// decoders copy each object field once), the last live one winning.
+	t := int(e.index[f.top]) - 1
+	if t < 0 {
+		return -1
+	}
+	for i := int(e.ents[t].end) - 1; i > t; i-- {
+		if x := &e.ents[i]; x.id == 0 && !x.dead && x.name == f.name {
 			return i
 		}
 	}
@@ -209,7 +261,12 @@ func (e *Event) docValue(i int) any {
 // their JSON text, booleans "true"/"false". A field whose record value was
 // the empty string is present with "". A list is not a scalar: use Each.
 func (e *Event) String(field string) (string, bool) {
-	i := e.lookup(field)
+	return e.StringField(FieldOf(field))
+}
+
+// StringField is [Event.String] for a resolved field.
+func (e *Event) StringField(f Field) (string, bool) {
+	i := e.lookupField(f)
 	if i < 0 {
 		return "", false
 	}
@@ -220,7 +277,12 @@ func (e *Event) String(field string) (string, bool) {
 // once per scalar element for a list. It stops early when fn returns false,
 // and reports whether the field is present.
 func (e *Event) Each(field string, fn func(value string) bool) bool {
-	i := e.lookup(field)
+	return e.EachField(FieldOf(field), fn)
+}
+
+// EachField is [Event.Each] for a resolved field.
+func (e *Event) EachField(f Field, fn func(value string) bool) bool {
+	i := e.lookupField(f)
 	if i < 0 {
 		return false
 	}

@@ -14,7 +14,8 @@ type uaResult struct {
 	name, version, osName, osVersion, deviceName string
 }
 
-// uapParser compiles uap-core's regular expressions once, on first use.
+// uapParser compiles uap-core's regular expressions once, in the first
+// [New].
 var uapParser = sync.OnceValue(func() *uaparser.Parser {
 	p, err := uaparser.New(uaparser.WithCacheSize(1))
 	if err != nil {

@@ -30,22 +30,38 @@ type builder struct {
 	vals  []*jvalue   // the record's values by slot of its dataset
 	rel   [3][]string // related.ip, related.hosts, related.hash
 	ua    *uaCache
+	// textsAt is the offset in arena where the record's strings start;
+	// -1 once they spill into a new chunk (see coverTexts).
+	textsAt int
+	// start is the offset in arena where the record's strings start, 0
+	// in a chunk started during the record (see Event.Reuse).
+	start int
 }
 
-// str returns s as a string that points into the arena.
+// str returns s as a string that points into the arena. Arena strings are
+// followed by a zero byte, which keeps the record's texts apart for
+// [Event.Texts].
 func (b *builder) str(s string) string {
 	if len(s) == 0 {
 		return ""
 	}
-	if cap(b.arena)-len(b.arena) < len(s) {
+	if cap(b.arena)-len(b.arena) < len(s)+1 {
 		if len(s) > arenaChunk/4 {
 			return strings.Clone(s)
 		}
-		b.arena = make([]byte, 0, arenaChunk)
+		b.newChunk()
 	}
 	off := len(b.arena)
 	b.arena = append(b.arena, s...)
+	b.arena = append(b.arena, 0)
 	return unsafe.String(&b.arena[off], len(s))
+}
+
+// newChunk starts a new arena chunk; the record's texts are then no longer
+// in one piece.
+func (b *builder) newChunk() {
+	b.arena = make([]byte, 0, arenaChunk)
+	b.textsAt, b.start = -1, 0
 }
 
 // strBytes is str for a byte slice.
@@ -66,16 +82,17 @@ func (b *builder) own(v *jvalue) string {
 // concat returns a+"."+c in the arena.
 func (b *builder) join(a, c string) string {
 	n := len(a) + 1 + len(c)
-	if cap(b.arena)-len(b.arena) < n {
+	if cap(b.arena)-len(b.arena) < n+1 {
 		if n > arenaChunk/4 {
 			return a + "." + c
 		}
-		b.arena = make([]byte, 0, arenaChunk)
+		b.newChunk()
 	}
 	off := len(b.arena)
 	b.arena = append(b.arena, a...)
 	b.arena = append(b.arena, '.')
 	b.arena = append(b.arena, c...)
+	b.arena = append(b.arena, 0)
 	return unsafe.String(&b.arena[off], n)
 }
 

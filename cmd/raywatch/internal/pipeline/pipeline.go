@@ -287,8 +287,14 @@ func (p *Pipeline) detect(ev *normalize.Event, c *Chunk) {
 			continue
 		}
 		c.Alerts = append(c.Alerts, as...)
-		if fes := ev.FieldErrors(); len(fes) > 0 {
+		fes := ev.FieldErrors()
+		if len(fes) > 0 {
 			c.Fields = append(c.Fields, FieldIssue{N: it.n, Dataset: ev.Dataset, Errs: fes, Line: rejectLine(raw)})
+		}
+		if len(as) == 0 && len(fes) == 0 && p.opts.OnEvent == nil {
+			// Nothing of the record is kept: the next one may be
+			// written over its strings, and detection does not allocate.
+			ev.Reuse()
 		}
 	}
 	if p.opts.Encode != nil && c.Err == nil {

@@ -27,6 +27,17 @@ func (everyEvent) Match(ev *normalize.Event, intake string, received time.Time) 
 	return []alert.Alert{{ID: ev.Key, RecordKey: ev.Key, Intake: intake, Rule: alert.RuleRef{ID: "every"}}}
 }
 
+// someEvents is a Matcher that alerts on one record in three, keeping the
+// event's document and key as the engine's alerts do.
+type someEvents struct{}
+
+func (someEvents) Match(ev *normalize.Event, intake string, received time.Time) []alert.Alert {
+	if h := ev.Key[len(ev.Key)-1]; h%3 != 0 {
+		return nil
+	}
+	return []alert.Alert{{ID: ev.Key, RecordKey: ev.Key, Intake: intake, Rule: alert.RuleRef{ID: "some"}, Event: ev.Doc()}}
+}
+
 func testPipeline(opts Options) *Pipeline {
 	opts.Detector = &Detector{Normalizer: normalize.New(normalize.Options{}), Engine: everyEvent{}, Dataset: "auto"}
 	return New(opts)
@@ -247,5 +258,51 @@ func TestSkipRecords(t *testing.T) {
 	}
 	if records != 40 || skipped == 0 || bad != 0 || alerts+skipped != 40 {
 		t.Errorf("records %d, skipped %d, alerts %d, malformed %d; want 40 records, some skipped, the others alerting, none malformed", records, skipped, alerts, bad)
+	}
+}
+
+// TestAlertsKeepTheirEvents scans records of which one in three alerts,
+// with workers that hand the memory of the others back to the next record
+// (normalize's Event.Reuse): each alert, written out once its whole chunk
+// is detected, must still hold its own record's document.
+func TestAlertsKeepTheirEvents(t *testing.T) {
+	dir := t.TempDir()
+	body := traffic.SequenceBatch(3, 1000, 0)
+	name := writeFile(t, dir, "a.ndjson", body)
+	norm := normalize.New(normalize.Options{})
+	want := map[string]string{}
+	for line := range bytes.Lines(body) {
+		ev, err := norm.Normalize("auto", bytes.TrimSpace(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, _ := json.Marshal(ev.Doc())
+		want[ev.Key] = string(doc)
+	}
+	for _, workers := range []int{1, 2} {
+		p := New(Options{Workers: workers, Detector: &Detector{Normalizer: normalize.New(normalize.Options{}), Engine: someEvents{}, Dataset: "auto"}})
+		var out bytes.Buffer
+		if _, err := p.Scan(context.Background(), &Files{Names: []string{name}, Intake: "test", Received: time.Now()}, &out, ScanReport{}); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for line := range bytes.Lines(out.Bytes()) {
+			var a struct {
+				RecordKey string          `json:"record_key"`
+				Event     json.RawMessage `json:"event"`
+			}
+			if err := json.Unmarshal(line, &a); err != nil {
+				t.Fatalf("output line %q: %v", line, err)
+			}
+			var got bytes.Buffer
+			json.Compact(&got, a.Event)
+			if got.String() != want[a.RecordKey] {
+				t.Errorf("workers %d: alert of record %s holds\n%s\nwant\n%s", workers, a.RecordKey, got.String(), want[a.RecordKey])
+			}
+			n++
+		}
+		if n < 300 {
+			t.Errorf("workers %d: %d alerts; want a third of 1000", workers, n)
+		}
 	}
 }
