@@ -176,11 +176,11 @@ func TestReplayFolder(t *testing.T) {
 type s3Bucket struct {
 	h       http.Handler
 	URL     string
-	block   string
 	release chan struct{}
 
-	mu   sync.Mutex
-	gets map[string]int
+	mu    sync.Mutex
+	gets  map[string]int
+	block string // a GET of this key waits for release
 }
 
 func newS3Bucket(t *testing.T, objs []lpObject) *s3Bucket {
@@ -207,8 +207,9 @@ func (b *s3Bucket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		key := strings.TrimPrefix(r.URL.Path, "/cf-logs/")
 		b.mu.Lock()
 		b.gets[key]++
+		blocked := key == b.block
 		b.mu.Unlock()
-		if key == b.block {
+		if blocked {
 			select {
 			case <-b.release:
 			case <-r.Context().Done():
@@ -217,6 +218,13 @@ func (b *s3Bucket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	b.h.ServeHTTP(w, r)
+}
+
+// blockGets makes GETs of key wait until b.release is closed.
+func (b *s3Bucket) blockGets(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.block = key
 }
 
 func (b *s3Bucket) getsOf(key string) int {
@@ -277,7 +285,7 @@ func TestReplayResume(t *testing.T) {
 	objs := logpushArchive(t)
 	bucket := newS3Bucket(t, objs)
 	const stop = 5 // objects 0-4 are finished when the replay is stopped
-	bucket.block = objs[stop].key
+	bucket.blockGets(objs[stop].key)
 	cache := t.TempDir()
 	env := append(awsEnv(t, bucket.URL), "XDG_CACHE_HOME="+cache, "HOME="+cache)
 
