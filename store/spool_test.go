@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -182,6 +184,57 @@ func TestSpoolKeepsDecodedWithinBudget(t *testing.T) {
 	s.mu.Unlock()
 	if mem != 0 {
 		t.Errorf("%d bytes of memory still accounted after every batch was removed", mem)
+	}
+}
+
+// TestSpoolRecyclesDecodedBuffers checks that the buffers of decoded
+// copies are reused from batch to batch, and that those kept for reuse
+// and those in use stay within MaxMemoryBytes together.
+func TestSpoolRecyclesDecodedBuffers(t *testing.T) {
+	const budget = 64 << 10
+	s, err := OpenSpool(SpoolOptions{Dir: t.TempDir(), MaxMemoryBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	body := strings.Repeat("x", 10<<10) + "\n"
+	var seen []*bytes.Buffer
+	for round := range 3 {
+		// Four batches at once (about 40 KiB of copies), then all removed.
+		var bs []*SpooledBatch
+		for i := range 4 {
+			w, err := s.Begin("zone")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(w, "gz")
+			io.WriteString(w.Decoded(), body)
+			if _, err := w.Commit(fmt.Sprintf("r%d-%d", round, i), 1); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := s.Next(ctx)
+			if got, ok := s.Decoded(b); !ok || string(got) != body {
+				t.Fatalf("round %d batch %d: decoded copy %d bytes, %v; want %d", round, i, len(got), ok, len(body))
+			}
+			if round == 0 {
+				seen = append(seen, b.decoded)
+			} else if !slices.Contains(seen, b.decoded) {
+				t.Errorf("round %d batch %d: a new buffer; want one of the first round's", round, i)
+			}
+			bs = append(bs, b)
+		}
+		for _, b := range bs {
+			if err := s.Remove(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.mu.Lock()
+		kept, mem := s.freeCap, s.memory
+		s.mu.Unlock()
+		if mem != 0 || kept == 0 || kept > budget {
+			t.Errorf("round %d: %d bytes in use, %d kept for reuse; want 0 in use and the kept within %d", round, mem, kept, budget)
+		}
 	}
 }
 

@@ -56,7 +56,11 @@ type Row struct {
 	BaselinePerSec  float64 `json:"baseline_records_per_sec,omitempty"`
 	BaselineAllocs  float64 `json:"baseline_allocs_per_record,omitempty"`
 	Ratio           float64 `json:"ratio,omitempty"`
-	Note            string  `json:"note,omitempty"`
+	// CPUMicrosPerRecord is the CPU time (user and system) the whole
+	// process spent per record during the phase: steadier than the wall
+	// clock on a shared machine.
+	CPUMicrosPerRecord float64 `json:"cpu_us_per_record,omitempty"`
+	Note               string  `json:"note,omitempty"`
 }
 
 // Report is the result of a run, as --json writes it.
