@@ -366,12 +366,13 @@ func (s *Spool) getBuffer() *bytes.Buffer {
 	return b
 }
 
-// putBufferLocked recycles b while the copies in use and the buffers kept
-// stay within MaxMemoryBytes, so that the memory of decoded copies is
-// bounded by the budget whether in use or not. s.mu must be held.
+// putBufferLocked recycles b while the buffers kept stay within
+// MaxMemoryBytes. A buffer is made only when none is kept, so the buffers
+// in use and kept together stay near the most ever in use at once, which
+// the budget bounds. s.mu must be held.
 func (s *Spool) putBufferLocked(b *bytes.Buffer) {
 	c := int64(b.Cap())
-	if c > maxRecycled || s.memory+s.freeCap+c > s.opts.MaxMemoryBytes {
+	if c > maxRecycled || s.freeCap+c > s.opts.MaxMemoryBytes {
 		return
 	}
 	b.Reset()
