@@ -144,8 +144,8 @@ func TestMatchHTTPRequests(t *testing.T) {
 // fakeEvent is a flat event of a dataset normalize does not decode yet.
 type fakeEvent map[string]string
 
-func (f fakeEvent) String(field string) (string, bool) {
-	v, ok := f[field]
+func (f fakeEvent) StringField(field normalize.Field) (string, bool) {
+	v, ok := f[field.Name()]
 	return v, ok
 }
 

@@ -356,47 +356,64 @@ func (s *Set) Counts() map[Type]int {
 
 // plan names the fields of one dataset that are matched, by role.
 type plan struct {
-	ips      []string // client addresses: addresses and ranges
-	hosts    []string // host names: domains, subdomains included
-	urlHost  string   // with urlPath, the request URL: URLs
-	urlPath  string
-	referrer string // a URL: its host against domains, itself against URLs
-	ua       string // user-agents, exact
-	ja3      string // JA3 hashes
+	ips      []field // client addresses: addresses and ranges
+	hosts    []field // host names: domains, subdomains included
+	urlHost  field   // with urlPath, the request URL: URLs
+	urlPath  field
+	referrer field // a URL: its host against domains, itself against URLs
+	ua       field // user-agents, exact
+	ja3      field // JA3 hashes
+}
+
+// field is an event field a plan reads: its name, for the hits, and the
+// name resolved once, for reading it from every event.
+type field struct {
+	name string
+	f    normalize.Field
+}
+
+func fl(name string) field { return field{name: name, f: normalize.FieldOf(name)} }
+
+func fls(names ...string) []field {
+	fs := make([]field, len(names))
+	for i, n := range names {
+		fs[i] = fl(n)
+	}
+	return fs
 }
 
 var plans = map[string]*plan{
 	"http_requests": {
-		ips:      []string{"source.ip"},
-		hosts:    []string{"destination.address"},
-		urlHost:  "destination.address",
-		urlPath:  "url.original",
-		referrer: "http.request.referrer",
-		ua:       "user_agent.original",
-		ja3:      "cloudflare.JA3Hash",
+		ips:      fls("source.ip"),
+		hosts:    fls("destination.address"),
+		urlHost:  fl("destination.address"),
+		urlPath:  fl("url.original"),
+		referrer: fl("http.request.referrer"),
+		ua:       fl("user_agent.original"),
+		ja3:      fl("cloudflare.JA3Hash"),
 	},
 	"firewall_events": {
-		ips:     []string{"source.ip"},
-		hosts:   []string{"url.domain", "destination.domain"},
-		urlHost: "url.domain",
-		urlPath: "url.original",
-		ua:      "user_agent.original",
+		ips:     fls("source.ip"),
+		hosts:   fls("url.domain", "destination.domain"),
+		urlHost: fl("url.domain"),
+		urlPath: fl("url.original"),
+		ua:      fl("user_agent.original"),
 	},
 	"dns_logs": {
-		ips:   []string{"source.ip"},
-		hosts: []string{"dns.question.name"},
+		ips:   fls("source.ip"),
+		hosts: fls("dns.question.name"),
 	},
 	"gateway_dns": {
-		ips:   []string{"source.ip"},
-		hosts: []string{"dns.question.name"},
+		ips:   fls("source.ip"),
+		hosts: fls("dns.question.name"),
 	},
 	"gateway_http": {
-		ips:      []string{"source.ip", "destination.ip"},
-		hosts:    []string{"url.domain", "destination.domain"},
-		urlHost:  "url.domain",
-		urlPath:  "url.original",
-		referrer: "http.request.referrer",
-		ua:       "user_agent.original",
+		ips:      fls("source.ip", "destination.ip"),
+		hosts:    fls("url.domain", "destination.domain"),
+		urlHost:  fl("url.domain"),
+		urlPath:  fl("url.original"),
+		referrer: fl("http.request.referrer"),
+		ua:       fl("user_agent.original"),
 	},
 }
 
@@ -418,12 +435,12 @@ var httpPlan = plans["http_requests"]
 
 // otherPlan serves the datasets without a plan of their own.
 var otherPlan = &plan{
-	ips:      []string{"source.ip"},
-	hosts:    []string{"destination.domain", "url.domain", "dns.question.name"},
-	urlHost:  "url.domain",
-	urlPath:  "url.original",
-	referrer: "http.request.referrer",
-	ua:       "user_agent.original",
+	ips:      fls("source.ip"),
+	hosts:    fls("destination.domain", "url.domain", "dns.question.name"),
+	urlHost:  fl("url.domain"),
+	urlPath:  fl("url.original"),
+	referrer: fl("http.request.referrer"),
+	ua:       fl("user_agent.original"),
 }
 
 // Match appends to dst a Hit for every indicator the event matches and
@@ -458,7 +475,7 @@ func (s *Set) Match(ev *normalize.Event, dst []Hit) []Hit {
 
 // fields is the view of an event that matching needs.
 type fields interface {
-	String(field string) (string, bool)
+	StringField(f normalize.Field) (string, bool)
 }
 
 func (s *Set) match(dataset string, evTime time.Time, ev fields, dst []Hit) []Hit {
@@ -479,8 +496,8 @@ func (s *segment) match(dataset string, evTime time.Time, ev fields, dst []Hit) 
 	m := matcher{s: s, evTime: evTime, dst: dst, start: len(dst)}
 	if s.ip4 != nil || s.cidr != nil {
 		for _, f := range p.ips {
-			if v, ok := ev.String(f); ok {
-				m.ip(f, v)
+			if v, ok := ev.StringField(f.f); ok {
+				m.ip(f.name, v)
 			}
 		}
 	}
@@ -490,41 +507,41 @@ func (s *segment) match(dataset string, evTime time.Time, ev fields, dst []Hit) 
 	var urlHost []byte // p.urlHost in lower case (in hbuf), once read
 	if s.domains != nil {
 		for _, f := range p.hosts {
-			if v, ok := ev.String(f); ok {
-				if f == p.urlHost {
-					urlHost = m.host(&hbuf, f, v, v)
+			if v, ok := ev.StringField(f.f); ok {
+				if f.name == p.urlHost.name {
+					urlHost = m.host(&hbuf, f.name, v, v)
 				} else {
-					m.host(&obuf, f, v, v)
+					m.host(&obuf, f.name, v, v)
 				}
 			}
 		}
 	}
-	if s.urls != nil && p.urlHost != "" {
-		if path, ok := ev.String(p.urlPath); ok && path != "" {
+	if s.urls != nil && p.urlHost.name != "" {
+		if path, ok := ev.StringField(p.urlPath.f); ok && path != "" {
 			if urlHost == nil {
-				v, _ := ev.String(p.urlHost)
+				v, _ := ev.StringField(p.urlHost.f)
 				urlHost = lowerHost(&hbuf, v)
 			}
-			m.requestURL(p.urlPath, urlHost, path)
+			m.requestURL(p.urlPath.name, urlHost, path)
 		}
 	}
-	if (s.domains != nil || s.urls != nil) && p.referrer != "" {
-		if v, ok := ev.String(p.referrer); ok && v != "" {
-			m.referrer(p.referrer, v)
+	if (s.domains != nil || s.urls != nil) && p.referrer.name != "" {
+		if v, ok := ev.StringField(p.referrer.f); ok && v != "" {
+			m.referrer(p.referrer.name, v)
 		}
 	}
-	if s.uas != nil && p.ua != "" {
-		if v, ok := ev.String(p.ua); ok && s.uaFilter.has(sampleHash(v)) {
+	if s.uas != nil && p.ua.name != "" {
+		if v, ok := ev.StringField(p.ua.f); ok && s.uaFilter.has(sampleHash(v)) {
 			if i, ok := get(s.uas, maphash.String(s.seed, v), v); ok {
-				m.hit(i, p.ua, v)
+				m.hit(i, p.ua.name, v)
 			}
 		}
 	}
-	if s.ja3 != nil && p.ja3 != "" {
-		if v, ok := ev.String(p.ja3); ok && len(v) == 32 && s.ja3Filter.has(md5Hash(v)) {
+	if s.ja3 != nil && p.ja3.name != "" {
+		if v, ok := ev.StringField(p.ja3.f); ok && len(v) == 32 && s.ja3Filter.has(md5Hash(v)) {
 			if k, ok := parseMD5(v); ok {
 				if i, ok := get(s.ja3, maphash.Bytes(s.seed, k[:]), k[:]); ok {
-					m.hit(i, p.ja3, v)
+					m.hit(i, p.ja3.name, v)
 				}
 			}
 		}
