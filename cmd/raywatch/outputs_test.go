@@ -8,11 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/notify/amtest"
 )
 
 // hookReceiver is a webhook receiver that verifies each delivery's
@@ -220,65 +219,13 @@ func TestOutputsSurviveCrash(t *testing.T) {
 	}
 }
 
-const alertmanagerBin = "/usr/bin/prometheus-alertmanager"
-
-// amNotification is one alert of a notification from Alertmanager's
-// webhook receiver (payload version 4).
-type amNotification struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	GeneratorURL string            `json:"generatorURL"`
-}
-
-// amReceiver collects what Alertmanager notifies.
-type amReceiver struct {
-	mu     sync.Mutex
-	alerts []amNotification
-}
-
-func (r *amReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	var msg struct {
-		Alerts []amNotification `json:"alerts"`
-	}
-	if err := json.NewDecoder(req.Body).Decode(&msg); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	r.mu.Lock()
-	r.alerts = append(r.alerts, msg.Alerts...)
-	r.mu.Unlock()
-}
-
-func (r *amReceiver) find(id string) (amNotification, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, a := range r.alerts {
-		if a.Labels["alert_id"] == id && a.Status == "firing" {
-			return a, true
-		}
-	}
-	return amNotification{}, false
-}
-
-// startAlertmanager runs Debian's Alertmanager on a free loopback port
-// with a route that sends the alerts of raywatch's intake "default" to a
-// webhook receiver in the test; it returns its URL and the receiver. It
-// skips the test when the binary is absent, unless
-// RAYWATCH_REQUIRE_ALERTMANAGER=1.
-func startAlertmanager(t *testing.T) (string, *amReceiver) {
+// startAlertmanager runs Debian's Alertmanager with a route that sends
+// the alerts of raywatch's intake "default" to a webhook receiver in the
+// test; it returns its URL and the receiver.
+func startAlertmanager(t *testing.T) (string, *amtest.Receiver) {
 	t.Helper()
-	if _, err := os.Stat(alertmanagerBin); err != nil {
-		if os.Getenv("RAYWATCH_REQUIRE_ALERTMANAGER") == "1" {
-			t.Fatalf("%s: %v (RAYWATCH_REQUIRE_ALERTMANAGER=1)", alertmanagerBin, err)
-		}
-		t.Skipf("%s not installed (apt-get install prometheus-alertmanager); set RAYWATCH_REQUIRE_ALERTMANAGER=1 to fail instead", alertmanagerBin)
-	}
-	rcv := &amReceiver{}
-	hook := httptest.NewServer(rcv)
-	t.Cleanup(hook.Close)
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`route:
+	return amtest.Start(t, func(hook string) string {
+		return fmt.Sprintf(`route:
   receiver: nowhere
   routes:
     - matchers: ['intake="default"', 'rule_id=~".+"']
@@ -292,65 +239,8 @@ receivers:
   - name: raywatch-test
     webhook_configs:
       - url: %s/
-`, hook.URL)
-	cfgPath := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	var logs lockedBuffer
-	cmd := exec.Command(alertmanagerBin, "--config.file="+cfgPath, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=info")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager's log:\n%s", logs.String())
-		}
+`, hook)
 	})
-	base := "http://" + addr
-	waitFor(t, 30*time.Second, func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("alertmanager exited:\n%s", logs.String())
-		default:
-		}
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "alertmanager ready")
-	return base, rcv
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // nested returns the string at a dotted path of an event.
@@ -386,8 +276,8 @@ func TestOutputsAlertmanagerAndWebhook(t *testing.T) {
 	alerts := waitAlerts(t, in.base, 5)
 	high := 0
 	for _, a := range alerts {
-		var got amNotification
-		waitFor(t, 30*time.Second, func() bool { var ok bool; got, ok = am.find(a.ID); return ok }, "Alertmanager's notification of "+a.Rule.Title)
+		var got amtest.Notification
+		waitFor(t, 30*time.Second, func() bool { var ok bool; got, ok = am.Find(a.ID, "firing"); return ok }, "Alertmanager's notification of "+a.Rule.Title)
 		want := map[string]string{
 			"alertname": a.Rule.Title, "rule_id": a.Rule.ID, "severity": a.Rule.Level, "intake": "default",
 			"source_ip": nested(a.Event, "source.ip"), "host": nested(a.Event, "destination.address"), "alert_id": a.ID,

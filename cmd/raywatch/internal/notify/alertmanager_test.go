@@ -4,85 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/notify/amtest"
 	"github.com/raywatch/raywatch/rules/alert"
 	"github.com/raywatch/raywatch/store"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-const alertmanagerBin = "/usr/bin/prometheus-alertmanager"
-
-// amNotification is one alert of a notification that Alertmanager's
-// webhook receiver sends (its payload version 4).
-type amNotification struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-}
-
-// amReceiver collects what Alertmanager notifies.
-type amReceiver struct {
-	mu     sync.Mutex
-	alerts []amNotification
-}
-
-func (r *amReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	var msg struct {
-		Version string           `json:"version"`
-		Alerts  []amNotification `json:"alerts"`
-	}
-	if err := json.NewDecoder(req.Body).Decode(&msg); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	r.mu.Lock()
-	r.alerts = append(r.alerts, msg.Alerts...)
-	r.mu.Unlock()
-}
-
-// find returns the last notification of alert id with status.
-func (r *amReceiver) find(id, status string) (amNotification, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := len(r.alerts) - 1; i >= 0; i-- {
-		if a := r.alerts[i]; a.Labels["alert_id"] == id && a.Status == status {
-			return a, true
-		}
-	}
-	return amNotification{}, false
-}
-
-// startAlertmanager runs Debian's Alertmanager on a free loopback port,
-// routing every alert to a webhook receiver in the test, and returns its
-// URL and the receiver.
-func startAlertmanager(t *testing.T) (string, *amReceiver) {
+// startAlertmanager runs Debian's Alertmanager routing every alert to a
+// webhook receiver in the test, and returns its URL and the receiver.
+func startAlertmanager(t *testing.T) (string, *amtest.Receiver) {
 	t.Helper()
-	if _, err := os.Stat(alertmanagerBin); err != nil {
-		if os.Getenv("RAYWATCH_REQUIRE_ALERTMANAGER") == "1" {
-			t.Fatalf("%s: %v (RAYWATCH_REQUIRE_ALERTMANAGER=1)", alertmanagerBin, err)
-		}
-		t.Skipf("%s not installed (apt-get install prometheus-alertmanager); set RAYWATCH_REQUIRE_ALERTMANAGER=1 to fail instead", alertmanagerBin)
-	}
-	rcv := &amReceiver{}
-	hook := httptest.NewServer(rcv)
-	t.Cleanup(hook.Close)
-
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`route:
+	return amtest.Start(t, func(hook string) string {
+		return fmt.Sprintf(`route:
   receiver: raywatch-test
   group_by: [alert_id]
   group_wait: 50ms
@@ -93,52 +33,8 @@ receivers:
     webhook_configs:
       - url: %s/
         send_resolved: true
-`, hook.URL)
-	cfgPath := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	logs := &logBuffer{}
-	cmd := exec.Command(alertmanagerBin,
-		"--config.file="+cfgPath,
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--cluster.listen-address=",
-		"--log.level=info")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager's log:\n%s", logs)
-		}
+`, hook)
 	})
-	base := "http://" + addr
-	waitFor(t, "alertmanager to be ready", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("alertmanager exited:\n%s", logs)
-		default:
-		}
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return base, rcv
 }
 
 // amActive returns the endsAt of alert id as Alertmanager holds it, and
@@ -190,8 +86,8 @@ func TestAlertmanagerRoutesResendsAndResolves(t *testing.T) {
 	a := commit(t, st, hit(openSlotTime(window, 5*time.Minute), "r-am", "k1", "203.0.113.77"))[0]
 	sentAt := time.Now()
 	d.Wake()
-	var got amNotification
-	waitFor(t, "the firing notification", func() bool { var ok bool; got, ok = rcv.find(a.ID, "firing"); return ok })
+	var got amtest.Notification
+	waitFor(t, "the firing notification", func() bool { var ok bool; got, ok = rcv.Find(a.ID, "firing"); return ok })
 	want := map[string]string{
 		"alertname": "Title of r-am", "rule_id": "r-am", "severity": "high", "intake": "zone-a",
 		"source_ip": "203.0.113.77", "host": "shop.example", "alert_id": a.ID,
@@ -223,7 +119,7 @@ func TestAlertmanagerRoutesResendsAndResolves(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Wake()
-	waitFor(t, "the resolved notification", func() bool { _, ok := rcv.find(a.ID, "resolved"); return ok })
+	waitFor(t, "the resolved notification", func() bool { _, ok := rcv.Find(a.ID, "resolved"); return ok })
 	waitFor(t, "no active alert left", func() bool { return outputStatus(t, d, "alertmanager-1").Active == 0 })
 }
 
@@ -242,9 +138,9 @@ func TestAlertmanagerEndsTheAlertWithItsSlot(t *testing.T) {
 	a := commit(t, st, hit(first, "r-slot", "k1", "203.0.113.78"))[0]
 	slotEnd := first.Truncate(w).Add(w)
 	d.Wake()
-	waitFor(t, "the firing notification", func() bool { _, ok := rcv.find(a.ID, "firing"); return ok })
-	var got amNotification
-	waitFor(t, "the resolved notification", func() bool { var ok bool; got, ok = rcv.find(a.ID, "resolved"); return ok })
+	waitFor(t, "the firing notification", func() bool { _, ok := rcv.Find(a.ID, "firing"); return ok })
+	var got amtest.Notification
+	waitFor(t, "the resolved notification", func() bool { var ok bool; got, ok = rcv.Find(a.ID, "resolved"); return ok })
 	if !got.EndsAt.Equal(slotEnd) {
 		t.Errorf("resolved with endsAt %v; want the end of the slot, %v", got.EndsAt, slotEnd)
 	}
@@ -268,8 +164,8 @@ func TestAlertmanagerKeepsAlertsFiringAcrossRestarts(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d1.Run(ctx) }()
 	waitFor(t, "both firing", func() bool {
-		_, ok1 := rcv.find(open.ID, "firing")
-		_, ok2 := rcv.find(closed.ID, "firing")
+		_, ok1 := rcv.Find(open.ID, "firing")
+		_, ok2 := rcv.Find(closed.ID, "firing")
 		return ok1 && ok2
 	})
 	cancel()
@@ -285,7 +181,7 @@ func TestAlertmanagerKeepsAlertsFiringAcrossRestarts(t *testing.T) {
 	// queued for it, and ends the closed one through its status job.
 	o.Registerer = nil
 	d2 := start(t, o, st)
-	waitFor(t, "the closed alert resolved", func() bool { _, ok := rcv.find(closed.ID, "resolved"); return ok })
+	waitFor(t, "the closed alert resolved", func() bool { _, ok := rcv.Find(closed.ID, "resolved"); return ok })
 	waitFor(t, "re-sends after the restart", func() bool {
 		end, active := amActive(t, base, open.ID)
 		return active && end.After(stoppedAt.Add(time.Second))
