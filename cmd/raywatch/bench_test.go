@@ -39,12 +39,16 @@ func TestBenchSmoke(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Rows) != 5 || rep.Latency == nil || rep.Latency.Seen == 0 {
-		t.Errorf("JSON report = %s; want 5 rows and latency figures", b)
+	// normalize, engine hot and cold, IOC set hot and cold, scan, whole path.
+	if len(rep.Rows) != 7 || rep.Latency == nil || rep.Latency.Seen == 0 {
+		t.Errorf("JSON report = %s; want 7 rows and latency figures", b)
 	}
 	for _, r := range rep.Rows {
 		if r.RecordsPerSec <= 0 || r.Ratio <= 0 {
 			t.Errorf("row %q: %v records/s, ratio %v; want both positive", r.Name, r.RecordsPerSec, r.Ratio)
+		}
+		if strings.HasPrefix(r.Name, "whole path") && r.CPUMicrosPerRecord <= 0 {
+			t.Errorf("row %q: %v µs of CPU a record; want it measured", r.Name, r.CPUMicrosPerRecord)
 		}
 	}
 }
