@@ -382,7 +382,6 @@ func (s *Spool) putBufferLocked(b *bytes.Buffer) {
 
 func (s *Spool) reserveMemory(n int64) bool { return s.take(&s.memory, s.opts.MaxMemoryBytes, n) }
 
-
 // Write appends body bytes. It fails with ErrSpoolFull when they take the
 // spool over its budget, and with a [*StorageError] when the disk fails.
 func (w *SpoolWriter) Write(p []byte) (int, error) {
