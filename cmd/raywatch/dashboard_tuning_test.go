@@ -12,30 +12,15 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/traffic"
 )
-
-// lokiBotRule is the id of the built-in LokiBot User-Agent rule.
-const lokiBotRule = "7c5c2e06-91d3-4bed-a5e3-06e7c83af1db"
-
-// lokiBatch returns one LokiBot record (a POST with its user-agent) per
-// source IP, timed now, with RayIDs made from tag.
-func lokiBatch(tag string, ips ...string) []byte {
-	var b bytes.Buffer
-	now := time.Now().UnixNano()
-	for i, ip := range ips {
-		fmt.Fprintf(&b, `{"ClientIP":%q,"ClientRequestHost":"shop.example.com","ClientRequestMethod":"POST","ClientRequestURI":"/fre.php","ClientRequestPath":"/fre.php",`+
-			`"ClientRequestUserAgent":"Mozilla/4.08 (Charon; Inferno)","ClientCountry":"fr","ClientASN":64500,"EdgeStartTimestamp":%d,"EdgeResponseStatus":404,"RayID":"%s%04d"}`+"\n",
-			ip, now, tag, i)
-	}
-	return b.Bytes()
-}
 
 // lokiBySource returns the LokiBot alerts by source IP.
 func lokiBySource(t *testing.T, base string) map[string]apiAlert {
 	t.Helper()
 	out := map[string]apiAlert{}
 	for _, a := range listAlerts(t, base, 1000) {
-		if a.Rule.ID != lokiBotRule {
+		if a.Rule.ID != traffic.LokiBotID {
 			continue
 		}
 		if src, ok := a.Event["source"].(map[string]any); ok {
@@ -87,7 +72,7 @@ func TestDashboardExceptions(t *testing.T) {
 	const key = "dashboard-exceptions-key"
 	const excepted, other = "198.51.100.7", "203.0.113.5"
 	in := startServe(t, t.TempDir(), "RAYWATCH_INTAKE_KEY="+key)
-	if status, resp := postBatch(t, in.base, key, lokiBatch("a", excepted, other)); status != 200 {
+	if status, resp := postBatch(t, in.base, key, traffic.LokiBotRecords("a", excepted, other)); status != 200 {
 		t.Fatalf("POST = %d %s", status, resp)
 	}
 	waitAlerts(t, in.base, 2)
@@ -135,14 +120,14 @@ func TestDashboardExceptions(t *testing.T) {
 		t.Errorf("note = %q; want 1 open alert closed", note)
 	}
 	xs := listExceptions(t, in.base)
-	if len(xs) != 1 || xs[0].Rule != lokiBotRule || xs[0].Comment != "our pentest laptop" || xs[0].CreatedBy != "anonymous" ||
+	if len(xs) != 1 || xs[0].Rule != traffic.LokiBotID || xs[0].Comment != "our pentest laptop" || xs[0].CreatedBy != "anonymous" ||
 		xs[0].Match["source.ip"] != excepted || xs[0].Match["url.path|startswith"] != "/fre" || len(xs[0].Match) != 4 {
 		t.Fatalf("exceptions = %+v; want the one made in the dialog", xs)
 	}
 
 	// The next batch: nothing new for the excepted source, the other
 	// source still alerts.
-	if status, resp := postBatch(t, in.base, key, lokiBatch("b", excepted, other)); status != 200 {
+	if status, resp := postBatch(t, in.base, key, traffic.LokiBotRecords("b", excepted, other)); status != 200 {
 		t.Fatalf("POST = %d %s", status, resp)
 	}
 	waitFor(t, 30*time.Second, func() bool { return lokiBySource(t, in.base)[other].Count == 2 }, "the other source alerting again")
@@ -170,7 +155,7 @@ func TestDashboardExceptions(t *testing.T) {
 	if status != 201 {
 		t.Fatalf("POST exception = %d %v", status, x)
 	}
-	if status, resp := postBatch(t, in.base, key, lokiBatch("c", other)); status != 200 {
+	if status, resp := postBatch(t, in.base, key, traffic.LokiBotRecords("c", other)); status != 200 {
 		t.Fatalf("POST = %d %s", status, resp)
 	}
 	waitFor(t, 30*time.Second, func() bool {
@@ -183,7 +168,7 @@ func TestDashboardExceptions(t *testing.T) {
 	}, "the short exception suppressing the third batch")
 	xrow := `document.querySelector('#exc-table tr[data-id="` + fmt.Sprint(x["id"]) + `"]')`
 	evalUntil(t, ctx, `!!(`+xrow+` && `+xrow+`.classList.contains("expired") && `+xrow+`.querySelector(".badge.expired") !== null)`, "the short exception shown expired")
-	if status, resp := postBatch(t, in.base, key, lokiBatch("d", other)); status != 200 {
+	if status, resp := postBatch(t, in.base, key, traffic.LokiBotRecords("d", other)); status != 200 {
 		t.Fatalf("POST = %d %s", status, resp)
 	}
 	waitFor(t, 30*time.Second, func() bool { return lokiBySource(t, in.base)[other].Count == 3 }, "the other source alerting after the expiry")
@@ -248,7 +233,7 @@ func TestDashboardFitsAt1024(t *testing.T) {
 	}
 	in := startServe(t, t.TempDir(), "RAYWATCH_INTAKE_KEY="+key, "RAYWATCH_RULES_DIR="+rulesDir)
 	const ipv6 = "2001:db8:85a3:1234:5678:8a2e:370:7334"
-	if status, resp := postBatch(t, in.base, key, lokiBatch("a", ipv6, "198.51.100.7")); status != 200 {
+	if status, resp := postBatch(t, in.base, key, traffic.LokiBotRecords("a", ipv6, "198.51.100.7")); status != 200 {
 		t.Fatalf("POST = %d %s", status, resp)
 	}
 	waitAlerts(t, in.base, 4)

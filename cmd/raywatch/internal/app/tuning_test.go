@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,24 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raywatch/raywatch/cmd/raywatch/internal/traffic"
 	"github.com/raywatch/raywatch/store"
 )
-
-// lokiBotID is the id of the built-in LokiBot User-Agent rule.
-const lokiBotID = "7c5c2e06-91d3-4bed-a5e3-06e7c83af1db"
-
-// lokiRecords returns one LokiBot record (POST with the Charon user-agent)
-// per source IP, with RayIDs made from tag.
-func lokiRecords(tag string, ips ...string) []byte {
-	var b bytes.Buffer
-	now := time.Now().UnixNano()
-	for i, ip := range ips {
-		fmt.Fprintf(&b, `{"ClientIP":%q,"ClientRequestHost":"shop.example.com","ClientRequestMethod":"POST","ClientRequestURI":"/fre.php","ClientRequestPath":"/fre.php",`+
-			`"ClientRequestUserAgent":"Mozilla/4.08 (Charon; Inferno)","ClientCountry":"fr","ClientASN":64500,"EdgeStartTimestamp":%d,"EdgeResponseStatus":404,"RayID":"%s%04d"}`+"\n",
-			ip, now, tag, i)
-	}
-	return b.Bytes()
-}
 
 // runApp starts an App on cfg and returns its base URL and a stop that
 // ends Run and checks it returned nil.
@@ -135,7 +119,7 @@ type testAlert struct {
 func lokiAlerts(t *testing.T, base string) map[string]testAlert {
 	t.Helper()
 	var page struct{ Alerts []testAlert }
-	call(t, "GET", base+"/api/v1/alerts?rule="+lokiBotID, nil, &page)
+	call(t, "GET", base+"/api/v1/alerts?rule="+traffic.LokiBotID, nil, &page)
 	out := map[string]testAlert{}
 	for _, a := range page.Alerts {
 		out[a.Event.Source.IP] = a
@@ -163,17 +147,17 @@ func TestAppExceptions(t *testing.T) {
 	key := cfg.IntakeKeys["default"]
 	base, stop := runApp(t, cfg)
 	const excepted, other = "198.51.100.7", "203.0.113.5"
-	postRecords(t, base, key, lokiRecords("a", excepted, other))
+	postRecords(t, base, key, traffic.LokiBotRecords("a", excepted, other))
 	poll(t, func() bool { return len(lokiAlerts(t, base)) == 2 }, "two LokiBot alerts")
 
 	var bad map[string]string
 	for _, body := range []map[string]any{
-		{"rule": lokiBotID, "match": map[string]any{"source.ip": excepted}},                                                    // no comment
-		{"rule": lokiBotID, "match": map[string]any{"source.ip": "not-an-ip"}, "comment": "x"},                                 // not an IP
-		{"rule": lokiBotID, "match": map[string]any{"TargetFilename": "x"}, "comment": "x"},                                    // not a field of ours
-		{"rule": "no-such-rule", "match": map[string]any{"source.ip": excepted}, "comment": "x"},                               // unknown rule
-		{"rule": lokiBotID, "match": map[string]any{"source.ip": excepted}, "comment": "x", "expires": "2001-01-01T00:00:00Z"}, // past
-		{"rule": lokiBotID, "match": map[string]any{"source.ip": excepted}, "comment": "x", "id": "mine"},                      // unknown member
+		{"rule": traffic.LokiBotID, "match": map[string]any{"source.ip": excepted}},                                                    // no comment
+		{"rule": traffic.LokiBotID, "match": map[string]any{"source.ip": "not-an-ip"}, "comment": "x"},                                 // not an IP
+		{"rule": traffic.LokiBotID, "match": map[string]any{"TargetFilename": "x"}, "comment": "x"},                                    // not a field of ours
+		{"rule": "no-such-rule", "match": map[string]any{"source.ip": excepted}, "comment": "x"},                                       // unknown rule
+		{"rule": traffic.LokiBotID, "match": map[string]any{"source.ip": excepted}, "comment": "x", "expires": "2001-01-01T00:00:00Z"}, // past
+		{"rule": traffic.LokiBotID, "match": map[string]any{"source.ip": excepted}, "comment": "x", "id": "mine"},                      // unknown member
 	} {
 		if code := call(t, "POST", base+"/api/v1/exceptions", body, &bad); code != 400 || bad["error"] == "" {
 			t.Errorf("POST %v = %d %v; want 400 with the reason", body, code, bad)
@@ -182,7 +166,7 @@ func TestAppExceptions(t *testing.T) {
 
 	var x testException
 	code := call(t, "POST", base+"/api/v1/exceptions", map[string]any{
-		"rule": lokiBotID, "match": map[string]any{"source.ip": []string{excepted, "192.0.2.0/24"}},
+		"rule": traffic.LokiBotID, "match": map[string]any{"source.ip": []string{excepted, "192.0.2.0/24"}},
 		"comment": "our scanner", "close_matching": true, "close_reason": "false_positive",
 	}, &x)
 	if code != 201 || x.ID == "" || x.ClosedAlerts != 1 || x.CreatedBy != "anonymous" {
@@ -196,7 +180,7 @@ func TestAppExceptions(t *testing.T) {
 		t.Errorf("alert of the other source: %+v; want still new", before[other])
 	}
 
-	postRecords(t, base, key, lokiRecords("b", excepted, other))
+	postRecords(t, base, key, traffic.LokiBotRecords("b", excepted, other))
 	poll(t, func() bool { return lokiAlerts(t, base)[other].Count == 2 }, "the other source's alert counting the second batch")
 	if got := lokiAlerts(t, base)[excepted]; got.Count != 1 {
 		t.Errorf("excepted source's alert count = %d after the second batch; want 1", got.Count)
@@ -216,7 +200,7 @@ func TestAppExceptions(t *testing.T) {
 	}
 	call(t, "GET", base+"/api/v1/rules", nil, &rules)
 	for _, r := range rules.Rules {
-		if r.ID == lokiBotID && (r.SuppressedByExceptions != 1 || r.Closed["false_positive"] != 1 || r.Health.State != "ok") {
+		if r.ID == traffic.LokiBotID && (r.SuppressedByExceptions != 1 || r.Closed["false_positive"] != 1 || r.Health.State != "ok") {
 			t.Errorf("LokiBot in /api/v1/rules: %+v; want 1 suppressed by exceptions, 1 closed as false positive, health ok", r)
 		}
 	}
@@ -227,8 +211,8 @@ func TestAppExceptions(t *testing.T) {
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`raywatch_rule_closed_total{reason="false_positive",rule="` + lokiBotID + `"} 1`,
-		`raywatch_rule_suppressed_total{by="exception",rule="` + lokiBotID + `"} 1`,
+		`raywatch_rule_closed_total{reason="false_positive",rule="` + traffic.LokiBotID + `"} 1`,
+		`raywatch_rule_suppressed_total{by="exception",rule="` + traffic.LokiBotID + `"} 1`,
 		`raywatch_rules{kind="detection",state="ok"} 6`,
 	} {
 		if !bytes.Contains(metrics, []byte(want)) {
@@ -241,7 +225,7 @@ func TestAppExceptions(t *testing.T) {
 	if code := call(t, "POST", base+"/api/v1/exceptions", map[string]any{"rule": "*", "match": map[string]any{"source.ip": other}, "comment": "tmp", "by": "ana"}, &y); code != 201 || y.CreatedBy != "ana" {
 		t.Fatalf("POST second exception = %d %+v", code, y)
 	}
-	postRecords(t, base, key, lokiRecords("c", other))
+	postRecords(t, base, key, traffic.LokiBotRecords("c", other))
 	poll(t, func() bool {
 		call(t, "GET", base+"/api/v1/exceptions", nil, &list)
 		return len(list.Exceptions) == 2 && list.Exceptions[1].Suppressed == 1
@@ -252,7 +236,7 @@ func TestAppExceptions(t *testing.T) {
 	if code := call(t, "DELETE", base+"/api/v1/exceptions/"+y.ID, nil, &bad); code != 404 {
 		t.Errorf("DELETE again = %d; want 404", code)
 	}
-	postRecords(t, base, key, lokiRecords("d", other))
+	postRecords(t, base, key, traffic.LokiBotRecords("d", other))
 	poll(t, func() bool { return lokiAlerts(t, base)[other].Count == 3 }, "the other source alerting again after the delete")
 
 	// The suppression counts are stored by the time serve stops.
@@ -276,7 +260,7 @@ func TestAppRuleAlertBudget(t *testing.T) {
 	cfg.Tuning.RuleAlertBudget = 2
 	var logs lockedBuffer
 	base, _ := runAppLog(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	postRecords(t, base, cfg.IntakeKeys["default"], lokiRecords("a", "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"))
+	postRecords(t, base, cfg.IntakeKeys["default"], traffic.LokiBotRecords("a", "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"))
 	var rep struct {
 		Budget    int
 		Throttled []struct {
@@ -288,13 +272,13 @@ func TestAppRuleAlertBudget(t *testing.T) {
 		call(t, "GET", base+"/api/v1/throttled", nil, &rep)
 		return len(rep.Throttled) == 1 && rep.Throttled[0].Dropped == 3
 	}, "the throttled rule")
-	if th := rep.Throttled[0]; rep.Budget != 2 || th.Rule != lokiBotID || th.Title != "LokiBot User-Agent" || th.Created != 2 {
+	if th := rep.Throttled[0]; rep.Budget != 2 || th.Rule != traffic.LokiBotID || th.Title != "LokiBot User-Agent" || th.Created != 2 {
 		t.Errorf("throttled = %+v; want LokiBot with 2 created, budget 2", rep)
 	}
 	if n := len(lokiAlerts(t, base)); n != 2 {
 		t.Errorf("%d LokiBot alerts; want 2 (the budget)", n)
 	}
-	if l := logs.String(); !strings.Contains(l, `level=WARN msg="rule over its alert budget`) || !strings.Contains(l, "rule="+lokiBotID) || !strings.Contains(l, "budget=2") {
+	if l := logs.String(); !strings.Contains(l, `level=WARN msg="rule over its alert budget`) || !strings.Contains(l, "rule="+traffic.LokiBotID) || !strings.Contains(l, "budget=2") {
 		t.Errorf("no throttle warning naming the rule and the budget in the log:\n%s", l)
 	}
 }

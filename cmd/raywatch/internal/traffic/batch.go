@@ -155,3 +155,21 @@ func (g *Generator) IOCSet() map[string]struct{} {
 	}
 	return m
 }
+
+// LokiBotID is the id of the built-in LokiBot User-Agent rule.
+const LokiBotID = "7c5c2e06-91d3-4bed-a5e3-06e7c83af1db"
+
+// LokiBotRecords returns NDJSON of one short LokiBot record (a POST of
+// /fre.php to shop.example.com with its user-agent, from France, AS64500)
+// per source address, timed now, with RayIDs made from tag: one alert of
+// the LokiBot rule per address.
+func LokiBotRecords(tag string, ips ...string) []byte {
+	var b bytes.Buffer
+	now := time.Now().UnixNano()
+	for i, ip := range ips {
+		fmt.Fprintf(&b, `{"ClientIP":%q,"ClientRequestHost":"shop.example.com","ClientRequestMethod":"POST","ClientRequestURI":"/fre.php","ClientRequestPath":"/fre.php",`+
+			`"ClientRequestUserAgent":"Mozilla/4.08 (Charon; Inferno)","ClientCountry":"fr","ClientASN":64500,"EdgeStartTimestamp":%d,"EdgeResponseStatus":404,"RayID":"%s%04d"}`+"\n",
+			ip, now, tag, i)
+	}
+	return b.Bytes()
+}
