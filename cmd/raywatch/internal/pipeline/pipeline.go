@@ -194,8 +194,8 @@ func (p *Pipeline) Run(parent context.Context, src Source, sink Sink) error {
 	defer cancel()
 	workers := p.opts.Workers
 	todo := make(chan *Chunk, workers)
-	ordered := make(chan *Chunk, 2*workers)
-	free := make(chan *Chunk, 3*workers+2)
+	ordered := make(chan *Chunk, 8*workers)
+	free := make(chan *Chunk, 9*workers+2)
 	r := &reader{p: p, ordered: ordered, todo: todo, free: free}
 	var srcErr error
 	go func() {

@@ -225,7 +225,7 @@ type batchResult struct {
 // store, several batches per transaction, so that no worker waits for the
 // disk. Run returns once both have stopped.
 func (w *SpoolWorker) Run(ctx context.Context) {
-	results := make(chan *batchResult, w.Pipeline.opts.Workers)
+	results := make(chan *batchResult, 4*w.Pipeline.opts.Workers)
 	var committer, archiver sync.WaitGroup
 	if w.Archive != nil {
 		w.archiveQ = make(chan *store.SpooledBatch, archiveQueue)
