@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -269,6 +271,18 @@ func (a *App) newServer() error {
 
 // Addr is the address the intake, API and dashboard listen on.
 func (a *App) Addr() net.Addr { return a.ln.Addr() }
+
+// RecordsProcessed is the value of raywatch_records_processed_total: the
+// records the spool's worker has processed since the start. raywatch
+// bench reads it in-process rather than scraping /metrics many times a
+// second in the process it measures.
+func (a *App) RecordsProcessed() float64 {
+	var m dto.Metric
+	if a.worker == nil || a.worker.Metrics.Records.Write(&m) != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
+}
 
 // Close releases what New took: the listener (when Run did not serve),
 // the watchers, the spool and the store. It is safe to call twice and
