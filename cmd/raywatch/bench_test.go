@@ -20,9 +20,10 @@ func TestBenchSmoke(t *testing.T) {
 		t.Skip("runs every bench phase")
 	}
 	out := filepath.Join(t.TempDir(), "bench.json")
+	traceFile := filepath.Join(t.TempDir(), "trace.out")
 	var stdout, stderr bytes.Buffer
 	code := command.Run(context.Background(), []string{"bench", "--records", "1000", "--iocs", "200", "--clients", "2",
-		"--rate", "2000", "--latency-duration", "1s", "--attack-rate", "0.05", "--json", out}, nil, &stdout, &stderr)
+		"--rate", "2000", "--latency-duration", "1s", "--attack-rate", "0.05", "--json", out, "--trace", traceFile}, nil, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("raywatch bench = %d\n%s", code, stderr.String())
 	}
@@ -34,6 +35,9 @@ func TestBenchSmoke(t *testing.T) {
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(traceFile); err != nil || fi.Size() == 0 {
+		t.Errorf("--trace %s: %v; want an execution trace of the whole path", traceFile, err)
 	}
 	var rep bench.Report
 	if err := json.Unmarshal(b, &rep); err != nil {

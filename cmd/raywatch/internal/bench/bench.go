@@ -40,6 +40,10 @@ type Config struct {
 	Outage     time.Duration
 	CPUProfile string
 	MemProfile string
+	// Trace is where the whole-path phase writes an execution trace
+	// (go tool trace): where goroutines wait, which a CPU profile does not
+	// show.
+	Trace string
 	// Phases are the phases to run: normalize, engine, ioc, scan, http,
 	// latency, webhook.
 	Phases []string

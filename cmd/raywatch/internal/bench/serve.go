@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -180,6 +181,13 @@ func (r *run) httpPhase(p *poster) error {
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
+	if r.cfg.Trace != "" {
+		stopTrace, err := startTrace(r.cfg.Trace)
+		if err != nil {
+			return err
+		}
+		defer stopTrace()
+	}
 	cpu0 := cpuTime()
 	t0 := time.Now()
 	if err := r.postAll(p); err != nil {
@@ -200,6 +208,19 @@ func (r *run) httpPhase(p *poster) error {
 		Note: fmt.Sprintf("intake acknowledged %.0f records/s; %.1f µs of CPU a record (clients, server and profile share the process)", total/acked.Seconds(), float64(cpu.Microseconds())/total)}
 	r.rep.Rows = append(r.rep.Rows, row.withRatio())
 	return nil
+}
+
+// startTrace starts an execution trace to path and returns its stop.
+func startTrace(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	return func() { trace.Stop(); f.Close() }, nil
 }
 
 // cpuTime is the user and system CPU time this process has used.

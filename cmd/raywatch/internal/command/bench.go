@@ -31,6 +31,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&bc.Outage, "outage", time.Minute, "how long the webhook phase's receiver is down (refusing connections) under the same load, after its latency measurement; 0 skips it")
 	fs.StringVar(&jsonFile, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&bc.CPUProfile, "cpuprofile", "", "write a CPU profile from the first phase measured to the end (with --phases http alone it leaves out the server's start) to this file")
+	fs.StringVar(&bc.Trace, "trace", "", "write an execution trace of the whole-path phase to this file (go tool trace FILE: where goroutines wait)")
 	fs.StringVar(&bc.MemProfile, "memprofile", "", "write a heap profile (what is live, and what was allocated) to this file while the server still runs, after its last phase (and to FILE.1 to FILE.10 during the latency phase)")
 	fs.StringVar(&phases, "phases", "normalize,engine,ioc,scan,http,latency", "phases to run; also webhook: 2xx to a signed webhook delivery at --rate, then --outage")
 	fs.Uint64Var(&bc.Seed, "seed", 1, "seed of the generated traffic")
