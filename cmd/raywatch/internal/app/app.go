@@ -15,10 +15,9 @@ import (
 	"sync"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/cloudflare"
 	"github.com/raywatch/raywatch/cmd/raywatch/internal/coverage"

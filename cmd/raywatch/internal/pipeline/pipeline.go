@@ -194,6 +194,10 @@ func (p *Pipeline) Run(parent context.Context, src Source, sink Sink) error {
 	defer cancel()
 	workers := p.opts.Workers
 	todo := make(chan *Chunk, workers)
+	// The reader may run 8 chunks per worker ahead of the oldest chunk
+	// not yet handed to sink, so that the workers keep detecting while
+	// sink waits (for a commit's fsync, behind SpoolWorker): with 2 per
+	// worker they idled.
 	ordered := make(chan *Chunk, 8*workers)
 	free := make(chan *Chunk, 9*workers+2)
 	r := &reader{p: p, ordered: ordered, todo: todo, free: free}

@@ -225,6 +225,9 @@ type batchResult struct {
 // store, several batches per transaction, so that no worker waits for the
 // disk. Run returns once both have stopped.
 func (w *SpoolWorker) Run(ctx context.Context) {
+	// Detected batches wait here while the committer writes the ones
+	// before them; the committer takes those waiting (up to
+	// maxCommitGroup) into its next transaction.
 	results := make(chan *batchResult, 4*w.Pipeline.opts.Workers)
 	var committer, archiver sync.WaitGroup
 	if w.Archive != nil {
