@@ -87,16 +87,8 @@ level: medium
 	if _, err := h.HuntRule(r); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := h.Status()
-		if len(st) == 1 && st[0].State == retro.StateDone {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hunt not done after 10s: %+v", st)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if st := waitFinished(t, h, 1); len(st) != 1 || st[0].State != retro.StateDone {
+		t.Fatalf("hunt finished as %+v; want one, done", st)
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -115,12 +115,16 @@ func newFixture(t *testing.T, opts retro.Options) *fixture {
 }
 
 // waitHunts waits until n hunts have finished and returns their statuses.
-func (f *fixture) waitHunts(t *testing.T, n int) []retro.Status {
+func (f *fixture) waitHunts(t *testing.T, n int) []retro.Status { return waitFinished(t, f.hunter, n) }
+
+// waitFinished polls h until n of its hunts are neither queued nor
+// running (10 s at most) and returns those.
+func waitFinished(t *testing.T, h *retro.Hunter, n int) []retro.Status {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var done []retro.Status
-		for _, st := range f.hunter.Status() {
+		for _, st := range h.Status() {
 			if st.State != retro.StateQueued && st.State != retro.StateRunning {
 				done = append(done, st)
 			}
@@ -129,9 +133,9 @@ func (f *fixture) waitHunts(t *testing.T, n int) []retro.Status {
 			return done
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d hunts finished after 10s; want %d: %+v", len(done), n, f.hunter.Status())
+			t.Fatalf("%d hunts finished after 10s; want %d: %+v", len(done), n, h.Status())
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // polling interval
 	}
 }
 
