@@ -63,14 +63,7 @@ func TestDashboardRetro(t *testing.T) {
 	}
 	// The drop-in rule is loaded: the wp-admin probe alerts live, and the
 	// rule's retro-run later finds the same record and counts nothing.
-	if code, body := postBatch(t, in.base, key, batch.Bytes()); code != 200 {
-		t.Fatalf("POST = %d %s", code, body)
-	}
-	var rep retroReport
-	waitFor(t, 30*time.Second, func() bool {
-		apiGet(t, in.base, "/api/v1/retro", &rep)
-		return rep.Archive.Objects == 1
-	}, "the batch in the archive")
+	rep := postArchived(t, in, key, batch.Bytes())
 
 	do(t, ctx, chromedp.EmulateViewport(1280, 860), chromedp.Navigate(in.base+"/#/overview"))
 	evalUntil(t, ctx, `!!document.querySelector("#archive #archive-size") && document.getElementById("archive-span").textContent.includes(" to ")`, "the archive on the overview")

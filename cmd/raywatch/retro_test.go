@@ -94,14 +94,7 @@ func TestRetroHuntEndToEnd(t *testing.T) {
 		batch.Write(traffic.Render(nil, req))
 		batch.WriteByte('\n')
 	}
-	if code, body := postBatch(t, in.base, key, batch.Bytes()); code != 200 {
-		t.Fatalf("POST batch = %d %s", code, body)
-	}
-	var rep retroReport
-	waitFor(t, 30*time.Second, func() bool {
-		apiGet(t, in.base, "/api/v1/retro", &rep)
-		return rep.Archive.Objects == 1
-	}, "the batch in the archive")
+	rep := postArchived(t, in, key, batch.Bytes())
 	if !rep.Archive.Enabled || rep.Archive.Bytes == 0 || rep.Archive.Oldest.IsZero() {
 		t.Errorf("archive = %+v; want enabled, with a size and a span", rep.Archive)
 	}
@@ -209,4 +202,19 @@ func postEmpty(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// postArchived posts batch to the intake and waits until it is the
+// archive's one object; it returns /api/v1/retro's report then.
+func postArchived(t *testing.T, in *instance, key string, batch []byte) retroReport {
+	t.Helper()
+	if code, body := postBatch(t, in.base, key, batch); code != 200 {
+		t.Fatalf("POST batch = %d %s", code, body)
+	}
+	var rep retroReport
+	waitFor(t, 30*time.Second, func() bool {
+		apiGet(t, in.base, "/api/v1/retro", &rep)
+		return rep.Archive.Objects == 1
+	}, "the batch in the archive")
+	return rep
 }
